@@ -1,0 +1,600 @@
+//! One replica node: events in, effects out.
+
+use super::{fnv1a, Key, Membership, Message, Partition, Placement, Status};
+use crate::crdt::Crdt;
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Timing of a node, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How many nodes the cluster starts with: `node-0` … `node-{n-1}`.
+    pub initial_nodes: u32,
+    /// At most one gossip batch per peer, and one subscriber push per key,
+    /// per this interval.
+    pub gossip_interval_ms: u64,
+    /// How often the node compares digests with one peer.
+    pub anti_entropy_interval_ms: u64,
+    /// How often subscribers get a heartbeat.
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            initial_nodes: 4,
+            gossip_interval_ms: 250,
+            anti_entropy_interval_ms: 2_000,
+            heartbeat_interval_ms: 15_000,
+        }
+    }
+}
+
+/// Something the adapter must do for the node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect<T> {
+    /// Deliver `message` to peer `to`; report failure with [`Node::send_failed`].
+    Send {
+        /// the peer
+        to: NodeId,
+        /// the message
+        message: Message<T>,
+    },
+    /// Persist the state of `key` before acknowledging what caused it.
+    Store {
+        /// the key
+        key: Key,
+        /// its whole state
+        state: T,
+    },
+    /// Persist the membership.
+    StoreMembers(Membership),
+    /// Persist the partition.
+    StorePartition(Partition),
+    /// Push the state of `key` to its subscribers.
+    Publish {
+        /// the key
+        key: Key,
+        /// its whole state
+        state: T,
+    },
+    /// Send subscribers a heartbeat.
+    Heartbeat,
+}
+
+/// Why a write was not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError<E> {
+    /// The data type refused the operation.
+    Rejected(E),
+    /// This node is draining or retired; `forward_to` accepts writes.
+    NotAccepting {
+        /// a node that accepts writes, if one is known
+        forward_to: Option<NodeId>,
+    },
+}
+
+/// Why a retirement could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetireError {
+    /// This node is already retired.
+    AlreadyRetired,
+    /// Another node is draining; retire one node at a time.
+    Busy(NodeId),
+    /// No other active node could be the heir.
+    LastNode,
+}
+
+#[derive(Debug)]
+struct Outbox<T> {
+    states: BTreeMap<Key, T>,
+    members: bool,
+}
+
+impl<T> Default for Outbox<T> {
+    fn default() -> Self {
+        Outbox {
+            states: BTreeMap::new(),
+            members: false,
+        }
+    }
+}
+
+impl<T> Outbox<T> {
+    fn is_empty(&self) -> bool {
+        self.states.is_empty() && !self.members
+    }
+}
+
+/// A replica node of a cluster that replicates values of type `T`.
+#[derive(Debug)]
+pub struct Node<T: Crdt, P: Placement> {
+    id: NodeId,
+    config: Config,
+    placement: P,
+    members: Membership,
+    partition: Partition,
+    data: BTreeMap<Key, T>,
+    digests: BTreeMap<Key, u64>,
+    root: u64,
+    outbox: BTreeMap<NodeId, Outbox<T>>,
+    subscribers: BTreeMap<Key, usize>,
+    unpublished: BTreeSet<Key>,
+    effects: Vec<Effect<T>>,
+    next_flush: u64,
+    next_anti_entropy: u64,
+    next_heartbeat: u64,
+    anti_entropy_turn: usize,
+}
+
+impl<T: Crdt, P: Placement> Node<T, P> {
+    /// A node with no data, knowing only the initial members.
+    pub fn new(id: NodeId, config: Config, placement: P) -> Self {
+        let members = Membership::initial(config.initial_nodes);
+        Node {
+            id,
+            config,
+            placement,
+            members,
+            partition: Partition::default(),
+            data: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            root: 0,
+            outbox: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
+            unpublished: BTreeSet::new(),
+            effects: Vec::new(),
+            next_flush: 0,
+            next_anti_entropy: 0,
+            next_heartbeat: 0,
+            anti_entropy_turn: 0,
+        }
+    }
+
+    /// Restores stored membership, partition and states, with no effects.
+    pub fn restore(
+        &mut self,
+        members: Option<Membership>,
+        partition: Option<Partition>,
+        states: impl IntoIterator<Item = (Key, T)>,
+    ) {
+        if let Some(m) = members {
+            self.members.merge(&m);
+        }
+        if let Some(p) = partition {
+            self.partition = p;
+        }
+        for (key, state) in states {
+            self.set_digest(&key, &state);
+            self.data.insert(key, state);
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's status; a node the membership does not name yet is active.
+    pub fn status(&self) -> Status {
+        self.members.status(self.id).unwrap_or(Status::Active)
+    }
+
+    /// The membership as this node knows it.
+    pub fn members(&self) -> &Membership {
+        &self.members
+    }
+
+    /// The current partition.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// The state of `key`, if this node has one.
+    pub fn read(&self, key: &str) -> Option<&T> {
+        self.data.get(key)
+    }
+
+    /// Every key this node holds.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.data.keys()
+    }
+
+    /// The root digest over every key's state and the membership.
+    pub fn root(&self) -> u64 {
+        self.root
+            .wrapping_add(fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default()))
+    }
+
+    /// Takes the queued effects, in the order they arose.
+    pub fn take_effects(&mut self) -> Vec<Effect<T>> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// When [`Node::tick`] next has work, if ever.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if !self.status().is_live() {
+            return None;
+        }
+        let pending = self.unpublished.iter().any(|k| self.subscribers.contains_key(k))
+            || self
+                .outbox
+                .iter()
+                .any(|(peer, b)| !b.is_empty() && !self.partition.separates(self.id, *peer));
+        let mut at = self.next_anti_entropy;
+        if pending {
+            at = at.min(self.next_flush);
+        }
+        if !self.subscribers.is_empty() {
+            at = at.min(self.next_heartbeat);
+        }
+        Some(at)
+    }
+
+    /// Applies a client write: `op` reads the current state and this
+    /// node's id and returns a delta, which is merged, stored and gossiped.
+    pub fn write<E>(
+        &mut self,
+        key: &str,
+        op: impl FnOnce(&T, NodeId) -> Result<T, E>,
+    ) -> Result<&T, WriteError<E>> {
+        if self.status() != Status::Active {
+            return Err(WriteError::NotAccepting {
+                forward_to: self.forward_target(),
+            });
+        }
+        let empty = T::default();
+        let delta = op(self.data.get(key).unwrap_or(&empty), self.id).map_err(WriteError::Rejected)?;
+        self.apply(key, &delta, Some(None));
+        Ok(&self.data[key])
+    }
+
+    /// A node that accepts writes in place of this one.
+    pub fn forward_target(&self) -> Option<NodeId> {
+        match self.status() {
+            Status::Active => Some(self.id),
+            Status::Draining { heir } | Status::Retired { heir }
+                if self.members.status(heir) == Some(Status::Active) =>
+            {
+                Some(heir)
+            }
+            _ => self.members.active().next(),
+        }
+    }
+
+    /// Starts a subscription to `key`'s changes.
+    pub fn subscribe(&mut self, key: &str) {
+        *self.subscribers.entry(key.to_owned()).or_default() += 1;
+    }
+
+    /// Ends one subscription to `key`.
+    pub fn unsubscribe(&mut self, key: &str) {
+        if let Some(n) = self.subscribers.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.subscribers.remove(key);
+                self.unpublished.remove(key);
+            }
+        }
+    }
+
+    /// Cuts gossip between groups (or heals, with no groups).
+    pub fn set_partition(&mut self, partition: Partition) {
+        if partition != self.partition {
+            self.partition = partition.clone();
+            self.effects.push(Effect::StorePartition(partition));
+        }
+    }
+
+    /// Adds a new node to the membership and returns its id.
+    pub fn add_node(&mut self, now: u64) -> NodeId {
+        let id = self.members.next_id();
+        let mut grown = self.members.clone();
+        grown.set(id, Status::Active);
+        self.merge_members(&grown);
+        // Tell the newcomer at once and start its catch-up.
+        self.send(
+            id,
+            Message::Gossip {
+                members: Some(self.members.clone()),
+                states: Vec::new(),
+                want: Vec::new(),
+            },
+        );
+        if let Some(b) = self.outbox.get_mut(&id) {
+            b.members = false;
+        }
+        self.send(id, Message::Digest { root: self.root() });
+        self.next_anti_entropy = self.next_anti_entropy.min(now);
+        id
+    }
+
+    /// Starts (or retries) the retirement of this node.
+    ///
+    /// The node stops accepting writes (status Draining, with a chosen heir)
+    /// and sends its whole state to the heir. The heir merges it, folds this
+    /// node's entries into its own with [`Crdt::absorb`], stores the result,
+    /// gossips it, marks this node Retired and answers
+    /// [`Message::HandoffDone`]. A lost handoff is retried by calling this
+    /// again; the heir's fold is idempotent.
+    pub fn begin_retire(&mut self) -> Result<NodeId, RetireError> {
+        let heir = match self.status() {
+            Status::Retired { .. } => return Err(RetireError::AlreadyRetired),
+            Status::Draining { heir } => heir,
+            Status::Active => {
+                if let Some(other) = self.members.draining().filter(|d| *d != self.id) {
+                    return Err(RetireError::Busy(other));
+                }
+                let active: Vec<NodeId> =
+                    self.members.active().filter(|n| *n != self.id).collect();
+                let heir = active
+                    .iter()
+                    .find(|n| **n > self.id)
+                    .or(active.first())
+                    .copied()
+                    .ok_or(RetireError::LastNode)?;
+                let mut m = self.members.clone();
+                m.set(self.id, Status::Draining { heir });
+                self.merge_members(&m);
+                heir
+            }
+        };
+        let states = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self.send(
+            heir,
+            Message::Handoff {
+                members: self.members.clone(),
+                states,
+            },
+        );
+        Ok(heir)
+    }
+
+    /// Handles a message from peer `from`.
+    pub fn receive(&mut self, from: NodeId, message: Message<T>) {
+        if !self.status().is_live()
+            || (message.is_gossip() && self.partition.separates(self.id, from))
+        {
+            return;
+        }
+        match message {
+            Message::Gossip {
+                members,
+                states,
+                want,
+            } => {
+                if let Some(m) = members {
+                    self.merge_members(&m);
+                }
+                for (key, state) in &states {
+                    self.apply(key, state, None);
+                }
+                let states = self.states_of(want);
+                if !states.is_empty() {
+                    self.send(
+                        from,
+                        Message::Gossip {
+                            members: None,
+                            states,
+                            want: Vec::new(),
+                        },
+                    );
+                }
+            }
+            Message::Digest { root } => {
+                if root != self.root() {
+                    let keys = self.digests.iter().map(|(k, d)| (k.clone(), *d)).collect();
+                    self.send(
+                        from,
+                        Message::Summary {
+                            members: self.members.clone(),
+                            keys,
+                        },
+                    );
+                }
+            }
+            Message::Summary { members, keys } => {
+                self.merge_members(&members);
+                let theirs: BTreeMap<Key, u64> = keys.into_iter().collect();
+                let differs = |k: &Key, d: &u64| theirs.get(k) != Some(d);
+                let push: Vec<Key> = self
+                    .digests
+                    .iter()
+                    .filter(|(k, d)| differs(k, d))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let want: Vec<Key> = theirs
+                    .iter()
+                    .filter(|(k, d)| self.digests.get(*k) != Some(*d))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let states = self.states_of(push);
+                if !states.is_empty() || !want.is_empty() {
+                    self.send(
+                        from,
+                        Message::Gossip {
+                            members: None,
+                            states,
+                            want,
+                        },
+                    );
+                }
+            }
+            Message::Handoff { members, states } => self.take_over(from, &members, &states),
+            Message::HandoffDone => {
+                if let Status::Draining { heir } = self.status() {
+                    if heir == from {
+                        let mut m = self.members.clone();
+                        m.set(self.id, Status::Retired { heir });
+                        self.merge_members(&m);
+                        self.outbox.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports that `message` to `to` was not delivered.
+    pub fn send_failed(&mut self, to: NodeId, message: Message<T>) {
+        if let Message::Gossip {
+            members, states, ..
+        } = message
+        {
+            if self.members.status(to).is_some_and(Status::is_live) {
+                let b = self.outbox.entry(to).or_default();
+                b.members |= members.is_some();
+                for (key, state) in states {
+                    b.states.entry(key).or_default().merge(&state);
+                }
+            }
+        }
+    }
+
+    /// Advances the clock to `now`: flushes gossip and subscriber pushes
+    /// when their interval has passed, and runs anti-entropy and heartbeats.
+    pub fn tick(&mut self, now: u64) {
+        if !self.status().is_live() {
+            return;
+        }
+        if now >= self.next_flush {
+            self.flush();
+            self.next_flush = now + self.config.gossip_interval_ms;
+        }
+        if now >= self.next_anti_entropy {
+            let peers: Vec<NodeId> = self
+                .peers()
+                .filter(|p| !self.partition.separates(self.id, *p))
+                .collect();
+            if !peers.is_empty() {
+                let peer = peers[self.anti_entropy_turn % peers.len()];
+                self.anti_entropy_turn = self.anti_entropy_turn.wrapping_add(1);
+                self.send(peer, Message::Digest { root: self.root() });
+            }
+            self.next_anti_entropy = now + self.config.anti_entropy_interval_ms;
+        }
+        if !self.subscribers.is_empty() && now >= self.next_heartbeat {
+            self.effects.push(Effect::Heartbeat);
+            self.next_heartbeat = now + self.config.heartbeat_interval_ms;
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut sends = Vec::new();
+        for (peer, b) in &mut self.outbox {
+            if b.is_empty() || self.partition.separates(self.id, *peer) {
+                continue;
+            }
+            let members = std::mem::take(&mut b.members).then(|| self.members.clone());
+            let states = std::mem::take(&mut b.states).into_iter().collect();
+            sends.push((
+                *peer,
+                Message::Gossip {
+                    members,
+                    states,
+                    want: Vec::new(),
+                },
+            ));
+        }
+        for (to, message) in sends {
+            self.send(to, message);
+        }
+        let published: Vec<Key> = std::mem::take(&mut self.unpublished).into_iter().collect();
+        for key in published {
+            if let Some(state) = self.data.get(&key) {
+                self.effects.push(Effect::Publish {
+                    key,
+                    state: state.clone(),
+                });
+            }
+        }
+    }
+
+    fn take_over(&mut self, from: NodeId, members: &Membership, states: &[(Key, T)]) {
+        if !members.status(from).is_some_and(|s| s.heir() == Some(self.id)) {
+            return;
+        }
+        self.merge_members(members);
+        if self.status() != Status::Active {
+            // Only an active heir may absorb; the drain waits for an admin.
+            return;
+        }
+        for (key, state) in states {
+            // The drained node gossips no more: pass its state on.
+            self.apply(key, state, Some(Some(from)));
+        }
+        let folds: Vec<(Key, T)> = self
+            .data
+            .iter()
+            .filter_map(|(k, v)| v.absorb(from, self.id).map(|d| (k.clone(), d)))
+            .collect();
+        for (key, delta) in &folds {
+            self.apply(key, delta, Some(Some(from)));
+        }
+        let mut m = self.members.clone();
+        m.set(from, Status::Retired { heir: self.id });
+        self.merge_members(&m);
+        self.send(from, Message::HandoffDone);
+    }
+
+    /// Merges `delta` into `key`. `gossip_except`: `None` to keep it local,
+    /// `Some(skip)` to buffer it for every other replica except `skip`.
+    fn apply(&mut self, key: &str, delta: &T, gossip_except: Option<Option<NodeId>>) {
+        let state = self.data.entry(key.to_owned()).or_default();
+        if !state.merge(delta) {
+            return;
+        }
+        let state = state.clone();
+        self.set_digest(key, &state);
+        if self.subscribers.contains_key(key) {
+            self.unpublished.insert(key.to_owned());
+        }
+        if let Some(skip) = gossip_except {
+            for peer in self.placement.replicas(key, &self.members) {
+                if peer != self.id && Some(peer) != skip {
+                    let b = self.outbox.entry(peer).or_default();
+                    b.states.entry(key.to_owned()).or_default().merge(delta);
+                }
+            }
+        }
+        self.effects.push(Effect::Store {
+            key: key.to_owned(),
+            state,
+        });
+    }
+
+    fn set_digest(&mut self, key: &str, state: &T) {
+        let mut bytes = key.as_bytes().to_vec();
+        bytes.extend(postcard::to_allocvec(state).unwrap_or_default());
+        let digest = fnv1a(&bytes);
+        if let Some(old) = self.digests.insert(key.to_owned(), digest) {
+            self.root = self.root.wrapping_sub(old);
+        }
+        self.root = self.root.wrapping_add(digest);
+    }
+
+    fn merge_members(&mut self, other: &Membership) {
+        if !self.members.merge(other) {
+            return;
+        }
+        self.effects.push(Effect::StoreMembers(self.members.clone()));
+        let peers: Vec<NodeId> = self.peers().collect();
+        self.outbox.retain(|id, _| peers.contains(id));
+        for peer in peers {
+            self.outbox.entry(peer).or_default().members = true;
+        }
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.live().filter(move |n| *n != self.id)
+    }
+
+    fn states_of(&self, keys: Vec<Key>) -> Vec<(Key, T)> {
+        keys.into_iter()
+            .filter_map(|k| self.data.get(&k).map(|v| (k, v.clone())))
+            .collect()
+    }
+
+    fn send(&mut self, to: NodeId, message: Message<T>) {
+        self.effects.push(Effect::Send { to, message });
+    }
+}

@@ -1,0 +1,182 @@
+//! The wire and storage format: postcard in a versioned envelope.
+//!
+//! An envelope is one version byte followed by the postcard encoding of the
+//! value. Decoding untrusted bytes never panics: the length is checked
+//! against a caller-given limit before anything is parsed, so allocation is
+//! bounded by the input, and the encoded types are not recursive, so nesting
+//! depth is bounded by the type itself.
+//!
+//! ```
+//! use edge_crdt::codec;
+//! let bytes = codec::encode(&(7u32, "seven"));
+//! let back: (u32, String) = codec::decode(&bytes, 64).unwrap();
+//! assert_eq!(back, (7, "seven".to_string()));
+//! assert!(codec::decode::<(u32, String)>(&bytes, 3).is_err());
+//! ```
+
+use crate::crdt::{Crdt, InvalidState};
+use base64::Engine;
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+
+/// The envelope version this build writes and reads.
+pub const VERSION: u8 = 1;
+
+/// The largest peer message a node accepts.
+pub const MAX_FRAME: usize = 4 << 20;
+
+/// The largest single CRDT state accepted from a client or from storage.
+pub const MAX_STATE: usize = 64 << 10;
+
+/// Why bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// More bytes than the limit for this use.
+    TooLarge {
+        /// bytes given
+        len: usize,
+        /// the limit
+        max: usize,
+    },
+    /// No bytes at all.
+    Empty,
+    /// An envelope of another version.
+    Version(u8),
+    /// Bytes that are not a postcard encoding of the expected type.
+    Malformed(String),
+    /// A valid value followed by extra bytes.
+    Trailing(usize),
+    /// Text that is not base64.
+    Base64,
+    /// A well-formed state that breaks an invariant of its type.
+    Invalid(InvalidState),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooLarge { len, max } => {
+                write!(f, "{len} bytes is over the limit of {max}")
+            }
+            DecodeError::Empty => write!(f, "no bytes"),
+            DecodeError::Version(v) => {
+                write!(f, "envelope version {v}, expected {VERSION}")
+            }
+            DecodeError::Malformed(why) => write!(f, "malformed postcard: {why}"),
+            DecodeError::Trailing(n) => write!(f, "{n} bytes after the value"),
+            DecodeError::Base64 => write!(f, "not base64"),
+            DecodeError::Invalid(why) => why.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes `value` in an envelope.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    // Serializing into a Vec cannot fail for the types of this crate.
+    out.extend(postcard::to_allocvec(value).expect("postcard serialization into a Vec"));
+    out
+}
+
+/// Decodes an envelope of at most `max` bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing(rest.len()));
+    }
+    Ok(value)
+}
+
+/// Decodes and validates a CRDT state from an untrusted source.
+pub fn decode_state<T: Crdt>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let state: T = decode(bytes, MAX_STATE)?;
+    state.validate().map_err(DecodeError::Invalid)?;
+    Ok(state)
+}
+
+/// The standard base64 text of `bytes`.
+pub fn to_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes standard base64 text that encodes at most `max` bytes.
+pub fn from_base64(text: &str, max: usize) -> Result<Vec<u8>, DecodeError> {
+    let text = text.trim();
+    if text.len() / 4 * 3 > max + 3 {
+        return Err(DecodeError::TooLarge {
+            len: text.len() / 4 * 3,
+            max,
+        });
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| DecodeError::Base64)
+}
+
+/// Decodes a validated state from base64 text, as carried by SSE events and
+/// browser storage.
+pub fn state_from_base64<T: Crdt>(text: &str) -> Result<T, DecodeError> {
+    decode_state(&from_base64(text, MAX_STATE)?)
+}
+
+/// The base64 text of a state's envelope.
+pub fn state_to_base64<T: Crdt>(state: &T) -> String {
+    to_base64(&encode(state))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::crdt::PnCounter;
+    use crate::NodeId;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_wrong_version_trailing_and_oversize() {
+        let mut bytes = encode(&5u64);
+        bytes.push(0);
+        assert_eq!(decode::<u64>(&bytes, 100), Err(DecodeError::Trailing(1)));
+        bytes[0] = 9;
+        assert_eq!(decode::<u64>(&bytes, 100), Err(DecodeError::Version(9)));
+        assert_eq!(decode::<u64>(&[], 100), Err(DecodeError::Empty));
+        assert!(matches!(
+            decode::<u64>(&[1; 200], 100),
+            Err(DecodeError::TooLarge { len: 200, max: 100 })
+        ));
+    }
+
+    #[test]
+    fn state_round_trips_through_base64() {
+        let mut c = PnCounter::default();
+        c.merge(&c.add(NodeId(3), 12).unwrap());
+        let text = state_to_base64(&c);
+        assert_eq!(state_from_base64::<PnCounter>(&text), Ok(c));
+        assert_eq!(
+            state_from_base64::<PnCounter>("%%%"),
+            Err(DecodeError::Base64)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_state::<PnCounter>(&bytes);
+            let mut enveloped = vec![VERSION];
+            enveloped.extend(&bytes);
+            let _ = decode_state::<PnCounter>(&enveloped);
+        }
+    }
+}

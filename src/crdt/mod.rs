@@ -1,0 +1,47 @@
+//! Replicated data types. Each is a join-semilattice: [`Crdt::merge`] is
+//! commutative, associative and idempotent, and every mutator returns a
+//! delta that is itself a (small) state of the same type.
+
+mod g_counter;
+mod pn_counter;
+
+pub use g_counter::{Entry, GCounter, Overflow};
+pub use pn_counter::{PnCounter, PnError};
+
+use crate::NodeId;
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+
+/// What the cluster engine needs from a replicated data type.
+///
+/// The engine stores, gossips and merges values of `Self` per key; it never
+/// looks inside them. Mutators are inherent methods of each type that read
+/// the state and return a delta; the engine applies that delta with `merge`.
+pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + DeserializeOwned {
+    /// Joins `other` into `self`; returns whether `self` changed.
+    fn merge(&mut self, other: &Self) -> bool;
+
+    /// Checks a value that came from outside (a peer, a browser's storage)
+    /// before it is merged: sizes and structural invariants.
+    fn validate(&self) -> Result<(), InvalidState>;
+
+    /// The delta that folds the contribution of `retired`, a node that has
+    /// drained and will never write again, into the entry of `heir`.
+    /// `None` when the type keeps no per-node entries or there is nothing to fold.
+    fn absorb(&self, retired: NodeId, heir: NodeId) -> Option<Self> {
+        let _ = (retired, heir);
+        None
+    }
+}
+
+/// A remote state that breaks an invariant of its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidState(pub String);
+
+impl fmt::Display for InvalidState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid state: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidState {}

@@ -1,0 +1,61 @@
+//! Node identifiers: `node-0`, `node-1`, … A retired id is never reused.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The identity of one replica node. Its text form is `node-N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node-{}", self.0)
+    }
+}
+
+/// A string that is not of the form `node-N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadNodeId(pub String);
+
+impl fmt::Display for BadNodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not a node id of the form node-N", self.0)
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = BadNodeId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadNodeId(s.chars().take(40).collect());
+        let digits = s.strip_prefix("node-").ok_or_else(bad)?;
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        if digits.len() > 1 && digits.starts_with('0') {
+            return Err(bad());
+        }
+        digits.parse().map(NodeId).map_err(|_| bad())
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        for n in [0, 7, 42, 999_999] {
+            let id = NodeId(n);
+            assert_eq!(id.to_string().parse::<NodeId>(), Ok(id));
+        }
+    }
+
+    #[test]
+    fn rejects_other_strings() {
+        for s in ["", "node-", "node-01", "node-x", "Node-1", "node-1000000", "node--1"] {
+            assert!(s.parse::<NodeId>().is_err(), "{s}");
+        }
+    }
+}
