@@ -16,7 +16,7 @@ pub mod api;
 pub mod cluster;
 pub mod codec;
 pub mod crdt;
-mod node_id;
+pub(crate) mod node_id;
 
 pub use node_id::NodeId;
 

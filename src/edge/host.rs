@@ -1,0 +1,378 @@
+//! A [`Node`] inside a Durable Object: the only place that turns its effects
+//! into storage writes, peer calls, alarms and SSE pushes.
+//!
+//! Storage keys: `id` (this node's id), `members`, `partition`, and `k:<key>`
+//! for each replicated value, one row per key, each a postcard envelope.
+//! A write is acknowledged after its `put`; the Durable Object output gate
+//! also holds every response until earlier writes are durable.
+
+use super::{call_node, internal_request, json, now_ms, Outcome, Settings, FROM, MEMBERS};
+use crate::api::ApiError;
+use crate::cluster::{AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Status};
+use crate::codec::{self, MAX_FRAME};
+use crate::crdt::Crdt;
+use crate::NodeId;
+use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::StreamExt;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use worker::js_sys::{Object, Reflect, Uint8Array};
+use worker::{Env, Headers, Method, Request, Response, ScheduledTime, State};
+
+const STATE_PREFIX: &str = "k:";
+
+pub(crate) struct Host<T: Crdt> {
+    state: State,
+    env: Env,
+    settings: Settings,
+    node: RefCell<Option<Node<T, AllNodes>>>,
+    streams: RefCell<BTreeMap<Key, Vec<UnboundedSender<Vec<u8>>>>>,
+    alarm_at: Cell<Option<u64>>,
+    /// Peer traffic since this object started: frames and their bytes.
+    sent: Cell<(u64, u64)>,
+}
+
+impl<T: Crdt> Host<T> {
+    pub fn new(state: State, env: Env) -> Self {
+        let settings = Settings::from_env(&env);
+        Host {
+            state,
+            env,
+            settings,
+            node: RefCell::new(None),
+            streams: RefCell::new(BTreeMap::new()),
+            alarm_at: Cell::new(None),
+            sent: Cell::new((0, 0)),
+        }
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Loads the node from storage on first use. `id` comes from the
+    /// router's header; an alarm after a restart reads it from storage.
+    pub async fn ensure(&self, id: Option<NodeId>) -> worker::Result<()> {
+        if self.node.borrow().is_some() {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        let stored: Option<u32> = storage.get("id").await?;
+        let id = match (stored, id) {
+            (Some(n), _) => NodeId(n),
+            (None, Some(id)) => {
+                storage.put("id", id.0).await?;
+                id
+            }
+            (None, None) => return Err(worker::Error::RustError("node id unknown".into())),
+        };
+        let members = read_bytes(&storage, "members").await?;
+        let partition = read_bytes(&storage, "partition").await?;
+        let rows = storage
+            .list_with_options(worker::ListOptions::new().prefix(STATE_PREFIX))
+            .await?;
+        let mut states = Vec::new();
+        for entry in rows.entries() {
+            let pair = worker::js_sys::Array::from(&entry?);
+            let key = pair.get(0).as_string().unwrap_or_default();
+            let bytes = Uint8Array::new(&pair.get(1)).to_vec();
+            match codec::decode_state::<T>(&bytes) {
+                Ok(state) => states.push((key[STATE_PREFIX.len()..].to_owned(), state)),
+                Err(e) => worker::console_error!("{id}: skipping stored {key}: {e}"),
+            }
+        }
+        let members = members.and_then(|b| codec::decode::<Membership>(&b, MAX_FRAME).ok());
+        let partition = partition.and_then(|b| codec::decode::<Partition>(&b, MAX_FRAME).ok());
+        let s = &self.settings;
+        let config = Config {
+            initial_nodes: s.nodes,
+            gossip_interval_ms: s.gossip_interval_ms,
+            anti_entropy_interval_ms: s.anti_entropy_interval_ms,
+            heartbeat_interval_ms: s.heartbeat_interval_ms,
+        };
+        let mut node = Node::new(id, config, AllNodes);
+        node.restore(members, partition, states);
+        let mut slot = self.node.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(node);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the loaded node. Never hold this across an await.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Node<T, AllNodes>) -> R) -> R {
+        f(self.node.borrow_mut().as_mut().expect("node loaded by ensure()"))
+    }
+
+    /// Performs effects until none are left; messages to `reply_to` are
+    /// returned instead of sent, to travel back in the HTTP response.
+    pub async fn settle(&self, reply_to: Option<NodeId>) -> worker::Result<Vec<Message<T>>> {
+        let mut replies = Vec::new();
+        loop {
+            let effects = self.with(|n| n.take_effects());
+            if effects.is_empty() {
+                break;
+            }
+            let mut rows = Vec::new();
+            let mut sends = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::Store { key, state } => {
+                        rows.push((format!("{STATE_PREFIX}{key}"), codec::encode(&state)))
+                    }
+                    Effect::StoreMembers(m) => rows.push(("members".into(), codec::encode(&m))),
+                    Effect::StorePartition(p) => rows.push(("partition".into(), codec::encode(&p))),
+                    Effect::Publish { key, state } => {
+                        let event = format!("data: {}\n\n", codec::state_to_base64(&state));
+                        self.push(Some(&key), event.as_bytes());
+                    }
+                    Effect::Heartbeat => self.push(None, b": heartbeat\n\n"),
+                    Effect::Send { to, message } if Some(to) == reply_to => replies.push(message),
+                    Effect::Send { to, message } => sends.push((to, message)),
+                }
+            }
+            self.store(rows).await?;
+            for (to, message) in sends {
+                self.deliver(to, message).await;
+            }
+        }
+        self.arm_alarm().await?;
+        Ok(replies)
+    }
+
+    async fn store(&self, rows: Vec<(String, Vec<u8>)>) -> worker::Result<()> {
+        // Durable Object storage takes at most 128 pairs per put.
+        for chunk in rows.chunks(128) {
+            let obj = Object::new();
+            for (k, v) in chunk {
+                Reflect::set(&obj, &k.into(), &Uint8Array::from(&v[..]).into())?;
+            }
+            self.state.storage().put_multiple_raw(obj).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to peer `to` and feeds its replies back into the node.
+    async fn deliver(&self, to: NodeId, message: Message<T>) {
+        let from = self.with(|n| n.id());
+        let frame = codec::encode(&message);
+        let (frames, bytes) = self.sent.get();
+        self.sent.set((frames + 1, bytes + frame.len() as u64));
+        let result = async {
+            let req = internal_request("/peer", Method::Post, &[(FROM, from.to_string())], Some(frame))?;
+            let mut res = call_node(&self.env, to, req).await?;
+            if res.status_code() != 200 {
+                return Err(worker::Error::RustError(format!("status {}", res.status_code())));
+            }
+            let body = res.bytes().await?;
+            codec::decode::<Vec<Message<T>>>(&body, MAX_FRAME)
+                .map_err(|e| worker::Error::RustError(e.to_string()))
+        }
+        .await;
+        match result {
+            Ok(replies) => self.with(|n| {
+                for reply in replies {
+                    n.receive(to, reply);
+                }
+            }),
+            Err(e) => {
+                worker::console_warn!("{from} -> {to}: send failed: {e}");
+                self.with(|n| n.send_failed(to, message));
+            }
+        }
+    }
+
+    async fn arm_alarm(&self) -> worker::Result<()> {
+        let Some(at) = self.with(|n| n.next_deadline()) else {
+            return Ok(());
+        };
+        let at = at.max(now_ms() + 5);
+        if self.alarm_at.get().is_some_and(|set| set <= at) {
+            return Ok(());
+        }
+        let date = worker::js_sys::Date::new(&(at as f64).into());
+        self.state.storage().set_alarm(ScheduledTime::new(date)).await?;
+        self.alarm_at.set(Some(at));
+        Ok(())
+    }
+
+    pub async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_at.set(None);
+        self.ensure(None).await?;
+        self.with(|n| n.tick(now_ms()));
+        self.settle(None).await?;
+        Response::ok("ticked")
+    }
+
+    fn push(&self, key: Option<&str>, event: &[u8]) {
+        let mut closed = Vec::new();
+        let mut streams = self.streams.borrow_mut();
+        for (k, senders) in streams.iter_mut() {
+            if key.is_some_and(|key| key != k) {
+                continue;
+            }
+            senders.retain(|tx| {
+                let open = tx.unbounded_send(event.to_vec()).is_ok();
+                if !open {
+                    closed.push(k.clone());
+                }
+                open
+            });
+        }
+        streams.retain(|_, senders| !senders.is_empty());
+        drop(streams);
+        self.with(|n| closed.iter().for_each(|k| n.unsubscribe(k)));
+    }
+
+    /// Opens an SSE stream of `key`'s states, starting with the current one.
+    pub async fn subscribe(&self, key: &str) -> Outcome {
+        let (tx, rx) = unbounded::<Vec<u8>>();
+        let state = self.with(|n| {
+            n.subscribe(key);
+            n.read(key).cloned().unwrap_or_default()
+        });
+        let hello = format!(
+            "retry: {}\n\ndata: {}\n\n",
+            self.settings.sse_retry_ms,
+            codec::state_to_base64(&state)
+        );
+        let _ = tx.unbounded_send(hello.into_bytes());
+        self.streams
+            .borrow_mut()
+            .entry(key.to_owned())
+            .or_default()
+            .push(tx);
+        self.settle(None).await?;
+        let headers = Headers::new();
+        headers.set("content-type", "text/event-stream")?;
+        headers.set("cache-control", "no-store")?;
+        headers.set(MEMBERS, &self.active_list())?;
+        Ok(Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))?.with_headers(headers))
+    }
+
+    /// The active node ids, for the router's table.
+    pub fn active_list(&self) -> String {
+        self.with(|n| {
+            n.members()
+                .active()
+                .map(|id| id.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    /// Requests that only the router and peers can make: `/peer` and `/admin/*`.
+    pub async fn internal(&self, mut req: Request) -> Outcome {
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/peer") => {
+                let from: NodeId = req
+                    .headers()
+                    .get(FROM)?
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::new(400, "bad_peer", "missing sender"))?;
+                let body = req.bytes().await?;
+                let message = codec::decode::<Message<T>>(&body, MAX_FRAME)
+                    .map_err(|e| ApiError::new(400, "bad_frame", e.to_string()))?;
+                validate(&message).map_err(|e| ApiError::new(400, "bad_frame", e))?;
+                self.with(|n| n.receive(from, message));
+                let replies = codec::encode(&self.settle(Some(from)).await?);
+                let (frames, bytes) = self.sent.get();
+                self.sent.set((frames, bytes + replies.len() as u64));
+                Ok(super::bytes(200, crate::api::POSTCARD, replies)?)
+            }
+            (Method::Get, "/admin/members") => Ok(json(200, &self.view())?),
+            (Method::Post, "/admin/add") => {
+                let added = self.with(|n| n.add_node(now_ms()));
+                self.settle(None).await?;
+                Ok(json(200, &serde_json::json!({ "added": added.to_string() }))?)
+            }
+            (Method::Post, "/admin/retire") => self.retire().await,
+            (Method::Put, "/admin/partition") => {
+                let body = req.bytes().await?;
+                let groups: Vec<BTreeSet<NodeId>> = codec::decode(&body, MAX_FRAME)
+                    .map_err(|e| ApiError::new(400, "bad_partition", e.to_string()))?;
+                self.with(|n| n.set_partition(Partition::new(groups)));
+                self.settle(None).await?;
+                Ok(json(200, &self.view())?)
+            }
+            _ => Err(crate::api::not_found(&req.path()).into()),
+        }
+    }
+
+    async fn retire(&self) -> Outcome {
+        let started = self.with(|n| n.begin_retire());
+        let heir = match started {
+            Ok(heir) => heir,
+            Err(e) => {
+                return Err(ApiError::new(409, "cannot_retire", format!("{e:?}")).into());
+            }
+        };
+        self.settle(None).await?;
+        let status = self.with(|n| n.status());
+        if !matches!(status, Status::Retired { .. }) {
+            return Err(ApiError::new(
+                502,
+                "handoff_incomplete",
+                format!("the handoff to {heir} did not complete; retry to resume it"),
+            )
+            .into());
+        }
+        // Wake every stream so browsers reconnect to a live node.
+        self.streams.borrow_mut().clear();
+        Ok(json(200, &serde_json::json!({ "heir": heir.to_string(), "view": self.view() }))?)
+    }
+
+    fn view(&self) -> serde_json::Value {
+        self.with(|n| {
+            let members: BTreeMap<String, serde_json::Value> = n
+                .members()
+                .all()
+                .iter()
+                .map(|(id, s)| {
+                    let v = match s {
+                        Status::Active => serde_json::json!("active"),
+                        Status::Draining { heir } => serde_json::json!({ "draining": heir.to_string() }),
+                        Status::Retired { heir } => serde_json::json!({ "retired": heir.to_string() }),
+                    };
+                    (id.to_string(), v)
+                })
+                .collect();
+            let groups: Vec<Vec<String>> = n
+                .partition()
+                .groups()
+                .iter()
+                .map(|g| g.iter().map(NodeId::to_string).collect())
+                .collect();
+            serde_json::json!({
+                "node": n.id().to_string(),
+                "status": members.get(&n.id().to_string()).cloned().unwrap_or(serde_json::json!("active")),
+                "members": members,
+                "partition": groups,
+                "keys": n.keys().count(),
+                "sent": { "frames": self.sent.get().0, "bytes": self.sent.get().1 },
+            })
+        })
+    }
+}
+
+/// Checks every state and the membership in a peer frame.
+fn validate<T: Crdt>(message: &Message<T>) -> Result<(), String> {
+    let (members, states): (Option<&Membership>, &[(Key, T)]) = match message {
+        Message::Gossip { members, states, .. } => (members.as_ref(), states),
+        Message::Handoff { members, states } => (Some(members), states),
+        Message::Summary { members, .. } => (Some(members), &[]),
+        Message::Digest { .. } | Message::HandoffDone => (None, &[]),
+    };
+    if let Some(m) = members {
+        m.validate().map_err(|e| e.to_string())?;
+    }
+    for (key, state) in states {
+        crate::api::parse_name(key).map_err(|e| e.message)?;
+        state.validate().map_err(|e| format!("{key}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn read_bytes(storage: &worker::Storage, key: &str) -> worker::Result<Option<Vec<u8>>> {
+    storage.get::<Vec<u8>>(key).await
+}

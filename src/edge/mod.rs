@@ -1,0 +1,135 @@
+//! The Cloudflare Worker: a stateless router ([`router`]) in front of node
+//! Durable Objects. [`host::Host`] runs a [`crate::cluster::Node`] inside a
+//! Durable Object: storage, alarms, peer calls and SSE streams. Each data
+//! type has a thin object that adds its client API ([`counter_node`]).
+
+mod counter_node;
+mod host;
+mod naive;
+mod router;
+
+use crate::api::ApiError;
+use crate::NodeId;
+use serde::Serialize;
+use worker::{Env, Headers, Method, Request, RequestInit, Response};
+
+/// Headers between the Worker and the objects (never accepted from clients:
+/// the router builds every internal request itself).
+pub(crate) const NODE: &str = "x-edge-node";
+pub(crate) const FROM: &str = "x-edge-from";
+pub(crate) const KEY: &str = "x-edge-key";
+pub(crate) const BY: &str = "x-edge-by";
+pub(crate) const FORMAT: &str = "x-edge-format";
+pub(crate) const FORWARDED: &str = "x-edge-forwarded";
+/// Response header listing the active node ids, so the router's table follows resizes.
+pub(crate) const MEMBERS: &str = "x-edge-crdt-members";
+
+/// Cluster settings from the `[vars]` of wrangler.toml.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub nodes: u32,
+    pub gossip_interval_ms: u64,
+    pub anti_entropy_interval_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub sse_retry_ms: u64,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Settings {
+        let num = |name: &str, default: u64, max: u64| {
+            env.var(name)
+                .ok()
+                .and_then(|v| v.to_string().trim().parse::<u64>().ok())
+                .filter(|v| (1..=max).contains(v))
+                .unwrap_or(default)
+        };
+        Settings {
+            nodes: num("NODES", 4, 64) as u32,
+            gossip_interval_ms: num("GOSSIP_INTERVAL_MS", 250, 60_000),
+            anti_entropy_interval_ms: num("ANTI_ENTROPY_INTERVAL_MS", 2_000, 600_000),
+            heartbeat_interval_ms: num("HEARTBEAT_INTERVAL_MS", 15_000, 600_000),
+            sse_retry_ms: num("SSE_RETRY_MS", 2_000, 600_000),
+        }
+    }
+}
+
+/// What a handler can fail with: a client error or a platform error.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Client(ApiError),
+    Platform(worker::Error),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Client(e)
+    }
+}
+
+impl From<worker::Error> for Failure {
+    fn from(e: worker::Error) -> Self {
+        Failure::Platform(e)
+    }
+}
+
+impl Failure {
+    pub fn into_response(self) -> worker::Result<Response> {
+        match self {
+            Failure::Client(e) => json(e.status, &e),
+            Failure::Platform(e) => {
+                worker::console_error!("internal error: {e}");
+                json(
+                    500,
+                    &ApiError::new(500, "internal", format!("internal error: {e}")),
+                )
+            }
+        }
+    }
+}
+
+pub(crate) type Outcome = Result<Response, Failure>;
+
+pub(crate) fn json<B: Serialize>(status: u16, body: &B) -> worker::Result<Response> {
+    bytes(status, "application/json", serde_json::to_vec(body)?)
+}
+
+pub(crate) fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// An internal request to an object.
+pub(crate) fn internal_request(
+    path: &str,
+    method: Method,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> worker::Result<Request> {
+    let h = Headers::new();
+    for (k, v) in headers {
+        h.set(k, v)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(h);
+    if let Some(b) = body {
+        init.with_body(Some(worker::js_sys::Uint8Array::from(&b[..]).into()));
+    }
+    Request::new_with_init(&format!("https://node{path}"), &init)
+}
+
+/// Calls node `id` of the `NODE` namespace.
+pub(crate) async fn call_node(env: &Env, id: NodeId, mut req: Request) -> worker::Result<Response> {
+    req.headers_mut()?.set(NODE, &id.to_string())?;
+    env.durable_object("NODE")?
+        .get_by_name(&id.to_string())?
+        .fetch_with_request(req)
+        .await
+}
+
+pub(crate) fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
