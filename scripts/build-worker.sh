@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The Worker build (wrangler.toml's [build] command): worker-build with local tools.
+# The Worker build (wrangler.toml's [build] command): worker-build with local
+# tools, skipped when build/ is newer than every source file.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-step "building the Worker (worker-build --release)"
+out=build/worker/shim.mjs
+if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]; then
+  step "Worker build is up to date ($out)"
+  exit 0
+fi
+step "building the Worker (worker-build --release --features edge)"
 RUST_BACKTRACE=0 worker-build --release --features edge

@@ -1,0 +1,121 @@
+// Starts `wrangler dev` (workerd, real Durable Objects and their SQLite
+// storage) on a free port with its own storage folder, for one test file.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A local cluster. `vars` override wrangler.toml's [vars]. */
+export class Cluster {
+  constructor(vars = {}) {
+    this.token = randomBytes(12).toString('hex');
+    this.vars = { GOSSIP_INTERVAL_MS: '100', ANTI_ENTROPY_INTERVAL_MS: '500', ADMIN_TOKEN: this.token, ...vars };
+    this.dir = mkdtempSync(join(tmpdir(), 'edge-crdt-e2e-'));
+    this.proc = null;
+  }
+
+  async start() {
+    this.port = this.port ?? (await freePort());
+    this.url = `http://127.0.0.1:${this.port}`;
+    const args = ['dev', '--port', String(this.port), '--ip', '127.0.0.1', '--persist-to', this.dir,
+      '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false'];
+    for (const [k, v] of Object.entries(this.vars)) args.push('--var', `${k}:${v}`);
+    this.log = '';
+    this.proc = spawn(WRANGLER, args, { cwd: ROOT, detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+    this.proc.stdout.on('data', (d) => { this.log += d; });
+    this.proc.stderr.on('data', (d) => { this.log += d; });
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      const code = await Promise.race([exited, sleep(250).then(() => undefined)]);
+      if (code !== undefined) throw new Error(`wrangler dev exited (${code}):\n${this.log.slice(-3000)}`);
+      try {
+        const res = await fetch(`${this.url}/api/counters/health`);
+        if (res.status === 200) return this;
+      } catch { /* not up yet */ }
+    }
+    throw new Error(`wrangler dev did not answer in time:\n${this.log.slice(-3000)}`);
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    const proc = this.proc;
+    this.proc = null;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
+    await Promise.race([exited, sleep(8000)]);
+    try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+
+  async destroy() {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  async request(method, path, { body, headers = {}, admin = false } = {}) {
+    const h = { ...headers };
+    if (admin) h.authorization = `Bearer ${this.token}`;
+    let payload = body;
+    if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      payload = JSON.stringify(body);
+      h['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(this.url + path, { method, headers: h, body: payload });
+    const type = res.headers.get('content-type') ?? '';
+    const data = type.includes('json') ? await res.json() : new Uint8Array(await res.arrayBuffer());
+    return { status: res.status, data, headers: res.headers };
+  }
+
+  increment(name, by, node) {
+    const q = node ? `?node=${node}` : '';
+    return this.request('POST', `/api/counters/${encodeURIComponent(name)}/increment${q}`, by === undefined ? {} : { body: { by } });
+  }
+
+  read(name, node) {
+    const q = node ? `?node=${node}` : '';
+    return this.request('GET', `/api/counters/${encodeURIComponent(name)}${q}`);
+  }
+
+  admin(method, path, body) {
+    return this.request(method, `/admin${path}`, { body, admin: true });
+  }
+
+  /** Polls until every node in `nodes` reads `expected` for `name`. */
+  async converged(name, nodes, expected, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    let seen;
+    while (Date.now() < deadline) {
+      seen = await Promise.all(nodes.map(async (n) => (await this.read(name, n)).data));
+      if (seen.every((v) => v.value === expected && nodes.includes(v.node))) return seen;
+      await sleep(100);
+    }
+    throw new Error(`not converged on ${expected}: ${JSON.stringify(seen.map((v) => [v.node, v.value]))}`);
+  }
+}
+
+export const NODES = ['node-0', 'node-1', 'node-2', 'node-3'];
