@@ -142,7 +142,6 @@ mod test {
     use super::*;
     use crate::crdt::PnCounter;
     use crate::NodeId;
-    use proptest::prelude::*;
 
     #[test]
     fn rejects_wrong_version_trailing_and_oversize() {
@@ -170,9 +169,10 @@ mod test {
         );
     }
 
-    proptest! {
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let _ = decode_state::<PnCounter>(&bytes);
             let mut enveloped = vec![VERSION];
             enveloped.extend(&bytes);

@@ -109,7 +109,7 @@ impl CounterReplica {
     }
 
     /// Merges a base64 state from any source, such as the `state` field of
-    /// an HTTP reply. The same as [`merge_event`](Self::merge_event).
+    /// an HTTP reply. The same as `mergeEvent`.
     #[wasm_bindgen(js_name = mergeState)]
     pub fn merge_state(&mut self, state: &str) -> Result<bool, JsError> {
         self.merge_event(state)

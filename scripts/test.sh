@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test: lints, native tests (unit, property, simulator), wasm tests in
+# headless Chromium, end-to-end tests and the page test on `wrangler dev`.
+# Installs what is missing first (scripts/setup.sh).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+run() { "$@" 2>&1 | tee -a "$log"; }
+
+bash scripts/setup.sh
+
+step "lint: rustfmt"
+cargo fmt --all -- --check
+step "lint: clippy, native"
+cargo clippy --all-targets -- -D warnings
+step "lint: clippy, wasm32 with feature edge"
+cargo clippy --target wasm32-unknown-unknown --features edge -- -D warnings
+step "lint: clippy, wasm32 with feature browser"
+cargo clippy --target wasm32-unknown-unknown --features browser --all-targets -- -D warnings
+
+step "native tests: unit, doc, property laws, cluster simulator"
+run cargo test
+
+step "wasm tests in headless Chromium (wasm-pack test)"
+CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome --features browser
+
+step "build: Worker and browser module"
+bash scripts/build-worker.sh
+bash scripts/build-browser.sh
+
+step "end to end on wrangler dev, and the page in headless Chromium"
+run node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+
+sum() { grep -hoE "$1" "$log" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }'; }
+echo
+echo "all: $(sum 'test result: ok\. [0-9]+ passed|^ℹ pass [0-9]+') passed, $(sum '[0-9]+ failed|^ℹ fail [0-9]+') failed"
