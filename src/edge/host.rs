@@ -6,7 +6,9 @@
 //! A write is acknowledged after its `put`; the Durable Object output gate
 //! also holds every response until earlier writes are durable.
 
-use super::{call_node, internal_request, json, now_ms, Outcome, Settings, FROM, MEMBERS};
+use super::{
+    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS, NEED_ACTIVE,
+};
 use crate::api::ApiError;
 use crate::cluster::{AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Status};
 use crate::codec::{self, MAX_FRAME};
@@ -261,8 +263,31 @@ impl<T: Crdt> Host<T> {
         })
     }
 
-    /// Requests that only the router and peers can make: `/peer` and `/admin/*`.
-    pub async fn internal(&self, mut req: Request) -> Outcome {
+    /// Requests that only the router and peers can make: `/peer` and
+    /// `/admin/*`. Admin replies carry the active list for the router.
+    pub async fn internal(&self, req: Request) -> Outcome {
+        let admin = req.path().starts_with("/admin/");
+        let refused = admin
+            && req.headers().get(NEED_ACTIVE)?.is_some()
+            && self.with(|n| n.status()) != Status::Active;
+        let outcome = if refused {
+            let id = self.with(|n| n.id());
+            Err(ApiError::new(409, "not_active", format!("{id} is not active")).into())
+        } else {
+            self.dispatch(req).await
+        };
+        let mut res = match outcome {
+            Ok(res) => res,
+            Err(Failure::Client(e)) => json(e.status, &e)?,
+            Err(e) => return Err(e),
+        };
+        if admin {
+            res.headers_mut().set(MEMBERS, &self.active_list())?;
+        }
+        Ok(res)
+    }
+
+    async fn dispatch(&self, mut req: Request) -> Outcome {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/peer") => {
                 let from: NodeId = req

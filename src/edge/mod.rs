@@ -21,6 +21,8 @@ pub(crate) const KEY: &str = "x-edge-key";
 pub(crate) const BY: &str = "x-edge-by";
 pub(crate) const FORMAT: &str = "x-edge-format";
 pub(crate) const FORWARDED: &str = "x-edge-forwarded";
+/// Marks an admin request that only an active node may answer.
+pub(crate) const NEED_ACTIVE: &str = "x-edge-need-active";
 /// Response header listing the active node ids, so the router's table follows resizes.
 pub(crate) const MEMBERS: &str = "x-edge-crdt-members";
 

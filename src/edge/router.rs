@@ -3,7 +3,9 @@
 //! runs. Only `/api/*` reaches objects for clients; `/admin/*` needs the
 //! bearer token; no client path reaches an object's `/peer` or `/admin/*`.
 
-use super::{call_node, internal_request, json, Failure, Outcome, Settings, BY, FORMAT, KEY, MEMBERS};
+use super::{
+    call_node, internal_request, json, Failure, Outcome, Settings, BY, FORMAT, KEY, MEMBERS, NEED_ACTIVE,
+};
 use crate::api::{self, counter, ApiError, Format};
 use crate::NodeId;
 use std::cell::RefCell;
@@ -84,9 +86,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, Failure> {
 fn pick_node(req: &Request, settings: &Settings) -> Result<NodeId, Failure> {
     let url = req.url()?;
     if let Some((_, hint)) = url.query_pairs().find(|(k, _)| k == "node") {
-        return hint
-            .parse::<NodeId>()
-            .map_err(|e| ApiError::new(400, "bad_node", e.to_string()).into());
+        return parse_node(&hint);
     }
     let active = ACTIVE.with(|a| a.borrow().clone());
     let active = if active.is_empty() { (0..settings.nodes).collect() } else { active };
@@ -120,16 +120,17 @@ fn authorized(req: &Request, env: &Env) -> Result<(), Failure> {
 async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) -> Outcome {
     authorized(&req, env)?;
     let method = req.method();
-    let any = pick_active(settings);
-    let simple = |path: &str, m: Method| internal_request(path, m, &[], None);
     match (rest, method) {
-        (["nodes"], Method::Get) => Ok(call_node(env, any, simple("/admin/members", Method::Get)?).await?),
-        (["nodes"], Method::Post) => Ok(call_node(env, any, simple("/admin/add", Method::Post)?).await?),
+        (["nodes"], Method::Get) => Ok(ask_active(env, settings, "/admin/members", Method::Get).await?),
+        (["nodes"], Method::Post) => Ok(ask_active(env, settings, "/admin/add", Method::Post).await?),
+        (["nodes", id], Method::Get) => {
+            let inner = internal_request("/admin/members", Method::Get, &[], None)?;
+            Ok(call_node(env, parse_node(id)?, inner).await?)
+        }
         (["nodes", id, "retire"], Method::Post) => {
-            let id: NodeId = id
-                .parse()
-                .map_err(|e: crate::node_id::BadNodeId| ApiError::new(400, "bad_node", e.to_string()))?;
-            let res = call_node(env, id, simple("/admin/retire", Method::Post)?).await?;
+            let id = parse_node(id)?;
+            let inner = internal_request("/admin/retire", Method::Post, &[], None)?;
+            let res = call_node(env, id, inner).await?;
             ACTIVE.with(|a| a.borrow_mut().retain(|n| *n != id.0));
             Ok(res)
         }
@@ -139,12 +140,18 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             } else {
                 Vec::new()
             };
-            let mut members = live_members(env, any).await?;
-            for g in &groups {
-                members.extend(g.iter().copied());
-            }
+            let mut res = ask_active(env, settings, "/admin/members", Method::Get).await?;
+            let view: serde_json::Value = res.json().await?;
+            let mut targets: BTreeSet<NodeId> = view["members"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, status)| status.get("retired").is_none())
+                .filter_map(|(id, _)| id.parse().ok())
+                .collect();
+            targets.extend(groups.iter().flatten().copied());
             let mut views = Vec::new();
-            for id in members {
+            for id in targets {
                 let body = crate::codec::encode(&groups);
                 let inner = internal_request("/admin/partition", Method::Put, &[], Some(body))?;
                 let mut res = call_node(env, id, inner).await?;
@@ -152,29 +159,37 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             }
             Ok(json(200, &serde_json::json!({ "nodes": views }))?)
         }
-        (["nodes"] | ["nodes", _, "retire"] | ["partition"], m) => {
+        (["nodes"] | ["nodes", _] | ["nodes", _, "retire"] | ["partition"], m) => {
             Err(api::wrong_method(m.as_ref(), "the documented admin methods").into())
         }
         _ => Err(api::not_found(&req.path()).into()),
     }
 }
 
-fn pick_active(settings: &Settings) -> NodeId {
-    let first = ACTIVE.with(|a| a.borrow().first().copied());
-    NodeId(first.unwrap_or(0).min(settings.nodes.max(1) - 1).max(first.unwrap_or(0)))
+fn parse_node(text: &str) -> Result<NodeId, Failure> {
+    text.parse()
+        .map_err(|e: crate::node_id::BadNodeId| ApiError::new(400, "bad_node", e.to_string()).into())
 }
 
-/// Every node that is not retired, as `node` sees the membership.
-async fn live_members(env: &Env, node: NodeId) -> Result<BTreeSet<NodeId>, Failure> {
-    let inner = internal_request("/admin/members", Method::Get, &[], None)?;
-    let mut res = call_node(env, node, inner).await?;
-    let view: serde_json::Value = res.json().await?;
-    let members = view["members"].as_object().cloned().unwrap_or_default();
-    Ok(members
-        .iter()
-        .filter(|(_, s)| s.get("retired").is_none())
-        .filter_map(|(id, _)| id.parse().ok())
-        .collect())
+/// Sends an admin request to an active node. A node that is not active
+/// answers 409 with the active list, and the next one is tried.
+async fn ask_active(env: &Env, settings: &Settings, path: &str, method: Method) -> worker::Result<Response> {
+    let mut candidate = ACTIVE.with(|a| a.borrow().first().copied()).unwrap_or(0);
+    let mut tried = BTreeSet::new();
+    loop {
+        let headers = [(NEED_ACTIVE, "1".to_owned())];
+        let inner = internal_request(path, method.clone(), &headers, None)?;
+        let res = call_node(env, NodeId(candidate), inner).await?;
+        learn_members(&res);
+        tried.insert(candidate);
+        let next = ACTIVE.with(|a| a.borrow().iter().copied().find(|n| !tried.contains(n)));
+        match next {
+            Some(n) if res.status_code() == 409 && tried.len() <= settings.nodes as usize + 8 => {
+                candidate = n
+            }
+            _ => return Ok(res),
+        }
+    }
 }
 
 /// `{"groups": [["node-0", "node-1"], ["node-2"]]}`.
