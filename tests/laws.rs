@@ -137,7 +137,9 @@ fn run(n: usize, ops: &[Op]) -> Run {
                     out.deltas.push(fold);
                     out.snapshots.push(replicas[h].clone());
                     assert!(
-                        replicas[h].absorb(NodeId(r as u32), NodeId(h as u32)).is_none(),
+                        replicas[h]
+                            .absorb(NodeId(r as u32), NodeId(h as u32))
+                            .is_none(),
                         "folding twice is a no-op"
                     );
                     assert!(
@@ -183,20 +185,30 @@ fn history(positive_only: bool) -> impl Strategy<Value = Run> {
 
 /// A history with a pool of its states and three indices into it.
 fn three_states() -> impl Strategy<Value = (PnCounter, PnCounter, PnCounter)> {
-    (history(false), any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(run, a, b, c)| {
-        let pool = run.pool();
-        (
-            a.get(&pool).clone(),
-            b.get(&pool).clone(),
-            c.get(&pool).clone(),
-        )
-    })
+    (
+        history(false),
+        any::<Index>(),
+        any::<Index>(),
+        any::<Index>(),
+    )
+        .prop_map(|(run, a, b, c)| {
+            let pool = run.pool();
+            (
+                a.get(&pool).clone(),
+                b.get(&pool).clone(),
+                c.get(&pool).clone(),
+            )
+        })
 }
 
 fn join(a: &PnCounter, b: &PnCounter) -> PnCounter {
     let mut out = a.clone();
     let changed = out.merge(b);
-    assert_eq!(changed, out != *a, "merge must report exactly whether it changed the state");
+    assert_eq!(
+        changed,
+        out != *a,
+        "merge must report exactly whether it changed the state"
+    );
     out
 }
 
@@ -279,18 +291,23 @@ fn observe(run: &Run, messages: &[PnCounter], positive_only: bool) -> Result<(),
     prop_assert_eq!(halves(&observer), (run.inc_total, run.dec_total));
     for &(r, h, had_entries) in &run.retirements {
         let r = NodeId(r as u32);
-        prop_assert!(!observer.contributions().contains_key(&r), "retired {r} still counted");
+        prop_assert!(
+            !observer.contributions().contains_key(&r),
+            "retired {r} still counted"
+        );
         if had_entries {
             // The record names the heir, or the heir's own heir after a chain.
-            prop_assert!(observer.retired().contains_key(&r), "no record of {r} -> node-{h}");
+            prop_assert!(
+                observer.retired().contains_key(&r),
+                "no record of {r} -> node-{h}"
+            );
         }
     }
     Ok(())
 }
 
+// 256 cases each by default; `PROPTEST_CASES=n` runs more.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn prop_reachable_states_are_valid(run in history(false)) {
         for s in run.pool() {
@@ -399,8 +416,7 @@ fn exhaustive(n: usize, ops: &[Op], positive_only: bool) -> usize {
     assert!(messages.len() <= 7, "{} messages", messages.len());
     let mut count = 0;
     for_each_permutation(&messages, |order| {
-        observe(&run, order, positive_only)
-            .unwrap_or_else(|e| panic!("order {order:?}: {e}"));
+        observe(&run, order, positive_only).unwrap_or_else(|e| panic!("order {order:?}: {e}"));
         count += 1;
     });
     count

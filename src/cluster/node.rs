@@ -317,6 +317,12 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// gossips it, marks this node Retired and answers
     /// [`Message::HandoffDone`]. A lost handoff is retried by calling this
     /// again; the heir's fold is idempotent.
+    ///
+    /// The heir is chosen from this node's view, which may be stale: it may
+    /// have retired already. A retired node never answers, and it folded no
+    /// node it did not mark retired first, so a retry sends the handoff to
+    /// the node the heir retired into (to the end of that chain), which
+    /// folds this node in its place. Returns the node the handoff went to.
     pub fn begin_retire(&mut self) -> Result<NodeId, RetireError> {
         let heir = match self.status() {
             Status::Retired { .. } => return Err(RetireError::AlreadyRetired),
@@ -339,15 +345,16 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 heir
             }
         };
+        let to = successor(&self.members, heir);
         let states = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         self.send(
-            heir,
+            to,
             Message::Handoff {
                 members: self.members.clone(),
                 states,
             },
         );
-        Ok(heir)
+        Ok(to)
     }
 
     /// Handles a message from peer `from`.
@@ -423,9 +430,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             Message::Handoff { members, states } => self.take_over(from, &members, &states),
             Message::HandoffDone => {
                 if let Status::Draining { heir } = self.status() {
-                    if heir == from {
+                    if heir == from || successor(&self.members, heir) == from {
                         let mut m = self.members.clone();
-                        m.set(self.id, Status::Retired { heir });
+                        m.set(self.id, Status::Retired { heir: from });
                         self.merge_members(&m);
                         self.outbox.clear();
                     }
@@ -510,8 +517,16 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     }
 
     fn take_over(&mut self, from: NodeId, members: &Membership, states: &[(Key, T)]) {
-        if !members.status(from).is_some_and(|s| s.heir() == Some(self.id)) {
+        let Some(named) = members.status(from).and_then(Status::heir) else {
             return;
+        };
+        if named != self.id {
+            // Only as the end of the chain of the heir's own retirements.
+            let mut view = self.members.clone();
+            view.merge(members);
+            if successor(&view, named) != self.id {
+                return;
+            }
         }
         self.merge_members(members);
         if self.status() != Status::Active {
@@ -597,4 +612,23 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     fn send(&mut self, to: NodeId, message: Message<T>) {
         self.effects.push(Effect::Send { to, message });
     }
+}
+
+/// The node that absorbs a draining node whose chosen heir is `heir`:
+/// `heir`, or if `heir` has retired, the node it retired into, and so on.
+///
+/// A node folds others only while active, and marks each one retired in its
+/// membership before it drains itself, so a membership that shows `heir`
+/// retired shows every node `heir` folded as retired too: a node still
+/// draining towards a retired heir was never folded, and the successor may
+/// fold it without counting it twice.
+fn successor(members: &Membership, heir: NodeId) -> NodeId {
+    let mut at = heir;
+    for _ in 0..members.all().len() {
+        match members.status(at) {
+            Some(Status::Retired { heir: next }) if next != at => at = next,
+            _ => break,
+        }
+    }
+    at
 }
