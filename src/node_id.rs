@@ -54,7 +54,15 @@ mod test {
 
     #[test]
     fn rejects_other_strings() {
-        for s in ["", "node-", "node-01", "node-x", "Node-1", "node-1000000", "node--1"] {
+        for s in [
+            "",
+            "node-",
+            "node-01",
+            "node-x",
+            "Node-1",
+            "node-1000000",
+            "node--1",
+        ] {
             assert!(s.parse::<NodeId>().is_err(), "{s}");
         }
     }

@@ -618,8 +618,9 @@ impl Sim {
                     self.admin.retire_at.remove(0);
                     self.admin.current = Some((victim, now + 300));
                 }
-                // Another drain is not finished in this node's view: later.
-                Err(RetireError::Busy(_)) => {}
+                // Another drain is not finished in this node's view, or a
+                // new node has not yet heard that it was added: later.
+                Err(RetireError::Busy(_) | RetireError::NotMember) => {}
                 Err(e) => self.fail(format!("retiring {victim}: {e:?}")),
             }
             self.settle(victim);
@@ -633,9 +634,10 @@ impl Sim {
                 return;
             };
             self.admin.add_at.remove(0);
-            let id = self.node_mut(adder).expect("up").add_node(now);
-            if self.slots.contains_key(&id) {
-                self.fail(format!("{adder} added {id}, an id already in use"));
+            // One allocator hands out ids, as the edge's registry object does.
+            let id = NodeId(self.slots.keys().map(|n| n.0 + 1).max().unwrap_or(0));
+            if let Err(e) = self.node_mut(adder).expect("up").add_node(id, now) {
+                self.fail(format!("{adder} could not add {id}: {e:?}"));
             }
             self.settle(adder);
             self.spawn(id);
@@ -734,7 +736,11 @@ fn chaos_run(seed: u64) {
     let mut at: Vec<u64> = (0..retirements).map(|_| rng.range(500, 7_000)).collect();
     at.sort_unstable();
     sim.admin.retire_at = at;
-    sim.admin.add_at.push(rng.range(1_000, 8_000));
+    let mut adds: Vec<u64> = (0..rng.range(1, 2))
+        .map(|_| rng.range(1_000, 8_000))
+        .collect();
+    adds.sort_unstable();
+    sim.admin.add_at = adds;
     while sim.now < chaos_ms {
         let dt = sim.rng.range(1, 10);
         sim.step(dt, true);

@@ -37,12 +37,28 @@ pub fn parse_increment(format: Format, body: &[u8]) -> Result<i64, ApiError> {
         1
     } else {
         match format {
-            Format::Json => serde_json::from_slice::<Increment>(body)
-                .map_err(|e| ApiError::new(400, "bad_json", format!("the body is not a valid increment: {e}")))?
-                .by,
-            Format::Postcard => codec::decode::<Increment>(body, super::MAX_BODY)
-                .map_err(|e| ApiError::new(400, "bad_postcard", format!("the body is not a valid increment: {e}")))?
-                .by,
+            Format::Json => {
+                serde_json::from_slice::<Increment>(body)
+                    .map_err(|e| {
+                        ApiError::new(
+                            400,
+                            "bad_json",
+                            format!("the body is not a valid increment: {e}"),
+                        )
+                    })?
+                    .by
+            }
+            Format::Postcard => {
+                codec::decode::<Increment>(body, super::MAX_BODY)
+                    .map_err(|e| {
+                        ApiError::new(
+                            400,
+                            "bad_postcard",
+                            format!("the body is not a valid increment: {e}"),
+                        )
+                    })?
+                    .by
+            }
         }
     };
     if by == 0 || by.abs() > MAX_STEP {
@@ -110,7 +126,9 @@ pub struct CounterReply {
 /// Encodes the reply for `state` in `format`.
 pub fn reply(format: Format, name: &str, node: NodeId, state: &PnCounter) -> Vec<u8> {
     match format {
-        Format::Json => serde_json::to_vec(&CounterView::new(name, node, state)).unwrap_or_default(),
+        Format::Json => {
+            serde_json::to_vec(&CounterView::new(name, node, state)).unwrap_or_default()
+        }
         Format::Postcard => codec::encode(&CounterReply {
             name: name.to_owned(),
             value: state.value(),
@@ -128,12 +146,16 @@ mod test {
     fn rejects_bad_bodies() {
         let err = |body: &[u8]| parse_increment(Format::Json, body).unwrap_err();
         assert_eq!(err(b"{").error, "bad_json");
-        assert!(err(b"{\"by\": 1, \"x\": 2}").message.contains("unknown field"));
+        assert!(err(b"{\"by\": 1, \"x\": 2}")
+            .message
+            .contains("unknown field"));
         assert_eq!(err(b"{\"by\": 1.5}").error, "bad_json");
         assert_eq!(err(b"{\"by\": 1000001}").error, "by_out_of_range");
         assert_eq!(err(&vec![b' '; 5000]).status, 413);
         assert_eq!(
-            parse_increment(Format::Postcard, &[7, 1]).unwrap_err().error,
+            parse_increment(Format::Postcard, &[7, 1])
+                .unwrap_err()
+                .error,
             "bad_postcard"
         );
     }

@@ -65,14 +65,22 @@ impl Format {
         let Some(header) = header else {
             return Ok(Format::Json);
         };
-        let mime = header.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = header
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "" | "application/json" => Ok(Format::Json),
             POSTCARD => Ok(Format::Postcard),
             other => Err(ApiError::new(
                 415,
                 "unsupported_media_type",
-                format!("content type `{}` is not application/json or {POSTCARD}", clip(other)),
+                format!(
+                    "content type `{}` is not application/json or {POSTCARD}",
+                    clip(other)
+                ),
             )),
         }
     }
@@ -90,7 +98,8 @@ impl Format {
 /// 1 to [`MAX_NAME`] bytes of ASCII letters, digits and `-_.~:/@`.
 pub fn parse_name(segment: &str) -> Result<String, ApiError> {
     let bad = |why: String| ApiError::new(400, "bad_name", why);
-    let name = percent_decode(segment).ok_or_else(|| bad("the name is not valid percent-encoding".into()))?;
+    let name = percent_decode(segment)
+        .ok_or_else(|| bad("the name is not valid percent-encoding".into()))?;
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(bad(format!(
             "a name has 1 to {MAX_NAME} bytes, this one has {}",
@@ -179,6 +188,11 @@ mod test {
             Format::from_content_type(Some("application/x-postcard")),
             Ok(Format::Postcard)
         );
-        assert_eq!(Format::from_content_type(Some("text/plain")).unwrap_err().status, 415);
+        assert_eq!(
+            Format::from_content_type(Some("text/plain"))
+                .unwrap_err()
+                .status,
+            415
+        );
     }
 }

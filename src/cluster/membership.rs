@@ -98,11 +98,6 @@ impl Membership {
             .map(|(id, _)| *id)
     }
 
-    /// The smallest id never used.
-    pub fn next_id(&self) -> NodeId {
-        NodeId(self.nodes.keys().next_back().map_or(0, |id| id.0 + 1))
-    }
-
     /// Moves `id` forward to `status`; returns whether anything changed.
     pub fn set(&mut self, id: NodeId, status: Status) -> bool {
         match self.nodes.get_mut(&id) {
@@ -180,7 +175,6 @@ mod test {
         assert!(!m.set(NodeId(1), Status::Draining { heir }));
         assert!(!m.set(NodeId(1), Status::Active));
         assert_eq!(m.active().collect::<Vec<_>>(), vec![heir]);
-        assert_eq!(m.next_id(), NodeId(2));
     }
 
     #[test]

@@ -83,6 +83,15 @@ pub enum RetireError {
     Busy(NodeId),
     /// No other active node could be the heir.
     LastNode,
+    /// The membership does not name this node.
+    NotMember,
+}
+
+/// Why a node could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddError {
+    /// The id is already in the membership (ids are never reused).
+    Known(NodeId),
 }
 
 #[derive(Debug)]
@@ -175,9 +184,20 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.id
     }
 
-    /// This node's status; a node the membership does not name yet is active.
+    /// This node's status. A node the membership does not name yet reads
+    /// Active but is no member: it only listens until it learns it was added.
     pub fn status(&self) -> Status {
         self.members.status(self.id).unwrap_or(Status::Active)
+    }
+
+    /// Whether the membership names this node.
+    pub fn is_member(&self) -> bool {
+        self.members.status(self.id).is_some()
+    }
+
+    /// Whether this node takes client writes: a member and active.
+    pub fn accepts_writes(&self) -> bool {
+        self.members.status(self.id) == Some(Status::Active)
     }
 
     /// The membership as this node knows it.
@@ -202,8 +222,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
 
     /// The root digest over every key's state and the membership.
     pub fn root(&self) -> u64 {
-        self.root
-            .wrapping_add(fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default()))
+        self.root.wrapping_add(fnv1a(
+            &postcard::to_allocvec(&self.members).unwrap_or_default(),
+        ))
     }
 
     /// Takes the queued effects, in the order they arose.
@@ -213,10 +234,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
 
     /// When [`Node::tick`] next has work, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
-        if !self.status().is_live() {
+        if !self.is_member() || !self.status().is_live() {
             return None;
         }
-        let pending = self.unpublished.iter().any(|k| self.subscribers.contains_key(k))
+        let pending = self
+            .unpublished
+            .iter()
+            .any(|k| self.subscribers.contains_key(k))
             || self
                 .outbox
                 .iter()
@@ -238,13 +262,14 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         key: &str,
         op: impl FnOnce(&T, NodeId) -> Result<T, E>,
     ) -> Result<&T, WriteError<E>> {
-        if self.status() != Status::Active {
+        if !self.accepts_writes() {
             return Err(WriteError::NotAccepting {
                 forward_to: self.forward_target(),
             });
         }
         let empty = T::default();
-        let delta = op(self.data.get(key).unwrap_or(&empty), self.id).map_err(WriteError::Rejected)?;
+        let delta =
+            op(self.data.get(key).unwrap_or(&empty), self.id).map_err(WriteError::Rejected)?;
         self.apply(key, &delta, Some(None));
         Ok(&self.data[key])
     }
@@ -252,7 +277,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// A node that accepts writes in place of this one.
     pub fn forward_target(&self) -> Option<NodeId> {
         match self.status() {
-            Status::Active => Some(self.id),
+            Status::Active if self.is_member() => Some(self.id),
             Status::Draining { heir } | Status::Retired { heir }
                 if self.members.status(heir) == Some(Status::Active) =>
             {
@@ -286,9 +311,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         }
     }
 
-    /// Adds a new node to the membership and returns its id.
-    pub fn add_node(&mut self, now: u64) -> NodeId {
-        let id = self.members.next_id();
+    /// Adds node `id` to the membership. Ids must come from one allocator
+    /// (the edge uses a registry object): two nodes' views may both lack a
+    /// fresh id, so a node cannot pick one safely on its own.
+    pub fn add_node(&mut self, id: NodeId, now: u64) -> Result<(), AddError> {
+        if self.members.status(id).is_some() {
+            return Err(AddError::Known(id));
+        }
         let mut grown = self.members.clone();
         grown.set(id, Status::Active);
         self.merge_members(&grown);
@@ -306,7 +335,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         }
         self.send(id, Message::Digest { root: self.root() });
         self.next_anti_entropy = self.next_anti_entropy.min(now);
-        id
+        Ok(())
     }
 
     /// Starts (or retries) the retirement of this node.
@@ -324,6 +353,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// the node the heir retired into (to the end of that chain), which
     /// folds this node in its place. Returns the node the handoff went to.
     pub fn begin_retire(&mut self) -> Result<NodeId, RetireError> {
+        if !self.is_member() {
+            return Err(RetireError::NotMember);
+        }
         let heir = match self.status() {
             Status::Retired { .. } => return Err(RetireError::AlreadyRetired),
             Status::Draining { heir } => heir,
@@ -331,8 +363,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 if let Some(other) = self.members.draining().filter(|d| *d != self.id) {
                     return Err(RetireError::Busy(other));
                 }
-                let active: Vec<NodeId> =
-                    self.members.active().filter(|n| *n != self.id).collect();
+                let active: Vec<NodeId> = self.members.active().filter(|n| *n != self.id).collect();
                 let heir = active
                     .iter()
                     .find(|n| **n > self.id)
@@ -346,7 +377,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
         };
         let to = successor(&self.members, heir);
-        let states = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let states = self
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         self.send(
             to,
             Message::Handoff {
@@ -460,7 +495,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// Advances the clock to `now`: flushes gossip and subscriber pushes
     /// when their interval has passed, and runs anti-entropy and heartbeats.
     pub fn tick(&mut self, now: u64) {
-        if !self.status().is_live() {
+        if !self.is_member() || !self.status().is_live() {
             return;
         }
         if now >= self.next_flush {
@@ -529,7 +564,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
         }
         self.merge_members(members);
-        if self.status() != Status::Active {
+        if !self.accepts_writes() {
             // Only an active heir may absorb; the drain waits for an admin.
             return;
         }
@@ -591,7 +626,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if !self.members.merge(other) {
             return;
         }
-        self.effects.push(Effect::StoreMembers(self.members.clone()));
+        self.effects
+            .push(Effect::StoreMembers(self.members.clone()));
         let peers: Vec<NodeId> = self.peers().collect();
         self.outbox.retain(|id, _| peers.contains(id));
         for peer in peers {
@@ -631,4 +667,49 @@ fn successor(members: &Membership, heir: NodeId) -> NodeId {
         }
     }
     at
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::cluster::AllNodes;
+    use crate::crdt::{PnCounter, PnError};
+
+    fn node(id: u32) -> Node<PnCounter, AllNodes> {
+        Node::new(NodeId(id), Config::default(), AllNodes)
+    }
+
+    fn add(n: &mut Node<PnCounter, AllNodes>) -> Result<i64, WriteError<PnError>> {
+        n.write("k", |s: &PnCounter, id| s.add(id, 1))
+            .map(PnCounter::value)
+    }
+
+    #[test]
+    fn a_node_outside_the_membership_only_listens_until_added() {
+        let mut stranger = node(9);
+        assert!(!stranger.is_member());
+        assert_eq!(
+            add(&mut stranger),
+            Err(WriteError::NotAccepting {
+                forward_to: Some(NodeId(0))
+            })
+        );
+        assert_eq!(stranger.next_deadline(), None);
+        assert_eq!(stranger.begin_retire(), Err(RetireError::NotMember));
+
+        let mut adder = node(0);
+        adder.add_node(NodeId(9), 0).unwrap();
+        assert_eq!(
+            adder.add_node(NodeId(9), 0),
+            Err(AddError::Known(NodeId(9)))
+        );
+        for effect in adder.take_effects() {
+            if let Effect::Send { to, message } = effect {
+                assert_eq!(to, NodeId(9));
+                stranger.receive(NodeId(0), message);
+            }
+        }
+        assert!(stranger.accepts_writes());
+        assert_eq!(add(&mut stranger), Ok(1));
+    }
 }

@@ -203,7 +203,10 @@ mod test {
         let fold = step(&mut heir, |x| x.absorb(B, A).unwrap());
         assert_eq!(heir.value(), 17);
         assert!(heir.is_absorbed(B));
-        assert!(!heir.merge(&stale), "a stale entry of a retired node changes nothing");
+        assert!(
+            !heir.merge(&stale),
+            "a stale entry of a retired node changes nothing"
+        );
 
         // A replica that had the stale entry and then gets the fold.
         let mut other = GCounter::default();
@@ -232,10 +235,22 @@ mod test {
     #[test]
     fn validate_rejects_broken_records() {
         let mut selfish = GCounter::default();
-        selfish.entries.insert(A, Entry { count: 1, absorbed: BTreeSet::from([A]) });
+        selfish.entries.insert(
+            A,
+            Entry {
+                count: 1,
+                absorbed: BTreeSet::from([A]),
+            },
+        );
         assert!(selfish.validate().is_err());
         let mut both = GCounter::default();
-        both.entries.insert(A, Entry { count: 1, absorbed: BTreeSet::from([B]) });
+        both.entries.insert(
+            A,
+            Entry {
+                count: 1,
+                absorbed: BTreeSet::from([B]),
+            },
+        );
         both.entries.insert(B, Entry::default());
         assert!(both.validate().is_err());
     }

@@ -71,7 +71,12 @@ impl PnCounter {
             }
         }
         out.into_iter()
-            .map(|(id, v)| (id, v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64))
+            .map(|(id, v)| {
+                (
+                    id,
+                    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                )
+            })
             .collect()
     }
 

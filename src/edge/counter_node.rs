@@ -34,7 +34,10 @@ impl DurableObject for CounterNode {
 
 impl CounterNode {
     async fn handle(&self, req: Request) -> Outcome {
-        let id = req.headers().get(NODE)?.and_then(|v| v.parse::<NodeId>().ok());
+        let id = req
+            .headers()
+            .get(NODE)?
+            .and_then(|v| v.parse::<NodeId>().ok());
         self.host.ensure(id).await?;
         let path = req.path();
         let Some(op) = path.strip_prefix("/client/") else {
@@ -53,7 +56,9 @@ impl CounterNode {
             _ => Format::Json,
         };
         let state = match op {
-            "read" => self.host.with(|n| n.read(&key).cloned().unwrap_or_default()),
+            "read" => self
+                .host
+                .with(|n| n.read(&key).cloned().unwrap_or_default()),
             "events" => return self.host.subscribe(&key).await,
             "increment" => {
                 let by: i64 = req
@@ -101,7 +106,12 @@ impl CounterNode {
     async fn forward(&self, req: Request, target: Option<NodeId>) -> Outcome {
         let forwarded = req.headers().get(FORWARDED)?.is_some();
         let Some(target) = target.filter(|_| !forwarded) else {
-            return Err(ApiError::new(503, "no_active_node", "no active node could take this request").into());
+            return Err(ApiError::new(
+                503,
+                "no_active_node",
+                "no active node could take this request",
+            )
+            .into());
         };
         let mut inner = req.clone_mut()?;
         inner.headers_mut()?.set(FORWARDED, "1")?;

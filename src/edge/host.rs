@@ -7,7 +7,8 @@
 //! also holds every response until earlier writes are durable.
 
 use super::{
-    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS, NEED_ACTIVE,
+    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS,
+    NEED_ACTIVE, NEW_NODE,
 };
 use crate::api::ApiError;
 use crate::cluster::{AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Status};
@@ -103,7 +104,11 @@ impl<T: Crdt> Host<T> {
 
     /// Runs `f` on the loaded node. Never hold this across an await.
     pub fn with<R>(&self, f: impl FnOnce(&mut Node<T, AllNodes>) -> R) -> R {
-        f(self.node.borrow_mut().as_mut().expect("node loaded by ensure()"))
+        f(self
+            .node
+            .borrow_mut()
+            .as_mut()
+            .expect("node loaded by ensure()"))
     }
 
     /// Performs effects until none are left; messages to `reply_to` are
@@ -161,10 +166,18 @@ impl<T: Crdt> Host<T> {
         let (frames, bytes) = self.sent.get();
         self.sent.set((frames + 1, bytes + frame.len() as u64));
         let result = async {
-            let req = internal_request("/peer", Method::Post, &[(FROM, from.to_string())], Some(frame))?;
+            let req = internal_request(
+                "/peer",
+                Method::Post,
+                &[(FROM, from.to_string())],
+                Some(frame),
+            )?;
             let mut res = call_node(&self.env, to, req).await?;
             if res.status_code() != 200 {
-                return Err(worker::Error::RustError(format!("status {}", res.status_code())));
+                return Err(worker::Error::RustError(format!(
+                    "status {}",
+                    res.status_code()
+                )));
             }
             let body = res.bytes().await?;
             codec::decode::<Vec<Message<T>>>(&body, MAX_FRAME)
@@ -193,7 +206,10 @@ impl<T: Crdt> Host<T> {
             return Ok(());
         }
         let date = worker::js_sys::Date::new(&(at as f64).into());
-        self.state.storage().set_alarm(ScheduledTime::new(date)).await?;
+        self.state
+            .storage()
+            .set_alarm(ScheduledTime::new(date))
+            .await?;
         self.alarm_at.set(Some(at));
         Ok(())
     }
@@ -269,7 +285,7 @@ impl<T: Crdt> Host<T> {
         let admin = req.path().starts_with("/admin/");
         let refused = admin
             && req.headers().get(NEED_ACTIVE)?.is_some()
-            && self.with(|n| n.status()) != Status::Active;
+            && !self.with(|n| n.accepts_writes());
         let outcome = if refused {
             let id = self.with(|n| n.id());
             Err(ApiError::new(409, "not_active", format!("{id} is not active")).into())
@@ -307,9 +323,15 @@ impl<T: Crdt> Host<T> {
             }
             (Method::Get, "/admin/members") => Ok(json(200, &self.view())?),
             (Method::Post, "/admin/add") => {
-                let added = self.with(|n| n.add_node(now_ms()));
+                let id: NodeId = req
+                    .headers()
+                    .get(NEW_NODE)?
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::new(400, "bad_request", "missing new node id"))?;
+                self.with(|n| n.add_node(id, now_ms()))
+                    .map_err(|e| ApiError::new(409, "cannot_add", format!("{e:?}")))?;
                 self.settle(None).await?;
-                Ok(json(200, &serde_json::json!({ "added": added.to_string() }))?)
+                Ok(json(200, &serde_json::json!({ "added": id.to_string() }))?)
             }
             (Method::Post, "/admin/retire") => self.retire().await,
             (Method::Put, "/admin/partition") => {
@@ -344,7 +366,10 @@ impl<T: Crdt> Host<T> {
         }
         // Wake every stream so browsers reconnect to a live node.
         self.streams.borrow_mut().clear();
-        Ok(json(200, &serde_json::json!({ "heir": heir.to_string(), "view": self.view() }))?)
+        Ok(json(
+            200,
+            &serde_json::json!({ "heir": heir.to_string(), "view": self.view() }),
+        )?)
     }
 
     fn view(&self) -> serde_json::Value {
@@ -383,7 +408,9 @@ impl<T: Crdt> Host<T> {
 /// Checks every state and the membership in a peer frame.
 fn validate<T: Crdt>(message: &Message<T>) -> Result<(), String> {
     let (members, states): (Option<&Membership>, &[(Key, T)]) = match message {
-        Message::Gossip { members, states, .. } => (members.as_ref(), states),
+        Message::Gossip {
+            members, states, ..
+        } => (members.as_ref(), states),
         Message::Handoff { members, states } => (Some(members), states),
         Message::Summary { members, .. } => (Some(members), &[]),
         Message::Digest { .. } | Message::HandoffDone => (None, &[]),

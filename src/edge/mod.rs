@@ -6,6 +6,7 @@
 mod counter_node;
 mod host;
 mod naive;
+mod registry;
 mod router;
 
 use crate::api::ApiError;
@@ -21,6 +22,8 @@ pub(crate) const KEY: &str = "x-edge-key";
 pub(crate) const BY: &str = "x-edge-by";
 pub(crate) const FORMAT: &str = "x-edge-format";
 pub(crate) const FORWARDED: &str = "x-edge-forwarded";
+/// The id of the node an admin request adds.
+pub(crate) const NEW_NODE: &str = "x-edge-new-node";
 /// Marks an admin request that only an active node may answer.
 pub(crate) const NEED_ACTIVE: &str = "x-edge-need-active";
 /// Response header listing the active node ids, so the router's table follows resizes.

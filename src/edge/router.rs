@@ -4,7 +4,8 @@
 //! bearer token; no client path reaches an object's `/peer` or `/admin/*`.
 
 use super::{
-    call_node, internal_request, json, Failure, Outcome, Settings, BY, FORMAT, KEY, MEMBERS, NEED_ACTIVE,
+    call_node, internal_request, json, Failure, Outcome, Settings, BY, FORMAT, KEY, MEMBERS,
+    NEED_ACTIVE, NEW_NODE,
 };
 use crate::api::{self, counter, ApiError, Format};
 use crate::NodeId;
@@ -40,12 +41,30 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
                 return Err(api::wrong_method(method.as_ref(), allowed.as_ref()).into());
             }
             let node = pick_node(&req, &settings)?;
-            let header = if op == "increment" { "content-type" } else { "accept" };
-            let format = Format::from_content_type(req.headers().get(header)?.as_deref())
-                .or_else(|e| if op == "increment" { Err(e) } else { Ok(Format::Json) })?;
+            let header = if op == "increment" {
+                "content-type"
+            } else {
+                "accept"
+            };
+            let format =
+                Format::from_content_type(req.headers().get(header)?.as_deref()).or_else(|e| {
+                    if op == "increment" {
+                        Err(e)
+                    } else {
+                        Ok(Format::Json)
+                    }
+                })?;
             let mut headers = vec![
                 (KEY, name),
-                (FORMAT, if format == Format::Postcard { "postcard" } else { "json" }.to_owned()),
+                (
+                    FORMAT,
+                    if format == Format::Postcard {
+                        "postcard"
+                    } else {
+                        "json"
+                    }
+                    .to_owned(),
+                ),
             ];
             if op == "increment" {
                 let body = read_body(&mut req).await?;
@@ -69,12 +88,18 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
 }
 
 fn bench_enabled(env: &Env) -> bool {
-    env.var("BENCH_BASELINE").map(|v| v.to_string() == "on").unwrap_or(false)
+    env.var("BENCH_BASELINE")
+        .map(|v| v.to_string() == "on")
+        .unwrap_or(false)
 }
 
 /// Reads a body, refusing one over [`api::MAX_BODY`] before reading it.
 async fn read_body(req: &mut Request) -> Result<Vec<u8>, Failure> {
-    if let Some(len) = req.headers().get("content-length")?.and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         api::check_body_size(len)?;
     }
     let body = req.bytes().await?;
@@ -89,7 +114,11 @@ fn pick_node(req: &Request, settings: &Settings) -> Result<NodeId, Failure> {
         return parse_node(&hint);
     }
     let active = ACTIVE.with(|a| a.borrow().clone());
-    let active = if active.is_empty() { (0..settings.nodes).collect() } else { active };
+    let active = if active.is_empty() {
+        (0..settings.nodes).collect()
+    } else {
+        active
+    };
     let i = (worker::js_sys::Math::random() * active.len() as f64) as usize;
     Ok(NodeId(active[i.min(active.len() - 1)]))
 }
@@ -110,9 +139,18 @@ fn authorized(req: &Request, env: &Env) -> Result<(), Failure> {
     let given = req.headers().get("authorization")?.unwrap_or_default();
     let expected = format!("Bearer {token}");
     let same = given.len() == expected.len()
-        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if token.is_empty() || !same {
-        return Err(ApiError::new(401, "unauthorized", "admin needs `Authorization: Bearer <ADMIN_TOKEN>`").into());
+        return Err(ApiError::new(
+            401,
+            "unauthorized",
+            "admin needs `Authorization: Bearer <ADMIN_TOKEN>`",
+        )
+        .into());
     }
     Ok(())
 }
@@ -121,8 +159,19 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
     authorized(&req, env)?;
     let method = req.method();
     match (rest, method) {
-        (["nodes"], Method::Get) => Ok(ask_active(env, settings, "/admin/members", Method::Get).await?),
-        (["nodes"], Method::Post) => Ok(ask_active(env, settings, "/admin/add", Method::Post).await?),
+        (["nodes"], Method::Get) => {
+            Ok(ask_active(env, settings, "/admin/members", Method::Get, None).await?)
+        }
+        (["nodes"], Method::Post) => {
+            let registry = env.durable_object("REGISTRY")?.get_by_name("node-ids")?;
+            let mut allocated = registry.fetch_with_str("https://registry/allocate").await?;
+            let id: serde_json::Value = allocated.json().await?;
+            let id = id["id"]
+                .as_u64()
+                .ok_or_else(|| worker::Error::RustError("registry gave no id".into()))?;
+            let new = NodeId(id as u32);
+            Ok(ask_active(env, settings, "/admin/add", Method::Post, Some(new)).await?)
+        }
         (["nodes", id], Method::Get) => {
             let inner = internal_request("/admin/members", Method::Get, &[], None)?;
             Ok(call_node(env, parse_node(id)?, inner).await?)
@@ -140,7 +189,7 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             } else {
                 Vec::new()
             };
-            let mut res = ask_active(env, settings, "/admin/members", Method::Get).await?;
+            let mut res = ask_active(env, settings, "/admin/members", Method::Get, None).await?;
             let view: serde_json::Value = res.json().await?;
             let mut targets: BTreeSet<NodeId> = view["members"]
                 .as_object()
@@ -167,17 +216,25 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
 }
 
 fn parse_node(text: &str) -> Result<NodeId, Failure> {
-    text.parse()
-        .map_err(|e: crate::node_id::BadNodeId| ApiError::new(400, "bad_node", e.to_string()).into())
+    text.parse().map_err(|e: crate::node_id::BadNodeId| {
+        ApiError::new(400, "bad_node", e.to_string()).into()
+    })
 }
 
 /// Sends an admin request to an active node. A node that is not active
 /// answers 409 with the active list, and the next one is tried.
-async fn ask_active(env: &Env, settings: &Settings, path: &str, method: Method) -> worker::Result<Response> {
+async fn ask_active(
+    env: &Env,
+    settings: &Settings,
+    path: &str,
+    method: Method,
+    new_node: Option<NodeId>,
+) -> worker::Result<Response> {
     let mut candidate = ACTIVE.with(|a| a.borrow().first().copied()).unwrap_or(0);
     let mut tried = BTreeSet::new();
     loop {
-        let headers = [(NEED_ACTIVE, "1".to_owned())];
+        let mut headers = vec![(NEED_ACTIVE, "1".to_owned())];
+        headers.extend(new_node.map(|id| (NEW_NODE, id.to_string())));
         let inner = internal_request(path, method.clone(), &headers, None)?;
         let res = call_node(env, NodeId(candidate), inner).await?;
         learn_members(&res);
@@ -200,13 +257,19 @@ fn parse_groups(body: &[u8]) -> Result<Vec<BTreeSet<NodeId>>, Failure> {
         groups: Vec<Vec<String>>,
     }
     let bad = |m: String| Failure::from(ApiError::new(400, "bad_partition", m));
-    let parsed: Body = serde_json::from_slice(body).map_err(|e| bad(format!("expected {{\"groups\": [[\"node-0\", ...], ...]}}: {e}")))?;
+    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "expected {{\"groups\": [[\"node-0\", ...], ...]}}: {e}"
+        ))
+    })?;
     let mut seen = BTreeSet::new();
     let mut groups = Vec::new();
     for g in parsed.groups {
         let mut set = BTreeSet::new();
         for id in g {
-            let id: NodeId = id.parse().map_err(|e: crate::node_id::BadNodeId| bad(e.to_string()))?;
+            let id: NodeId = id
+                .parse()
+                .map_err(|e: crate::node_id::BadNodeId| bad(e.to_string()))?;
             if !seen.insert(id) {
                 return Err(bad(format!("{id} is in two groups")));
             }

@@ -105,6 +105,17 @@ export class Cluster {
     return this.request(method, `/admin${path}`, { body, admin: true });
   }
 
+  /** Polls `probe` until it returns something truthy, and returns that. */
+  async until(probe, what, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const got = await probe();
+      if (got) return got;
+      await sleep(100);
+    }
+    throw new Error(`timed out: ${what}`);
+  }
+
   /** Polls until every node in `nodes` reads `expected` for `name`. */
   async converged(name, nodes, expected, timeoutMs = 20_000) {
     const deadline = Date.now() + timeoutMs;
