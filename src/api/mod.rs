@@ -94,12 +94,17 @@ impl Format {
     }
 }
 
-/// Decodes one percent-encoded path segment and checks it as a counter name:
-/// 1 to [`MAX_NAME`] bytes of ASCII letters, digits and `-_.~:/@`.
+/// Decodes one percent-encoded path segment and checks it with [`check_name`].
 pub fn parse_name(segment: &str) -> Result<String, ApiError> {
-    let bad = |why: String| ApiError::new(400, "bad_name", why);
     let name = percent_decode(segment)
-        .ok_or_else(|| bad("the name is not valid percent-encoding".into()))?;
+        .ok_or_else(|| ApiError::new(400, "bad_name", "the name is not valid percent-encoding"))?;
+    check_name(&name)?;
+    Ok(name)
+}
+
+/// Checks a key name: 1 to [`MAX_NAME`] bytes of ASCII letters, digits and `-_.~:/@`.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::new(400, "bad_name", why);
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(bad(format!(
             "a name has 1 to {MAX_NAME} bytes, this one has {}",
@@ -114,7 +119,17 @@ pub fn parse_name(segment: &str) -> Result<String, ApiError> {
             "a name may hold ASCII letters, digits and -_.~:/@, not {c:?}"
         )));
     }
-    Ok(name)
+    Ok(())
+}
+
+/// The first value of query parameter `name` in `url`, percent-decoded
+/// (`None` when absent or not valid UTF-8 after decoding).
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+    })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -175,6 +190,19 @@ mod test {
         for bad in ["", "a b", "%zz", "%FF", "caf%C3%A9", &"x".repeat(129)] {
             assert_eq!(parse_name(bad).unwrap_err().error, "bad_name", "{bad}");
         }
+    }
+
+    #[test]
+    fn query_params() {
+        let url = "https://x/api/counters/a?x=1&node=node-2#frag";
+        assert_eq!(query_param(url, "node").as_deref(), Some("node-2"));
+        assert_eq!(query_param(url, "x").as_deref(), Some("1"));
+        assert_eq!(query_param(url, "y"), None);
+        assert_eq!(
+            query_param("https://x/?node=a%2Db+c", "node").as_deref(),
+            Some("a-b c")
+        );
+        assert_eq!(query_param("https://x/", "node"), None);
     }
 
     #[test]

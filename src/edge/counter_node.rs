@@ -3,7 +3,7 @@
 //! this one; gossip and storage stay in [`Host`].
 
 use super::host::Host;
-use super::{call_node, Failure, Outcome, BY, FORMAT, FORWARDED, KEY, MEMBERS, NODE};
+use super::{call_node, header, Failure, Outcome, BY, FORMAT, FORWARDED, KEY, MEMBERS, NODE};
 use crate::api::{counter, ApiError, Format};
 use crate::cluster::WriteError;
 use crate::crdt::{PnCounter, PnError};
@@ -43,10 +43,7 @@ impl CounterNode {
         let Some(op) = path.strip_prefix("/client/") else {
             return self.host.internal(req).await;
         };
-        let key = req
-            .headers()
-            .get(KEY)?
-            .ok_or_else(|| ApiError::new(400, "bad_request", "missing key"))?;
+        let key: String = header(&req, KEY)?;
         let target = self.host.with(|n| n.forward_target());
         if target != Some(self.host.with(|n| n.id())) {
             return self.forward(req, target).await;
@@ -61,11 +58,7 @@ impl CounterNode {
                 .with(|n| n.read(&key).cloned().unwrap_or_default()),
             "events" => return self.host.subscribe(&key).await,
             "increment" => {
-                let by: i64 = req
-                    .headers()
-                    .get(BY)?
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| ApiError::new(400, "bad_request", "missing step"))?;
+                let by: i64 = header(&req, BY)?;
                 let written = self
                     .host
                     .with(|n| n.write(&key, |s: &PnCounter, id| s.add(id, by)).cloned());

@@ -7,7 +7,7 @@
 //! also holds every response until earlier writes are durable.
 
 use super::{
-    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS,
+    call_node, header, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS,
     NEED_ACTIVE, NEW_NODE,
 };
 use crate::api::ApiError;
@@ -306,11 +306,7 @@ impl<T: Crdt> Host<T> {
     async fn dispatch(&self, mut req: Request) -> Outcome {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/peer") => {
-                let from: NodeId = req
-                    .headers()
-                    .get(FROM)?
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| ApiError::new(400, "bad_peer", "missing sender"))?;
+                let from: NodeId = header(&req, FROM)?;
                 let body = req.bytes().await?;
                 let message = codec::decode::<Message<T>>(&body, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_frame", e.to_string()))?;
@@ -323,11 +319,7 @@ impl<T: Crdt> Host<T> {
             }
             (Method::Get, "/admin/members") => Ok(json(200, &self.view())?),
             (Method::Post, "/admin/add") => {
-                let id: NodeId = req
-                    .headers()
-                    .get(NEW_NODE)?
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| ApiError::new(400, "bad_request", "missing new node id"))?;
+                let id: NodeId = header(&req, NEW_NODE)?;
                 self.with(|n| n.add_node(id, now_ms()))
                     .map_err(|e| ApiError::new(409, "cannot_add", format!("{e:?}")))?;
                 self.settle(None).await?;
@@ -419,7 +411,7 @@ fn validate<T: Crdt>(message: &Message<T>) -> Result<(), String> {
         m.validate().map_err(|e| e.to_string())?;
     }
     for (key, state) in states {
-        crate::api::parse_name(key).map_err(|e| e.message)?;
+        crate::api::check_name(key).map_err(|e| e.message)?;
         state.validate().map_err(|e| format!("{key}: {e}"))?;
     }
     Ok(())

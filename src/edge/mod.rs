@@ -135,6 +135,16 @@ pub(crate) async fn call_node(env: &Env, id: NodeId, mut req: Request) -> worker
         .await
 }
 
+/// A required internal header, parsed; a 400 when it is missing or invalid.
+pub(crate) fn header<V: std::str::FromStr>(req: &Request, name: &str) -> Result<V, Failure> {
+    req.headers()
+        .get(name)?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(400, "bad_request", format!("missing or invalid {name}")).into()
+        })
+}
+
 pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }

@@ -109,8 +109,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, Failure> {
 
 /// The `?node=` hint, or a random active node.
 fn pick_node(req: &Request, settings: &Settings) -> Result<NodeId, Failure> {
-    let url = req.url()?;
-    if let Some((_, hint)) = url.query_pairs().find(|(k, _)| k == "node") {
+    if let Some(hint) = api::query_param(&req.inner().url(), "node") {
         return parse_node(&hint);
     }
     let active = ACTIVE.with(|a| a.borrow().clone());
