@@ -58,10 +58,12 @@ else
   apt-get install -y -q "${missing[@]}"
 fi
 
-step "admin token in .dev.vars"
-if [ -f .dev.vars ] && grep -q '^ADMIN_TOKEN=' .dev.vars; then
-  echo "present"
-else
-  echo "ADMIN_TOKEN=\"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')\"" >> .dev.vars
-  echo "written (a random token; wrangler dev reads it as a secret)"
-fi
+for secret in ADMIN_TOKEN SYNC_TOKEN; do
+  step "$secret in .dev.vars"
+  if [ -f .dev.vars ] && grep -q "^$secret=" .dev.vars; then
+    echo "present"
+  else
+    echo "$secret=\"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')\"" >> .dev.vars
+    echo "written (a random token; wrangler dev reads it as a secret)"
+  fi
+done

@@ -32,7 +32,7 @@ fn one() -> i64 {
 
 /// Parses an increment body; an empty body means `by = 1`.
 pub fn parse_increment(format: Format, body: &[u8]) -> Result<i64, ApiError> {
-    check_body_size(body.len())?;
+    check_body_size(body.len(), super::MAX_BODY)?;
     let by = if body.iter().all(u8::is_ascii_whitespace) {
         1
     } else {

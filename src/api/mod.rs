@@ -3,6 +3,7 @@
 //! and gets back typed requests or an [`ApiError`] to send as a 4xx.
 
 pub mod counter;
+pub mod set;
 
 use serde::Serialize;
 use std::fmt;
@@ -149,13 +150,13 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Checks a body's size before it is parsed.
-pub fn check_body_size(len: usize) -> Result<(), ApiError> {
-    if len > MAX_BODY {
+/// Checks a body's size against `max` before it is parsed.
+pub fn check_body_size(len: usize, max: usize) -> Result<(), ApiError> {
+    if len > max {
         return Err(ApiError::new(
             413,
             "body_too_large",
-            format!("the body has {len} bytes, the limit is {MAX_BODY}"),
+            format!("the body has {len} bytes, the limit is {max}"),
         ));
     }
     Ok(())

@@ -21,7 +21,7 @@ mod placement;
 
 pub use membership::{Membership, Partition, Status};
 pub use message::Message;
-pub use node::{AddError, Config, Effect, Node, RetireError, WriteError};
+pub use node::{AddError, Config, Effect, Node, RetireError, Stamp, WriteError};
 pub use placement::{AllNodes, Placement};
 
 /// The key of one replicated value (a counter name, a register key).

@@ -1,7 +1,7 @@
 //! One replica node: events in, effects out.
 
 use super::{fnv1a, Key, Membership, Message, Partition, Placement, Status};
-use crate::crdt::Crdt;
+use crate::crdt::{Crdt, Hlc};
 use crate::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -134,6 +134,16 @@ pub struct Node<T: Crdt, P: Placement> {
     next_anti_entropy: u64,
     next_heartbeat: u64,
     anti_entropy_turn: usize,
+    clock: Hlc,
+}
+
+/// Who writes and when: handed to a write's operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// the node taking the write
+    pub node: NodeId,
+    /// a hybrid-logical-clock timestamp, later than any this node has seen
+    pub time: u64,
 }
 
 impl<T: Crdt, P: Placement> Node<T, P> {
@@ -157,6 +167,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             next_anti_entropy: 0,
             next_heartbeat: 0,
             anti_entropy_turn: 0,
+            clock: Hlc::default(),
         }
     }
 
@@ -255,21 +266,27 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         Some(at)
     }
 
-    /// Applies a client write: `op` reads the current state and this
-    /// node's id and returns a delta, which is merged, stored and gossiped.
+    /// Applies a client write at wall-clock time `now_ms`: `op` reads the
+    /// current state and a [`Stamp`] and returns a delta, which is merged,
+    /// stored and gossiped.
     pub fn write<E>(
         &mut self,
         key: &str,
-        op: impl FnOnce(&T, NodeId) -> Result<T, E>,
+        now_ms: u64,
+        op: impl FnOnce(&T, Stamp) -> Result<T, E>,
     ) -> Result<&T, WriteError<E>> {
         if !self.accepts_writes() {
             return Err(WriteError::NotAccepting {
                 forward_to: self.forward_target(),
             });
         }
+        let stamp = Stamp {
+            node: self.id,
+            time: self.clock.now(now_ms),
+        };
         let empty = T::default();
         let delta =
-            op(self.data.get(key).unwrap_or(&empty), self.id).map_err(WriteError::Rejected)?;
+            op(self.data.get(key).unwrap_or(&empty), stamp).map_err(WriteError::Rejected)?;
         self.apply(key, &delta, Some(None));
         Ok(&self.data[key])
     }
@@ -589,11 +606,23 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// Merges `delta` into `key`. `gossip_except`: `None` to keep it local,
     /// `Some(skip)` to buffer it for every other replica except `skip`.
     fn apply(&mut self, key: &str, delta: &T, gossip_except: Option<Option<NodeId>>) {
-        let state = self.data.entry(key.to_owned()).or_default();
-        if !state.merge(delta) {
-            return;
-        }
-        let state = state.clone();
+        let state = match self.data.get_mut(key) {
+            Some(state) => {
+                if !state.merge(delta) {
+                    return;
+                }
+                state.clone()
+            }
+            None => {
+                let mut state = T::default();
+                if !state.merge(delta) {
+                    return;
+                }
+                self.data.insert(key.to_owned(), state.clone());
+                state
+            }
+        };
+        self.observe(&state);
         self.set_digest(key, &state);
         if self.subscribers.contains_key(key) {
             self.unpublished.insert(key.to_owned());
@@ -610,6 +639,12 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             key: key.to_owned(),
             state,
         });
+    }
+
+    fn observe(&mut self, state: &T) {
+        if let Some(t) = state.latest_stamp() {
+            self.clock.observe(t);
+        }
     }
 
     fn set_digest(&mut self, key: &str, state: &T) {
@@ -680,7 +715,7 @@ mod test {
     }
 
     fn add(n: &mut Node<PnCounter, AllNodes>) -> Result<i64, WriteError<PnError>> {
-        n.write("k", |s: &PnCounter, id| s.add(id, 1))
+        n.write("k", 0, |s: &PnCounter, at| s.add(at.node, 1))
             .map(PnCounter::value)
     }
 

@@ -3,10 +3,16 @@
 //! delta that is itself a (small) state of the same type.
 
 mod g_counter;
+mod hlc;
+mod lww_set;
 mod pn_counter;
+mod value;
 
 pub use g_counter::{Entry, GCounter, Overflow};
+pub use hlc::{Hlc, StampError, COUNTER_BITS};
+pub use lww_set::{Bias, Element, LwwSet, MAX_ELEMENT, MAX_ELEMENTS};
 pub use pn_counter::{PnCounter, PnError};
+pub use value::{Kind, Value};
 
 use crate::NodeId;
 use serde::{de::DeserializeOwned, Serialize};
@@ -30,6 +36,12 @@ pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + Deseriali
     /// `None` when the type keeps no per-node entries or there is nothing to fold.
     fn absorb(&self, retired: NodeId, heir: NodeId) -> Option<Self> {
         let _ = (retired, heir);
+        None
+    }
+
+    /// The latest hybrid-logical-clock timestamp in this state, if the type
+    /// keeps any: the node's clock moves past it when it merges the state.
+    fn latest_stamp(&self) -> Option<u64> {
         None
     }
 }

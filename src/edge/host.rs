@@ -7,13 +7,15 @@
 //! also holds every response until earlier writes are durable.
 
 use super::{
-    call_node, header, internal_request, json, now_ms, Failure, Outcome, Settings, FROM, MEMBERS,
-    NEED_ACTIVE, NEW_NODE,
+    call_node, header, internal_request, json, now_ms, Failure, Outcome, Settings, FORWARDED, FROM,
+    MEMBERS, NEED_ACTIVE, NEW_NODE,
 };
 use crate::api::ApiError;
-use crate::cluster::{AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Status};
+use crate::cluster::{
+    AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Stamp, Status, WriteError,
+};
 use crate::codec::{self, MAX_FRAME};
-use crate::crdt::Crdt;
+use crate::crdt::{Crdt, Kind, Value};
 use crate::NodeId;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
@@ -24,18 +26,41 @@ use worker::{Env, Headers, Method, Request, Response, ScheduledTime, State};
 
 const STATE_PREFIX: &str = "k:";
 
-pub(crate) struct Host<T: Crdt> {
+/// What became of a client write.
+pub(crate) enum Written<E> {
+    /// Applied and stored: the new value.
+    Stored(Value),
+    /// This node takes no writes; the request belongs at that node.
+    Elsewhere(Option<NodeId>),
+    /// The data type refused the operation.
+    Refused(E),
+}
+
+/// The data of an SSE event: the key's state as its own type's envelope,
+/// in base64, which is what replicas of that type merge.
+fn event_data(key: &str, value: &Value) -> String {
+    match (value, Kind::of_key(key)) {
+        (Value::Counter(c), _) => codec::state_to_base64(c),
+        (Value::Set(s), _) => codec::state_to_base64(s),
+        (Value::Empty, Some((Kind::Set, _))) => {
+            codec::state_to_base64(&crate::crdt::LwwSet::default())
+        }
+        (Value::Empty, _) => codec::state_to_base64(&crate::crdt::PnCounter::default()),
+    }
+}
+
+pub(crate) struct Host {
     state: State,
     env: Env,
     settings: Settings,
-    node: RefCell<Option<Node<T, AllNodes>>>,
+    node: RefCell<Option<Node<Value, AllNodes>>>,
     streams: RefCell<BTreeMap<Key, Vec<UnboundedSender<Vec<u8>>>>>,
     alarm_at: Cell<Option<u64>>,
     /// Peer traffic since this object started: frames and their bytes.
     sent: Cell<(u64, u64)>,
 }
 
-impl<T: Crdt> Host<T> {
+impl Host {
     pub fn new(state: State, env: Env) -> Self {
         let settings = Settings::from_env(&env);
         Host {
@@ -47,10 +72,6 @@ impl<T: Crdt> Host<T> {
             alarm_at: Cell::new(None),
             sent: Cell::new((0, 0)),
         }
-    }
-
-    pub fn env(&self) -> &Env {
-        &self.env
     }
 
     /// Loads the node from storage on first use. `id` comes from the
@@ -79,7 +100,7 @@ impl<T: Crdt> Host<T> {
             let pair = worker::js_sys::Array::from(&entry?);
             let key = pair.get(0).as_string().unwrap_or_default();
             let bytes = Uint8Array::new(&pair.get(1)).to_vec();
-            match codec::decode_state::<T>(&bytes) {
+            match codec::decode_state::<Value>(&bytes) {
                 Ok(state) => states.push((key[STATE_PREFIX.len()..].to_owned(), state)),
                 Err(e) => worker::console_error!("{id}: skipping stored {key}: {e}"),
             }
@@ -102,8 +123,47 @@ impl<T: Crdt> Host<T> {
         Ok(())
     }
 
+    /// The value of `key` at this node (`Empty` when it has none).
+    pub fn read(&self, key: &str) -> Value {
+        self.with(|n| n.read(key).cloned().unwrap_or_default())
+    }
+
+    /// A client write: `op` makes a delta from the current value and a
+    /// stamp; the new value is stored before this returns.
+    pub async fn write<E>(
+        &self,
+        key: &str,
+        op: impl FnOnce(&Value, Stamp) -> Result<Value, E>,
+    ) -> Result<Written<E>, Failure> {
+        let written = self.with(|n| n.write(key, now_ms(), op).cloned());
+        match written {
+            Ok(value) => {
+                self.settle(None).await?;
+                Ok(Written::Stored(value))
+            }
+            Err(WriteError::NotAccepting { forward_to }) => Ok(Written::Elsewhere(forward_to)),
+            Err(WriteError::Rejected(e)) => Ok(Written::Refused(e)),
+        }
+    }
+
+    /// Passes a client request on to an active node, once.
+    pub async fn forward(&self, req: Request, target: Option<NodeId>) -> Outcome {
+        let forwarded = req.headers().get(FORWARDED)?.is_some();
+        let Some(target) = target.filter(|_| !forwarded) else {
+            let e = ApiError::new(
+                503,
+                "no_active_node",
+                "no active node could take this request",
+            );
+            return Err(e.into());
+        };
+        let mut inner = req.clone_mut()?;
+        inner.headers_mut()?.set(FORWARDED, "1")?;
+        Ok(call_node(&self.env, target, inner).await?)
+    }
+
     /// Runs `f` on the loaded node. Never hold this across an await.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Node<T, AllNodes>) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Node<Value, AllNodes>) -> R) -> R {
         f(self
             .node
             .borrow_mut()
@@ -113,7 +173,7 @@ impl<T: Crdt> Host<T> {
 
     /// Performs effects until none are left; messages to `reply_to` are
     /// returned instead of sent, to travel back in the HTTP response.
-    pub async fn settle(&self, reply_to: Option<NodeId>) -> worker::Result<Vec<Message<T>>> {
+    pub async fn settle(&self, reply_to: Option<NodeId>) -> worker::Result<Vec<Message<Value>>> {
         let mut replies = Vec::new();
         loop {
             let effects = self.with(|n| n.take_effects());
@@ -130,7 +190,7 @@ impl<T: Crdt> Host<T> {
                     Effect::StoreMembers(m) => rows.push(("members".into(), codec::encode(&m))),
                     Effect::StorePartition(p) => rows.push(("partition".into(), codec::encode(&p))),
                     Effect::Publish { key, state } => {
-                        let event = format!("data: {}\n\n", codec::state_to_base64(&state));
+                        let event = format!("data: {}\n\n", event_data(&key, &state));
                         self.push(Some(&key), event.as_bytes());
                     }
                     Effect::Heartbeat => self.push(None, b": heartbeat\n\n"),
@@ -160,7 +220,7 @@ impl<T: Crdt> Host<T> {
     }
 
     /// Sends `message` to peer `to` and feeds its replies back into the node.
-    async fn deliver(&self, to: NodeId, message: Message<T>) {
+    async fn deliver(&self, to: NodeId, message: Message<Value>) {
         let from = self.with(|n| n.id());
         let frame = codec::encode(&message);
         let (frames, bytes) = self.sent.get();
@@ -180,7 +240,7 @@ impl<T: Crdt> Host<T> {
                 )));
             }
             let body = res.bytes().await?;
-            codec::decode::<Vec<Message<T>>>(&body, MAX_FRAME)
+            codec::decode::<Vec<Message<Value>>>(&body, MAX_FRAME)
                 .map_err(|e| worker::Error::RustError(e.to_string()))
         }
         .await;
@@ -252,7 +312,7 @@ impl<T: Crdt> Host<T> {
         let hello = format!(
             "retry: {}\n\ndata: {}\n\n",
             self.settings.sse_retry_ms,
-            codec::state_to_base64(&state)
+            event_data(key, &state)
         );
         let _ = tx.unbounded_send(hello.into_bytes());
         self.streams
@@ -308,7 +368,7 @@ impl<T: Crdt> Host<T> {
             (Method::Post, "/peer") => {
                 let from: NodeId = header(&req, FROM)?;
                 let body = req.bytes().await?;
-                let message = codec::decode::<Message<T>>(&body, MAX_FRAME)
+                let message = codec::decode::<Message<Value>>(&body, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_frame", e.to_string()))?;
                 validate(&message).map_err(|e| ApiError::new(400, "bad_frame", e))?;
                 self.with(|n| n.receive(from, message));
@@ -398,8 +458,8 @@ impl<T: Crdt> Host<T> {
 }
 
 /// Checks every state and the membership in a peer frame.
-fn validate<T: Crdt>(message: &Message<T>) -> Result<(), String> {
-    let (members, states): (Option<&Membership>, &[(Key, T)]) = match message {
+fn validate(message: &Message<Value>) -> Result<(), String> {
+    let (members, states): (Option<&Membership>, &[(Key, Value)]) = match message {
         Message::Gossip {
             members, states, ..
         } => (members.as_ref(), states),
@@ -413,6 +473,7 @@ fn validate<T: Crdt>(message: &Message<T>) -> Result<(), String> {
     for (key, state) in states {
         crate::api::check_name(key).map_err(|e| e.message)?;
         state.validate().map_err(|e| format!("{key}: {e}"))?;
+        state.check_key(key).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The Cloudflare Worker: a stateless router ([`router`]) in front of node
 //! Durable Objects. [`host::Host`] runs a [`crate::cluster::Node`] inside a
 //! Durable Object: storage, alarms, peer calls and SSE streams. Each data
-//! type has a thin object that adds its client API ([`counter_node`]).
+//! kind of value adds its client operations in [`node_object`].
 
-mod counter_node;
 mod host;
 mod naive;
+mod node_object;
 mod registry;
 mod router;
 
@@ -20,6 +20,8 @@ pub(crate) const NODE: &str = "x-edge-node";
 pub(crate) const FROM: &str = "x-edge-from";
 pub(crate) const KEY: &str = "x-edge-key";
 pub(crate) const BY: &str = "x-edge-by";
+pub(crate) const SINCE: &str = "x-edge-since";
+pub(crate) const BIAS: &str = "x-edge-bias";
 pub(crate) const FORMAT: &str = "x-edge-format";
 pub(crate) const FORWARDED: &str = "x-edge-forwarded";
 /// The id of the node an admin request adds.
@@ -37,6 +39,7 @@ pub(crate) struct Settings {
     pub anti_entropy_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub sse_retry_ms: u64,
+    pub max_drift_ms: u64,
 }
 
 impl Settings {
@@ -54,6 +57,7 @@ impl Settings {
             anti_entropy_interval_ms: num("ANTI_ENTROPY_INTERVAL_MS", 2_000, 600_000),
             heartbeat_interval_ms: num("HEARTBEAT_INTERVAL_MS", 15_000, 600_000),
             sse_retry_ms: num("SSE_RETRY_MS", 2_000, 600_000),
+            max_drift_ms: num("MAX_DRIFT_MS", 60_000, 86_400_000),
         }
     }
 }

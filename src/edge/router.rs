@@ -4,10 +4,12 @@
 //! bearer token; no client path reaches an object's `/peer` or `/admin/*`.
 
 use super::{
-    call_node, internal_request, json, Failure, Outcome, Settings, BY, FORMAT, KEY, MEMBERS,
-    NEED_ACTIVE, NEW_NODE,
+    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, BIAS, BY, FORMAT, KEY,
+    MEMBERS, NEED_ACTIVE, NEW_NODE, SINCE,
 };
-use crate::api::{self, counter, ApiError, Format};
+use crate::api::{self, counter, set, ApiError, Format};
+use crate::codec;
+use crate::crdt::Kind;
 use crate::NodeId;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -23,57 +25,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     route(req, &env).await.or_else(Failure::into_response)
 }
 
-async fn route(mut req: Request, env: &Env) -> Outcome {
+async fn route(req: Request, env: &Env) -> Outcome {
     let settings = Settings::from_env(env);
     let path = req.path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method();
     match segments.as_slice() {
-        ["api", "counters", name, rest @ ..] => {
-            let name = api::parse_name(name)?;
-            let (op, allowed) = match rest {
-                [] => ("read", Method::Get),
-                ["increment"] => ("increment", Method::Post),
-                ["events"] => ("events", Method::Get),
-                _ => return Err(api::not_found(&path).into()),
-            };
-            if method != allowed {
-                return Err(api::wrong_method(method.as_ref(), allowed.as_ref()).into());
-            }
-            let node = pick_node(&req, &settings)?;
-            let header = if op == "increment" {
-                "content-type"
+        ["api", kind @ ("counters" | "sets"), name, rest @ ..] => {
+            let kind = if *kind == "counters" {
+                Kind::Counter
             } else {
-                "accept"
+                Kind::Set
             };
-            let format =
-                Format::from_content_type(req.headers().get(header)?.as_deref()).or_else(|e| {
-                    if op == "increment" {
-                        Err(e)
-                    } else {
-                        Ok(Format::Json)
-                    }
-                })?;
-            let mut headers = vec![
-                (KEY, name),
-                (
-                    FORMAT,
-                    if format == Format::Postcard {
-                        "postcard"
-                    } else {
-                        "json"
-                    }
-                    .to_owned(),
-                ),
-            ];
-            if op == "increment" {
-                let body = read_body(&mut req).await?;
-                headers.push((BY, counter::parse_increment(format, &body)?.to_string()));
-            }
-            let inner = internal_request(&format!("/client/{op}"), allowed, &headers, None)?;
-            let res = call_node(env, node, inner).await?;
-            learn_members(&res);
-            Ok(res)
+            client(req, env, &settings, kind, name, rest).await
         }
         ["admin", rest @ ..] => admin(req, env, &settings, rest).await,
         ["bench", "naive", "increment"] if bench_enabled(env) => {
@@ -87,23 +51,120 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
     }
 }
 
+/// The operation a client path and method name, for a kind of value.
+fn operation(kind: Kind, rest: &[&str], method: &Method) -> Result<&'static str, ApiError> {
+    use Method::{Get, Post, Put};
+    let ops = match kind {
+        Kind::Counter => vec![
+            ("", Get, "read"),
+            ("increment", Post, "increment"),
+            ("events", Get, "events"),
+        ],
+        Kind::Set => vec![
+            ("", Get, "read"),
+            ("", Put, "create"),
+            ("insert", Post, "insert"),
+            ("delete", Post, "delete"),
+            ("update", Post, "update"),
+            ("updates", Get, "updates"),
+            ("events", Get, "events"),
+        ],
+    };
+    let sub = match rest {
+        [] => "",
+        [sub] => *sub,
+        _ => "/",
+    };
+    let here: Vec<_> = ops.into_iter().filter(|(p, _, _)| *p == sub).collect();
+    if here.is_empty() {
+        return Err(api::not_found(&format!(
+            "/api/{}s/…/{}",
+            kind.prefix(),
+            rest.join("/")
+        )));
+    }
+    let allowed: Vec<&str> = here.iter().map(|(_, m, _)| m.as_ref()).collect();
+    here.iter()
+        .find(|(_, m, _)| m == method)
+        .map(|(_, _, op)| *op)
+        .ok_or_else(|| api::wrong_method(method.as_ref(), &allowed.join(" or ")))
+}
+
+/// Validates a client request and sends it to a node as `/client/<op>`:
+/// parsed bodies travel as headers or postcard, never as client bytes.
+async fn client(
+    mut req: Request,
+    env: &Env,
+    settings: &Settings,
+    kind: Kind,
+    name: &str,
+    rest: &[&str],
+) -> Outcome {
+    let name = api::parse_name(name)?;
+    let method = req.method();
+    let op = operation(kind, rest, &method)?;
+    let node = pick_node(&req, settings)?;
+    let has_body = matches!(method, Method::Post | Method::Put);
+    let format = if has_body {
+        Format::from_content_type(req.headers().get("content-type")?.as_deref())?
+    } else {
+        Format::from_content_type(req.headers().get("accept")?.as_deref()).unwrap_or(Format::Json)
+    };
+    let format_name = if format == Format::Postcard {
+        "postcard"
+    } else {
+        "json"
+    };
+    let mut headers = vec![(KEY, kind.key(&name)), (FORMAT, format_name.to_owned())];
+    let mut body = None;
+    match op {
+        "increment" => {
+            let by = counter::parse_increment(format, &read_body(&mut req, api::MAX_BODY).await?)?;
+            headers.push((BY, by.to_string()));
+        }
+        "create" => {
+            let bias = set::parse_create(format, &read_body(&mut req, api::MAX_BODY).await?)?;
+            headers.push((BIAS, set::BiasName::from(bias).as_str().to_owned()));
+        }
+        "insert" | "delete" => {
+            let elements = set::parse_elements(format, &read_body(&mut req, api::MAX_BODY).await?)?;
+            body = Some(codec::encode(&elements));
+        }
+        "update" => {
+            authorized(&req, env, "SYNC_TOKEN")?;
+            let bytes = read_body(&mut req, set::MAX_REPLICA_BODY).await?;
+            let replica = set::parse_replica(format, &bytes, now_ms(), settings.max_drift_ms)?;
+            body = Some(codec::encode(&replica));
+        }
+        "updates" => {
+            let since = set::parse_since(api::query_param(&req.inner().url(), "since").as_deref())?;
+            headers.push((SINCE, since.to_string()));
+        }
+        _ => {}
+    }
+    let inner = internal_request(&format!("/client/{op}"), method, &headers, body)?;
+    let res = call_node(env, node, inner).await?;
+    learn_members(&res);
+    Ok(res)
+}
+
 fn bench_enabled(env: &Env) -> bool {
     env.var("BENCH_BASELINE")
         .map(|v| v.to_string() == "on")
         .unwrap_or(false)
 }
 
-/// Reads a body, refusing one over [`api::MAX_BODY`] before reading it.
-async fn read_body(req: &mut Request) -> Result<Vec<u8>, Failure> {
+/// Reads a body, refusing one over `max` bytes before reading it.
+async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
     if let Some(len) = req
         .headers()
         .get("content-length")?
         .and_then(|v| v.parse::<usize>().ok())
     {
-        api::check_body_size(len)?;
+        api::check_body_size(len, max)?;
     }
     let body = req.bytes().await?;
-    api::check_body_size(body.len())?;
+    api::check_body_size(body.len(), max)?;
     Ok(body)
 }
 
@@ -131,9 +192,10 @@ fn learn_members(res: &Response) {
     }
 }
 
-fn authorized(req: &Request, env: &Env) -> Result<(), Failure> {
-    let Ok(token) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
-        return Err(ApiError::new(503, "admin_disabled", "ADMIN_TOKEN is not set").into());
+/// Checks `Authorization: Bearer <token>` against the secret `secret`.
+fn authorized(req: &Request, env: &Env, secret: &str) -> Result<(), Failure> {
+    let Ok(token) = env.secret(secret).map(|s| s.to_string()) else {
+        return Err(ApiError::new(503, "disabled", format!("{secret} is not set")).into());
     };
     let given = req.headers().get("authorization")?.unwrap_or_default();
     let expected = format!("Bearer {token}");
@@ -147,7 +209,7 @@ fn authorized(req: &Request, env: &Env) -> Result<(), Failure> {
         return Err(ApiError::new(
             401,
             "unauthorized",
-            "admin needs `Authorization: Bearer <ADMIN_TOKEN>`",
+            format!("this needs `Authorization: Bearer <{secret}>`"),
         )
         .into());
     }
@@ -155,7 +217,7 @@ fn authorized(req: &Request, env: &Env) -> Result<(), Failure> {
 }
 
 async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) -> Outcome {
-    authorized(&req, env)?;
+    authorized(&req, env, "ADMIN_TOKEN")?;
     let method = req.method();
     match (rest, method) {
         (["nodes"], Method::Get) => {
@@ -184,7 +246,7 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
         }
         (["partition"], m @ (Method::Put | Method::Delete)) => {
             let groups = if m == Method::Put {
-                parse_groups(&read_body(&mut req).await?)?
+                parse_groups(&read_body(&mut req, api::MAX_BODY).await?)?
             } else {
                 Vec::new()
             };

@@ -29,7 +29,11 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export class Cluster {
   constructor(vars = {}) {
     this.token = randomBytes(12).toString('hex');
-    this.vars = { GOSSIP_INTERVAL_MS: '100', ANTI_ENTROPY_INTERVAL_MS: '500', ADMIN_TOKEN: this.token, ...vars };
+    this.syncToken = randomBytes(12).toString('hex');
+    this.vars = {
+      GOSSIP_INTERVAL_MS: '100', ANTI_ENTROPY_INTERVAL_MS: '500',
+      ADMIN_TOKEN: this.token, SYNC_TOKEN: this.syncToken, ...vars,
+    };
     this.dir = mkdtempSync(join(tmpdir(), 'edge-crdt-e2e-'));
     this.proc = null;
   }

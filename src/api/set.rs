@@ -1,0 +1,382 @@
+//! The set endpoints' bodies: element lists, the creation bias, a whole
+//! replica for offline-to-online sync (with its timestamps checked against
+//! the server clock), and the replies.
+//!
+//! ```
+//! use edge_crdt::api::{set::parse_elements, Format};
+//! let elements = parse_elements(Format::Json, br#"["apple", 3, true]"#).unwrap();
+//! assert_eq!(elements.len(), 3);
+//! assert_eq!(parse_elements(Format::Json, b"[null]").unwrap_err().error, "bad_element");
+//! ```
+
+use super::{ApiError, Format};
+use crate::codec;
+use crate::crdt::{Bias, Element, Hlc, LwwSet};
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Most elements in one insert or delete.
+pub const MAX_BATCH: usize = 256;
+
+/// The largest body of `POST /api/sets/:name/update`.
+pub const MAX_REPLICA_BODY: usize = 512 << 10;
+
+fn bad(error: &'static str, message: String) -> ApiError {
+    ApiError::new(400, error, message)
+}
+
+/// Parses the body of insert and delete: a JSON array of scalars (or a
+/// postcard envelope of `Vec<Element>`), 1 to [`MAX_BATCH`] of them.
+pub fn parse_elements(format: Format, body: &[u8]) -> Result<Vec<Element>, ApiError> {
+    super::check_body_size(body.len(), super::MAX_BODY)?;
+    let elements = match format {
+        Format::Json => {
+            let values: Vec<Json> = serde_json::from_slice(body).map_err(|e| {
+                bad(
+                    "bad_json",
+                    format!("expected a JSON array of elements: {e}"),
+                )
+            })?;
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    Element::from_json(v).ok_or_else(|| {
+                        bad(
+                            "bad_element",
+                            format!("element {i} is {v}: elements are strings, finite numbers or booleans"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Format::Postcard => codec::decode::<Vec<Element>>(body, super::MAX_BODY)
+            .map_err(|e| bad("bad_postcard", format!("expected a list of elements: {e}")))?,
+    };
+    if elements.is_empty() || elements.len() > MAX_BATCH {
+        return Err(bad(
+            "bad_batch",
+            format!("send 1 to {MAX_BATCH} elements, not {}", elements.len()),
+        ));
+    }
+    let probe = LwwSet::default().insert(elements.iter().cloned(), 1);
+    crate::crdt::Crdt::validate(&probe).map_err(|e| bad("bad_element", e.0))?;
+    Ok(elements)
+}
+
+/// The body of `PUT /api/sets/:name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Create {
+    /// `"add-wins"` or `"remove-wins"`
+    pub bias: BiasName,
+}
+
+/// A bias as the API spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BiasName {
+    /// add-wins
+    AddWins,
+    /// remove-wins
+    RemoveWins,
+}
+
+impl BiasName {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BiasName::AddWins => "add-wins",
+            BiasName::RemoveWins => "remove-wins",
+        }
+    }
+
+    /// The bias an API spelling names.
+    pub fn parse(text: &str) -> Option<Bias> {
+        [BiasName::AddWins, BiasName::RemoveWins]
+            .into_iter()
+            .find(|b| b.as_str() == text)
+            .map(Bias::from)
+    }
+}
+
+impl From<BiasName> for Bias {
+    fn from(b: BiasName) -> Bias {
+        match b {
+            BiasName::AddWins => Bias::AddWins,
+            BiasName::RemoveWins => Bias::RemoveWins,
+        }
+    }
+}
+
+impl From<Bias> for BiasName {
+    fn from(b: Bias) -> BiasName {
+        match b {
+            Bias::AddWins => BiasName::AddWins,
+            Bias::RemoveWins => BiasName::RemoveWins,
+        }
+    }
+}
+
+/// Parses the body of a set creation.
+pub fn parse_create(format: Format, body: &[u8]) -> Result<Bias, ApiError> {
+    super::check_body_size(body.len(), super::MAX_BODY)?;
+    let create: Create = match format {
+        Format::Json => serde_json::from_slice(body).map_err(|e| {
+            bad(
+                "bad_json",
+                format!("expected {{\"bias\": \"add-wins\" | \"remove-wins\"}}: {e}"),
+            )
+        })?,
+        Format::Postcard => codec::decode(body, super::MAX_BODY)
+            .map_err(|e| bad("bad_postcard", format!("expected a bias: {e}")))?,
+    };
+    Ok(create.bias.into())
+}
+
+/// Parses `since` of `/updates`: a timestamp, 0 for everything.
+pub fn parse_since(text: Option<&str>) -> Result<u64, ApiError> {
+    match text {
+        None => Ok(0),
+        Some(t) => t.parse().map_err(|_| {
+            bad(
+                "bad_since",
+                format!(
+                    "`since` is a timestamp (an unsigned integer), not `{}`",
+                    clip(t)
+                ),
+            )
+        }),
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A replica as JSON: `{"adds": [[element, t], …], "removes": [[element, t], …]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaJson {
+    /// added elements and when
+    #[serde(default)]
+    pub adds: Vec<(Json, u64)>,
+    /// removed elements and when
+    #[serde(default)]
+    pub removes: Vec<(Json, u64)>,
+}
+
+impl ReplicaJson {
+    /// The JSON form of a set's entries.
+    pub fn of(set: &LwwSet) -> ReplicaJson {
+        let (adds, removes) = set.entries();
+        let list = |m: &std::collections::BTreeMap<Element, u64>| {
+            m.iter().map(|(e, t)| (e.to_json(), *t)).collect()
+        };
+        ReplicaJson {
+            adds: list(adds),
+            removes: list(removes),
+        }
+    }
+}
+
+/// Parses a whole replica for `POST /api/sets/:name/update` and checks
+/// every timestamp: not 0, at most `max_drift_ms` ahead of `wall_ms`. This
+/// refuses the seed's "insert at LONG_MAX" and "delete at 0" attacks.
+pub fn parse_replica(
+    format: Format,
+    body: &[u8],
+    wall_ms: u64,
+    max_drift_ms: u64,
+) -> Result<LwwSet, ApiError> {
+    super::check_body_size(body.len(), MAX_REPLICA_BODY)?;
+    let replica = match format {
+        Format::Json => {
+            let json: ReplicaJson = serde_json::from_slice(body).map_err(|e| {
+                bad(
+                    "bad_json",
+                    format!("expected {{\"adds\": [[element, t], …], \"removes\": [[element, t], …]}}: {e}"),
+                )
+            })?;
+            let convert = |list: &[(Json, u64)], side: &str| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, (v, t))| {
+                        Element::from_json(v).map(|e| (e, *t)).ok_or_else(|| {
+                            bad(
+                                "bad_element",
+                                format!(
+                                    "{side}[{i}] is {v}, not a string, finite number or boolean"
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let mut set = LwwSet::default();
+            for (e, t) in convert(&json.adds, "adds")? {
+                let delta = set.insert([e], t);
+                crate::crdt::Crdt::merge(&mut set, &delta);
+            }
+            for (e, t) in convert(&json.removes, "removes")? {
+                let delta = set.remove([e], t);
+                crate::crdt::Crdt::merge(&mut set, &delta);
+            }
+            set
+        }
+        Format::Postcard => codec::decode::<LwwSet>(body, MAX_REPLICA_BODY)
+            .map_err(|e| bad("bad_postcard", format!("expected a set replica: {e}")))?,
+    };
+    for t in replica.stamps() {
+        Hlc::check(t, wall_ms, max_drift_ms)
+            .map_err(|e| ApiError::new(422, "bad_timestamp", e.to_string()))?;
+    }
+    crate::crdt::Crdt::validate(&replica).map_err(|e| bad("bad_replica", e.0))?;
+    Ok(replica)
+}
+
+/// `GET /api/sets/:name` as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SetView {
+    /// the set's name
+    pub name: String,
+    /// the node that answered
+    pub node: String,
+    /// the bias
+    pub bias: BiasName,
+    /// the members, in canonical order
+    pub members: Vec<Json>,
+    /// the latest timestamp in the set: a poller's next `since`
+    pub latest: u64,
+}
+
+/// `GET /api/sets/:name/updates?since=T` as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UpdatesView {
+    /// the node that answered
+    pub node: String,
+    /// the `since` asked for
+    pub since: u64,
+    /// the latest timestamp in the set
+    pub latest: u64,
+    /// the bias
+    pub bias: BiasName,
+    /// entries stamped after `since`
+    #[serde(flatten)]
+    pub entries: ReplicaJson,
+}
+
+/// The postcard reply of the set endpoints: the node and the whole set
+/// (or, for `/updates`, the entries after `since`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetReply {
+    /// the set's name
+    pub name: String,
+    /// the node that answered
+    pub node: NodeId,
+    /// the set, or its entries after `since`
+    pub state: LwwSet,
+}
+
+/// The reply to a read or write of set `name` in `format`.
+pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet) -> Vec<u8> {
+    match format {
+        Format::Json => serde_json::to_vec(&SetView {
+            name: name.to_owned(),
+            node: node.to_string(),
+            bias: set.bias().into(),
+            members: set.members().map(Element::to_json).collect(),
+            latest: set.latest(),
+        })
+        .unwrap_or_default(),
+        Format::Postcard => codec::encode(&SetReply {
+            name: name.to_owned(),
+            node,
+            state: set.clone(),
+        }),
+    }
+}
+
+/// The reply to `/updates?since=` in `format`.
+pub fn updates_reply(
+    format: Format,
+    name: &str,
+    node: NodeId,
+    set: &LwwSet,
+    since: u64,
+) -> Vec<u8> {
+    let after = set.since(since);
+    match format {
+        Format::Json => serde_json::to_vec(&UpdatesView {
+            node: node.to_string(),
+            since,
+            latest: set.latest(),
+            bias: set.bias().into(),
+            entries: ReplicaJson::of(&after),
+        })
+        .unwrap_or_default(),
+        Format::Postcard => codec::encode(&SetReply {
+            name: name.to_owned(),
+            node,
+            state: after,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn element_lists() {
+        let err = |b: &[u8]| parse_elements(Format::Json, b).unwrap_err().error;
+        assert_eq!(err(b"{}"), "bad_json");
+        assert_eq!(err(b"[]"), "bad_batch");
+        assert_eq!(err(b"[[1]]"), "bad_element");
+        assert_eq!(
+            err(format!("[\"{}\"]", "x".repeat(300)).as_bytes()),
+            "bad_element"
+        );
+        let many = format!("[{}]", vec!["1"; 257].join(","));
+        assert_eq!(err(many.as_bytes()), "bad_batch");
+    }
+
+    #[test]
+    fn replicas_with_attack_timestamps_are_refused() {
+        let ok = format!(
+            r#"{{"adds": [["a", {}]], "removes": [[1, 5]]}}"#,
+            Hlc::stamp_of(NOW)
+        );
+        let set = parse_replica(Format::Json, ok.as_bytes(), NOW, 60_000).unwrap();
+        assert_eq!(set.members().count(), 1);
+        for body in [
+            r#"{"adds": [["a", 18446744073709551615]]}"#.to_owned(),
+            r#"{"removes": [["a", 0]]}"#.to_owned(),
+            format!(r#"{{"adds": [["a", {}]]}}"#, Hlc::stamp_of(NOW + 120_000)),
+        ] {
+            let e = parse_replica(Format::Json, body.as_bytes(), NOW, 60_000).unwrap_err();
+            assert_eq!((e.status, e.error), (422, "bad_timestamp"), "{body}");
+        }
+        let e = parse_replica(Format::Json, br#"{"adds": [], "x": 1}"#, NOW, 60_000).unwrap_err();
+        assert_eq!(e.error, "bad_json");
+    }
+
+    #[test]
+    fn creation_and_since() {
+        assert_eq!(
+            parse_create(Format::Json, br#"{"bias": "remove-wins"}"#),
+            Ok(Bias::RemoveWins)
+        );
+        assert_eq!(
+            parse_create(Format::Json, br#"{"bias": "both"}"#)
+                .unwrap_err()
+                .error,
+            "bad_json"
+        );
+        assert_eq!(parse_since(Some("12")), Ok(12));
+        assert_eq!(parse_since(Some("-1")).unwrap_err().error, "bad_since");
+    }
+}

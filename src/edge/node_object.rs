@@ -1,0 +1,211 @@
+//! The node object: a [`Host`] plus the client operations of each kind of
+//! value. Gossip, storage and streams stay in [`Host`]; a new kind adds one
+//! module like [`counters`] or [`sets`] and one arm in `handle`.
+
+use super::host::Host;
+use super::{header, Failure, Outcome, FORMAT, KEY, MEMBERS, NODE};
+use crate::api::{ApiError, Format};
+use crate::crdt::Kind;
+use crate::NodeId;
+use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
+
+/// A node of the cluster: holds every kind of replicated value.
+#[durable_object]
+pub struct ClusterNode {
+    host: Host,
+}
+
+impl DurableObject for ClusterNode {
+    fn new(state: State, env: Env) -> Self {
+        ClusterNode {
+            host: Host::new(state, env),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        self.handle(req).await.or_else(Failure::into_response)
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.host.alarm().await
+    }
+}
+
+impl ClusterNode {
+    async fn handle(&self, req: Request) -> Outcome {
+        let id = req
+            .headers()
+            .get(NODE)?
+            .and_then(|v| v.parse::<NodeId>().ok());
+        self.host.ensure(id).await?;
+        let path = req.path();
+        let Some(op) = path.strip_prefix("/client/") else {
+            return self.host.internal(req).await;
+        };
+        let key: String = header(&req, KEY)?;
+        let target = self.host.with(|n| n.forward_target());
+        if target != Some(self.host.with(|n| n.id())) {
+            return self.host.forward(req, target).await;
+        }
+        if op == "events" {
+            return self.host.subscribe(&key).await;
+        }
+        let format = match req.headers().get(FORMAT)?.as_deref() {
+            Some("postcard") => Format::Postcard,
+            _ => Format::Json,
+        };
+        let mut res = match Kind::of_key(&key) {
+            Some((Kind::Counter, name)) => {
+                counters::handle(&self.host, op, &key, name, format, req).await?
+            }
+            Some((Kind::Set, name)) => {
+                sets::handle(&self.host, op, &key, name, format, req).await?
+            }
+            None => return Err(ApiError::new(400, "bad_request", "unknown key kind").into()),
+        };
+        res.headers_mut().set(MEMBERS, &self.host.active_list())?;
+        Ok(res)
+    }
+}
+
+/// `/client/read` and `/client/increment` for counters.
+mod counters {
+    use super::super::host::{Host, Written};
+    use super::super::{bytes, header, Outcome, BY};
+    use crate::api::{counter, not_found, ApiError, Format};
+    use crate::crdt::{PnCounter, PnError, Value};
+    use worker::Request;
+
+    pub async fn handle(
+        host: &Host,
+        op: &str,
+        key: &str,
+        name: &str,
+        format: Format,
+        req: Request,
+    ) -> Outcome {
+        let state = match op {
+            "read" => host.read(key),
+            "increment" => {
+                let by: i64 = header(&req, BY)?;
+                let written = host
+                    .write(key, |v, at| {
+                        let c = v.as_counter().cloned().unwrap_or_default();
+                        c.add(at.node, by).map(Value::Counter)
+                    })
+                    .await?;
+                match written {
+                    Written::Stored(v) => v,
+                    Written::Elsewhere(target) => return host.forward(req, target).await,
+                    Written::Refused(PnError::Overflow) => {
+                        return Err(ApiError::new(
+                            409,
+                            "overflow",
+                            "this node's share of the counter would overflow",
+                        )
+                        .into())
+                    }
+                    Written::Refused(PnError::Retired) => {
+                        return Err(ApiError::new(503, "retired", "this node is retired").into())
+                    }
+                }
+            }
+            _ => return Err(not_found(op).into()),
+        };
+        let counter = state
+            .as_counter()
+            .cloned()
+            .unwrap_or_else(PnCounter::default);
+        let id = host.with(|n| n.id());
+        Ok(bytes(
+            200,
+            format.content_type(),
+            counter::reply(format, name, id, &counter),
+        )?)
+    }
+}
+
+/// `/client/{read,updates,create,insert,delete,update}` for sets.
+mod sets {
+    use super::super::host::{Host, Written};
+    use super::super::{bytes, header, Outcome, BIAS, SINCE};
+    use crate::api::{not_found, set, ApiError, Format};
+    use crate::codec;
+    use crate::crdt::{Element, LwwSet, Value};
+    use std::convert::Infallible;
+    use worker::Request;
+
+    pub async fn handle(
+        host: &Host,
+        op: &str,
+        key: &str,
+        name: &str,
+        format: Format,
+        req: Request,
+    ) -> Outcome {
+        // Bodies are read from a copy, so a forwarded request keeps its own.
+        let body = || async { req.clone_mut()?.bytes().await };
+        let id = host.with(|n| n.id());
+        let current = |v: &Value| v.as_set().cloned().unwrap_or_default();
+        let written = match op {
+            "read" => Written::Stored(host.read(key)),
+            "updates" => {
+                let since: u64 = header(&req, SINCE)?;
+                let state = current(&host.read(key));
+                let body = set::updates_reply(format, name, id, &state, since);
+                return Ok(bytes(200, format.content_type(), body)?);
+            }
+            "create" => {
+                let bias = set::BiasName::parse(&header::<String>(&req, BIAS)?)
+                    .ok_or_else(|| ApiError::new(400, "bad_request", "unknown bias"))?;
+                if let Some((_, had)) = current(&host.read(key)).created() {
+                    if had != bias {
+                        let had = set::BiasName::from(had).as_str();
+                        let e = ApiError::new(
+                            409,
+                            "already_created",
+                            format!("the set exists with bias {had}"),
+                        );
+                        return Err(e.into());
+                    }
+                }
+                host.write(key, |_, at| {
+                    Ok::<_, Infallible>(Value::Set(LwwSet::new(bias, at.time)))
+                })
+                .await?
+            }
+            "insert" | "delete" => {
+                let elements: Vec<Element> =
+                    codec::decode(&body().await?, set::MAX_REPLICA_BODY)
+                        .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
+                host.write(key, |v, at| {
+                    let s = current(v);
+                    let delta = if op == "insert" {
+                        s.insert(elements, at.time)
+                    } else {
+                        s.remove(elements, at.time)
+                    };
+                    Ok::<_, Infallible>(Value::Set(delta))
+                })
+                .await?
+            }
+            "update" => {
+                let replica: LwwSet = codec::decode(&body().await?, set::MAX_REPLICA_BODY)
+                    .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
+                host.write(key, |_, _| Ok::<_, Infallible>(Value::Set(replica)))
+                    .await?
+            }
+            _ => return Err(not_found(op).into()),
+        };
+        let state = match written {
+            Written::Stored(v) => current(&v),
+            Written::Elsewhere(target) => return host.forward(req, target).await,
+            Written::Refused(never) => match never {},
+        };
+        Ok(bytes(
+            200,
+            format.content_type(),
+            set::reply(format, name, id, &state),
+        )?)
+    }
+}
