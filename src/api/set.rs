@@ -183,7 +183,8 @@ impl ReplicaJson {
 
 /// Parses a whole replica for `POST /api/sets/:name/update` and checks
 /// every timestamp: not 0, at most `max_drift_ms` ahead of `wall_ms`. This
-/// refuses the seed's "insert at LONG_MAX" and "delete at 0" attacks.
+/// refuses the seed's "insert at LONG_MAX" and "delete at 0" attacks. The
+/// result holds the replica's entries only, never its creation.
 pub fn parse_replica(
     format: Format,
     body: &[u8],
@@ -191,7 +192,9 @@ pub fn parse_replica(
     max_drift_ms: u64,
 ) -> Result<LwwSet, ApiError> {
     super::check_body_size(body.len(), MAX_REPLICA_BODY)?;
-    let replica = match format {
+    // Every stamp is checked as sent, before merging could drop a dominated
+    // one (an add at 0 under a later remove of the same element).
+    let (created, adds, removes) = match format {
         Format::Json => {
             let json: ReplicaJson = serde_json::from_slice(body).map_err(|e| {
                 bad(
@@ -214,23 +217,35 @@ pub fn parse_replica(
                     })
                     .collect::<Result<Vec<_>, _>>()
             };
-            let mut set = LwwSet::default();
-            for (e, t) in convert(&json.adds, "adds")? {
-                let delta = set.insert([e], t);
-                crate::crdt::Crdt::merge(&mut set, &delta);
-            }
-            for (e, t) in convert(&json.removes, "removes")? {
-                let delta = set.remove([e], t);
-                crate::crdt::Crdt::merge(&mut set, &delta);
-            }
-            set
+            let adds = convert(&json.adds, "adds")?;
+            (None, adds, convert(&json.removes, "removes")?)
         }
-        Format::Postcard => codec::decode::<LwwSet>(body, MAX_REPLICA_BODY)
-            .map_err(|e| bad("bad_postcard", format!("expected a set replica: {e}")))?,
+        Format::Postcard => {
+            let sent = codec::decode::<LwwSet>(body, MAX_REPLICA_BODY)
+                .map_err(|e| bad("bad_postcard", format!("expected a set replica: {e}")))?;
+            let (adds, removes) = sent.entries();
+            let list = |m: &std::collections::BTreeMap<Element, u64>| {
+                m.iter().map(|(e, t)| (e.clone(), *t)).collect::<Vec<_>>()
+            };
+            (sent.created().map(|c| c.0), list(adds), list(removes))
+        }
     };
-    for t in replica.stamps() {
+    let stamps = adds.iter().chain(&removes).map(|(_, t)| *t);
+    for t in stamps.chain(created) {
         Hlc::check(t, wall_ms, max_drift_ms)
             .map_err(|e| ApiError::new(422, "bad_timestamp", e.to_string()))?;
+    }
+    // Only the entries: a set's creation, and so its bias, comes from PUT
+    // alone. A replica's creation stamped earlier with the other bias would
+    // win the merge and flip every tie on every node.
+    let mut replica = LwwSet::default();
+    for (e, t) in adds {
+        let delta = replica.insert([e], t);
+        crate::crdt::Crdt::merge(&mut replica, &delta);
+    }
+    for (e, t) in removes {
+        let delta = replica.remove([e], t);
+        crate::crdt::Crdt::merge(&mut replica, &delta);
     }
     crate::crdt::Crdt::validate(&replica).map_err(|e| bad("bad_replica", e.0))?;
     Ok(replica)
@@ -249,6 +264,10 @@ pub struct SetView {
     pub members: Vec<Json>,
     /// the latest timestamp in the set: a poller's next `since`
     pub latest: u64,
+    /// the timestamp the node gave this write (insert, delete, create);
+    /// absent on reads and on `/update`, whose entries carry their own
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<u64>,
 }
 
 /// `GET /api/sets/:name/updates?since=T` as JSON.
@@ -279,8 +298,15 @@ pub struct SetReply {
     pub state: LwwSet,
 }
 
-/// The reply to a read or write of set `name` in `format`.
-pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet) -> Vec<u8> {
+/// The reply to a read or write of set `name` in `format`; `stamp` is the
+/// write's timestamp, if the node gave it one (JSON only).
+pub fn reply(
+    format: Format,
+    name: &str,
+    node: NodeId,
+    set: &LwwSet,
+    stamp: Option<u64>,
+) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(&SetView {
             name: name.to_owned(),
@@ -288,6 +314,7 @@ pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet) -> Vec<u8> 
             bias: set.bias().into(),
             members: set.members().map(Element::to_json).collect(),
             latest: set.latest(),
+            stamp,
         })
         .unwrap_or_default(),
         Format::Postcard => codec::encode(&SetReply {
@@ -362,6 +389,24 @@ mod test {
         }
         let e = parse_replica(Format::Json, br#"{"adds": [], "x": 1}"#, NOW, 60_000).unwrap_err();
         assert_eq!(e.error, "bad_json");
+    }
+
+    #[test]
+    fn dominated_bad_stamps_and_replica_creations_change_nothing() {
+        use crate::crdt::Crdt;
+        let t = Hlc::stamp_of(NOW);
+        let body = format!(r#"{{"adds": [["a", 0]], "removes": [["a", {t}]]}}"#);
+        let e = parse_replica(Format::Json, body.as_bytes(), NOW, 60_000).unwrap_err();
+        assert_eq!((e.status, e.error), (422, "bad_timestamp"));
+        let mut forged = LwwSet::new(Bias::RemoveWins, 1);
+        forged.merge(&forged.insert([Element::Str("a".into())], t));
+        let bytes = codec::encode(&forged);
+        let set = parse_replica(Format::Postcard, &bytes, NOW, 60_000).unwrap();
+        assert_eq!(set.created(), None, "the creation is not taken");
+        assert_eq!(set.members().count(), 1);
+        let zero = codec::encode(&LwwSet::new(Bias::RemoveWins, 0));
+        let e = parse_replica(Format::Postcard, &zero, NOW, 60_000).unwrap_err();
+        assert_eq!(e.error, "bad_timestamp");
     }
 
     #[test]

@@ -185,6 +185,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             self.partition = p;
         }
         for (key, state) in states {
+            self.observe(&state);
             self.set_digest(&key, &state);
             self.data.insert(key, state);
         }

@@ -92,7 +92,7 @@ impl Hlc {
         if stamp == 0 {
             return Err(StampError::Zero);
         }
-        let limit = Self::stamp_of(wall_ms.saturating_add(max_drift_ms) + 1);
+        let limit = Self::stamp_of(wall_ms.saturating_add(max_drift_ms).saturating_add(1));
         if stamp >= limit {
             return Err(StampError::Ahead {
                 stamp,

@@ -147,6 +147,9 @@ mod sets {
         let body = || async { req.clone_mut()?.bytes().await };
         let id = host.with(|n| n.id());
         let current = |v: &Value| v.as_set().cloned().unwrap_or_default();
+        // The write's timestamp, for the reply: clients that log their
+        // writes (the chaos clients' oracle) read it back from there.
+        let mut stamp = None;
         let written = match op {
             "read" => Written::Stored(host.read(key)),
             "updates" => {
@@ -170,6 +173,7 @@ mod sets {
                     }
                 }
                 host.write(key, |_, at| {
+                    stamp = Some(at.time);
                     Ok::<_, Infallible>(Value::Set(LwwSet::new(bias, at.time)))
                 })
                 .await?
@@ -179,6 +183,7 @@ mod sets {
                     codec::decode(&body().await?, set::MAX_REPLICA_BODY)
                         .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
                 host.write(key, |v, at| {
+                    stamp = Some(at.time);
                     let s = current(v);
                     let delta = if op == "insert" {
                         s.insert(elements, at.time)
@@ -205,7 +210,7 @@ mod sets {
         Ok(bytes(
             200,
             format.content_type(),
-            set::reply(format, name, id, &state),
+            set::reply(format, name, id, &state, stamp),
         )?)
     }
 }
