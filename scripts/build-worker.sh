@@ -5,7 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 out=build/worker/shim.mjs
-if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]; then
+# src/bin holds native tools (the chaos clients), not Worker code.
+if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock -path src/bin -prune -o -newer "$out" -print -quit)" ]; then
   step "Worker build is up to date ($out)"
   exit 0
 fi

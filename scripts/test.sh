@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: lints, native tests (unit, property, simulator), wasm tests in
-# headless Chromium, end-to-end tests and the page test on `wrangler dev`.
+# headless Chromium, end-to-end tests, the chaos clients and the page test
+# on `wrangler dev`.
 # Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -30,6 +31,8 @@ CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome -
 step "build: Worker and browser module"
 bash scripts/build-worker.sh
 bash scripts/build-browser.sh
+step "build: the chaos clients (target/release/monkeys, run by tests/e2e/monkeys.test.mjs)"
+cargo build --release --bin monkeys
 
 step "end to end on wrangler dev, and the page in headless Chromium"
 run node --test --test-concurrency=1 --test-reporter=spec tests/e2e/

@@ -66,7 +66,9 @@ impl Element {
         match self {
             Element::Bool(b) => serde_json::Value::Bool(*b),
             Element::Str(s) => serde_json::Value::String(s.clone()),
-            Element::Num(text) => parse_number(text)
+            Element::Num(text) => text
+                .parse::<serde_json::Number>()
+                .ok()
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
         }
@@ -77,7 +79,10 @@ impl Element {
             Element::Bool(_) => 0,
             Element::Str(s) => s.len(),
             Element::Num(text) => {
-                let canonical = parse_number(text).and_then(|n| canonical_number(&n));
+                let canonical = text
+                    .parse::<serde_json::Number>()
+                    .ok()
+                    .and_then(|n| canonical_number(&n));
                 if canonical.as_deref() != Some(text) {
                     return Err(InvalidState(format!("`{text}` is not a canonical number")));
                 }
@@ -97,19 +102,6 @@ impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.to_json())
     }
-}
-
-/// Reads number text exactly: serde_json checks the JSON syntax and reads
-/// integers; the standard library reads floats, since serde_json without
-/// its `float_roundtrip` feature may miss the nearest `f64` by one unit in
-/// the last place, and then the canonical text of a number would not read
-/// back as itself.
-fn parse_number(text: &str) -> Option<serde_json::Number> {
-    let n = text.parse::<serde_json::Number>().ok()?;
-    if n.is_f64() {
-        return serde_json::Number::from_f64(text.parse::<f64>().ok()?);
-    }
-    Some(n)
 }
 
 fn canonical_number(n: &serde_json::Number) -> Option<String> {
