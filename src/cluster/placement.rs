@@ -1,8 +1,19 @@
 //! Which nodes hold a key. The engine buffers a key's deltas for exactly
-//! the replicas this policy names.
+//! the replicas a policy names; every policy is a pure function of the key
+//! and the membership.
+//!
+//! ```
+//! use edge_crdt::cluster::{HashRing, Membership, Placement};
+//! let members = Membership::initial(8);
+//! let ring = HashRing::new(3, 64);
+//! let replicas = ring.replicas("user:42", &members);
+//! assert_eq!(replicas.len(), 3);
+//! assert_eq!(replicas, ring.replicas("user:42", &members)); // deterministic
+//! ```
 
-use super::Membership;
+use super::{fnv1a, Membership};
 use crate::NodeId;
+use std::cell::RefCell;
 
 /// A placement policy: the replicas of a key among the live members.
 pub trait Placement {
@@ -17,5 +28,152 @@ pub struct AllNodes;
 impl Placement for AllNodes {
     fn replicas(&self, _key: &str, members: &Membership) -> Vec<NodeId> {
         members.live().collect()
+    }
+}
+
+/// A consistent-hash ring: each live node owns `vnodes` points on a 64-bit
+/// circle, and a key's replicas are the first `replicas` distinct nodes
+/// clockwise from the key's hash. Adding one node to `n` moves only the
+/// keys whose arc the new points split: about `1/(n+1)` of them.
+#[derive(Debug)]
+pub struct HashRing {
+    replicas: usize,
+    vnodes: u32,
+    /// The points of the last membership asked about.
+    cache: RefCell<Option<Points>>,
+}
+
+/// A ring's live nodes and their points, sorted by hash.
+#[derive(Debug)]
+struct Points {
+    nodes: Vec<NodeId>,
+    sorted: Vec<(u64, NodeId)>,
+}
+
+impl HashRing {
+    /// A ring placing `replicas` copies of each key, with `vnodes` points per node.
+    pub fn new(replicas: usize, vnodes: u32) -> Self {
+        HashRing {
+            replicas: replicas.max(1),
+            vnodes: vnodes.max(1),
+            cache: RefCell::new(None),
+        }
+    }
+
+    fn points(&self, nodes: Vec<NodeId>) -> Points {
+        let mut sorted: Vec<(u64, NodeId)> = nodes
+            .iter()
+            .flat_map(|n| (0..self.vnodes).map(move |v| (hash(&format!("{n}#{v}")), *n)))
+            .collect();
+        sorted.sort_unstable();
+        Points { nodes, sorted }
+    }
+}
+
+/// FNV-1a spread by a SplitMix64 finalizer, so similar texts land far apart.
+fn hash(text: &str) -> u64 {
+    let mut z = fnv1a(text.as_bytes()).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Placement for HashRing {
+    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId> {
+        let nodes: Vec<NodeId> = members.live().collect();
+        let mut cache = self.cache.borrow_mut();
+        let want = self.replicas.min(nodes.len());
+        if cache.as_ref().is_none_or(|p| p.nodes != nodes) {
+            *cache = Some(self.points(nodes));
+        }
+        let points = &cache.as_ref().expect("filled above").sorted;
+        let start = points.partition_point(|(h, _)| *h < hash(key));
+        let mut out = Vec::with_capacity(want);
+        for (_, node) in points.iter().cycle().skip(start).take(points.len()) {
+            if out.len() == want {
+                break;
+            }
+            if !out.contains(node) {
+                out.push(*node);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::cluster::Status;
+
+    fn keys() -> impl Iterator<Item = String> {
+        (0..20_000).map(|i| format!("key-{i}"))
+    }
+
+    #[test]
+    fn replicas_are_distinct_live_nodes() {
+        let mut members = Membership::initial(5);
+        members.set(NodeId(2), Status::Retired { heir: NodeId(3) });
+        let ring = HashRing::new(3, 64);
+        for key in keys().take(500) {
+            let r = ring.replicas(&key, &members);
+            assert_eq!(r.len(), 3);
+            assert!(!r.contains(&NodeId(2)));
+            assert!(r.iter().all(|n| r.iter().filter(|m| *m == n).count() == 1));
+        }
+        assert_eq!(
+            HashRing::new(5, 8)
+                .replicas("k", &Membership::initial(2))
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn primaries_are_balanced() {
+        let n = 8;
+        let ring = HashRing::new(3, 128);
+        let members = Membership::initial(n);
+        let mut load = vec![0usize; n as usize];
+        for key in keys() {
+            load[ring.replicas(&key, &members)[0].0 as usize] += 1;
+        }
+        let mean = 20_000 / n as usize;
+        for (node, l) in load.iter().enumerate() {
+            let off = (*l as f64 - mean as f64).abs() / mean as f64;
+            assert!(
+                off < 0.25,
+                "node-{node} holds {l} primaries, mean {mean}: {load:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn adding_a_node_moves_about_one_in_n_plus_one_keys_and_only_to_it() {
+        // One ring per membership, so each keeps its points cached.
+        let (ring, grown) = (HashRing::new(3, 128), HashRing::new(3, 128));
+        let before = Membership::initial(8);
+        let mut after = before.clone();
+        after.set(NodeId(8), Status::Active);
+        let mut moved = 0;
+        for key in keys() {
+            let (old, new) = (ring.replicas(&key, &before), grown.replicas(&key, &after));
+            if old[0] != new[0] {
+                moved += 1;
+                assert_eq!(new[0], NodeId(8), "{key} moved between old nodes");
+            }
+            // Replica sets change only by taking in the new node.
+            let kept: Vec<_> = new.iter().filter(|n| **n != NodeId(8)).collect();
+            assert!(
+                kept.iter().all(|n| old.contains(n)),
+                "{key}: {old:?} -> {new:?}"
+            );
+        }
+        let share = moved as f64 / 20_000.0;
+        let ideal = 1.0 / 9.0;
+        assert!(
+            (share - ideal).abs() < ideal * 0.35,
+            "{share:.3} of primaries moved; ideal {ideal:.3}"
+        );
     }
 }
