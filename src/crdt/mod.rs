@@ -2,15 +2,19 @@
 //! commutative, associative and idempotent, and every mutator returns a
 //! delta that is itself a (small) state of the same type.
 
+mod causal;
 mod g_counter;
 mod hlc;
 mod lww_set;
+mod mv_register;
 mod pn_counter;
 mod value;
 
+pub use causal::{CausalContext, Dot};
 pub use g_counter::{Entry, GCounter, Overflow};
 pub use hlc::{Hlc, StampError, COUNTER_BITS};
 pub use lww_set::{Bias, Element, LwwSet, MAX_ELEMENT, MAX_ELEMENTS};
+pub use mv_register::{MvRegister, Payload, Versioned, MAX_SIBLINGS};
 pub use pn_counter::{PnCounter, PnError};
 pub use value::{Kind, Value};
 

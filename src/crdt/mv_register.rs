@@ -1,0 +1,229 @@
+//! A multi-value register with dotted causal contexts: concurrent writes
+//! are kept as siblings, and a write that carries the context a client read
+//! replaces exactly the siblings that read saw.
+//!
+//! ```
+//! use edge_crdt::crdt::{CausalContext, Crdt, MvRegister, Payload};
+//! use edge_crdt::NodeId;
+//! let (a, b) = (NodeId(0), NodeId(1));
+//! let mut left = MvRegister::default();
+//! left.merge(&left.write(a, &CausalContext::default(), Payload::Text("x".into()), 10));
+//! let mut right = MvRegister::default();
+//! right.merge(&right.write(b, &CausalContext::default(), Payload::Text("y".into()), 11));
+//! left.merge(&right); // concurrent: both survive
+//! assert_eq!(left.siblings().count(), 2);
+//! let seen = left.context().clone();
+//! left.merge(&left.write(a, &seen, Payload::Text("z".into()), 12));
+//! assert_eq!(left.siblings().count(), 1); // the write replaced what it saw
+//! assert_eq!(left.resolve().map(|v| &v.payload), Some(&Payload::Text("z".into())));
+//! ```
+//!
+//! The state is a dot store (the live values, each named by the dot of the
+//! write that made it) and a causal context (every dot the replica has
+//! seen, live or overwritten). Merge keeps a value when both sides hold it,
+//! or when the other side has never seen its dot; a value the other side
+//! has seen and dropped is gone. A delete is a delta with no value and the
+//! context it replaces: its context is the causal tombstone, so a stale copy
+//! of a deleted value can never come back.
+
+use super::{CausalContext, Crdt, Dot, InvalidState};
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most siblings a register keeps.
+pub const MAX_SIBLINGS: usize = 64;
+
+/// A register's content: text, or bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// UTF-8 text
+    Text(String),
+    /// arbitrary bytes
+    Bytes(Vec<u8>),
+}
+
+impl Payload {
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Text(t) => t.len(),
+            Payload::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One sibling: the content and the hybrid-logical-clock time of its write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versioned {
+    /// the content
+    pub payload: Payload,
+    /// when it was written, for last-writer-wins resolution
+    pub stamp: u64,
+}
+
+/// A multi-value register.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MvRegister {
+    values: BTreeMap<Dot, Versioned>,
+    context: CausalContext,
+}
+
+impl MvRegister {
+    /// The delta of a write at `node` that replaces what `seen` covers.
+    pub fn write(
+        &self,
+        node: NodeId,
+        seen: &CausalContext,
+        payload: Payload,
+        stamp: u64,
+    ) -> MvRegister {
+        let dot = self.context.next_dot(node);
+        let mut context = seen.clone();
+        context.insert(dot);
+        MvRegister {
+            values: BTreeMap::from([(dot, Versioned { payload, stamp })]),
+            context,
+        }
+    }
+
+    /// The delta of a delete of what `seen` covers: no value, only the
+    /// context, which stays as the tombstone.
+    pub fn delete(&self, seen: &CausalContext) -> MvRegister {
+        MvRegister {
+            values: BTreeMap::new(),
+            context: seen.clone(),
+        }
+    }
+
+    /// The live values, in dot order.
+    pub fn siblings(&self) -> impl Iterator<Item = (&Dot, &Versioned)> {
+        self.values.iter()
+    }
+
+    /// Every dot this replica has seen: what a read hands the client, for
+    /// a later write or delete to replace.
+    pub fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
+    /// Whether the register holds no value (never written, or deleted).
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// One value by last writer wins: the latest stamp, ties by dot.
+    pub fn resolve(&self) -> Option<&Versioned> {
+        self.values
+            .iter()
+            .max_by_key(|(dot, v)| (v.stamp, **dot))
+            .map(|(_, v)| v)
+    }
+}
+
+impl Crdt for MvRegister {
+    fn merge(&mut self, other: &MvRegister) -> bool {
+        let before_values = self.values.len();
+        let before_context = self.context.clone();
+        let theirs = &other.context;
+        self.values
+            .retain(|dot, _| other.values.contains_key(dot) || !theirs.contains(*dot));
+        let dropped = self.values.len() != before_values;
+        let mut added = false;
+        for (dot, v) in &other.values {
+            if !before_context.contains(*dot) && !self.values.contains_key(dot) {
+                self.values.insert(*dot, v.clone());
+                added = true;
+            }
+        }
+        self.context.join(theirs);
+        dropped || added || self.context != before_context
+    }
+
+    fn validate(&self) -> Result<(), InvalidState> {
+        self.context.validate()?;
+        if self.values.len() > MAX_SIBLINGS {
+            return Err(InvalidState(format!(
+                "{} siblings, over the limit of {MAX_SIBLINGS}",
+                self.values.len()
+            )));
+        }
+        if let Some(dot) = self.values.keys().find(|d| !self.context.contains(**d)) {
+            return Err(InvalidState(format!(
+                "the value of dot {}:{} is outside the context",
+                dot.node, dot.counter
+            )));
+        }
+        if self.values.values().any(|v| v.stamp == 0) {
+            return Err(InvalidState("timestamp 0 is not allowed".into()));
+        }
+        Ok(())
+    }
+
+    fn latest_stamp(&self) -> Option<u64> {
+        self.values.values().map(|v| v.stamp).max()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn text(s: &str) -> Payload {
+        Payload::Text(s.into())
+    }
+
+    #[test]
+    fn a_delete_is_a_tombstone_stale_copies_cannot_undo() {
+        let mut reg = MvRegister::default();
+        let none = CausalContext::default();
+        reg.merge(&reg.write(NodeId(0), &none, text("v1"), 5));
+        let stale = reg.clone();
+        let seen = reg.context().clone();
+        reg.merge(&reg.delete(&seen));
+        assert!(reg.is_empty());
+        assert!(!reg.merge(&stale), "the old value does not come back");
+        // A write that did not see the delete's context is a new sibling.
+        let mut other = stale.clone();
+        other.merge(&other.write(NodeId(1), &none, text("v2"), 6));
+        reg.merge(&other);
+        assert_eq!(reg.siblings().count(), 1);
+        assert_eq!(reg.resolve().map(|v| v.stamp), Some(6));
+    }
+
+    #[test]
+    fn a_write_replaces_exactly_what_it_saw() {
+        let none = CausalContext::default();
+        let mut a = MvRegister::default();
+        a.merge(&a.write(NodeId(0), &none, text("a"), 1));
+        let seen_a = a.context().clone();
+        let mut b = MvRegister::default();
+        b.merge(&b.write(NodeId(1), &none, text("b"), 2));
+        a.merge(&b);
+        // A client that read only "a" writes "c": "b" stays as a sibling.
+        a.merge(&a.write(NodeId(0), &seen_a, text("c"), 3));
+        let left: Vec<_> = a.siblings().map(|(_, v)| v.payload.clone()).collect();
+        assert_eq!(left, vec![text("c"), text("b")]);
+    }
+
+    #[test]
+    fn validate_rejects_values_outside_the_context() {
+        let mut bad = MvRegister::default();
+        bad.values.insert(
+            Dot {
+                node: NodeId(0),
+                counter: 1,
+            },
+            Versioned {
+                payload: text("x"),
+                stamp: 1,
+            },
+        );
+        assert!(bad.validate().is_err());
+    }
+}
