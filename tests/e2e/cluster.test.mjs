@@ -79,40 +79,13 @@ test('postcard bodies and replies', async () => {
   assert.equal((await cluster.read('binary', 'node-2')).data.value, 3);
 });
 
-/** Reads SSE events from `path` until `done(events)` is true. */
-async function readEvents(path, done, timeoutMs = 15_000) {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), timeoutMs);
-  const res = await fetch(cluster.url + path, { signal: ctrl.signal });
-  assert.equal(res.headers.get('content-type'), 'text/event-stream');
-  const events = [];
-  let text = '';
-  try {
-    const decoder = new TextDecoder();
-    for await (const chunk of res.body) {
-      text += decoder.decode(chunk, { stream: true });
-      let cut;
-      while ((cut = text.indexOf('\n\n')) >= 0) {
-        events.push(text.slice(0, cut));
-        text = text.slice(cut + 2);
-      }
-      if (await done(events)) break;
-    }
-  } catch (e) {
-    if (e.name !== 'AbortError') throw e;
-  } finally {
-    clearTimeout(timer);
-    ctrl.abort();
-  }
-  return events;
-}
 
 test('server-sent events deliver the current state, then each change', async () => {
   assert.equal((await cluster.increment('live', 2, 'node-0')).status, 200);
   await cluster.converged('live', NODES, 2);
   const before = (await cluster.read('live', 'node-1')).data.state;
   let wrote = false;
-  const events = await readEvents('/api/counters/live/events?node=node-1', async (evs) => {
+  const events = await cluster.events('/api/counters/live/events?node=node-1', async (evs) => {
     const data = evs.filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
     if (data.length >= 1 && !wrote) {
       wrote = true;

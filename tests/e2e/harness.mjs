@@ -109,6 +109,41 @@ export class Cluster {
     return this.request(method, `/admin${path}`, { body, admin: true });
   }
 
+  /**
+   * Reads the server-sent events of `path` (each the text before a blank
+   * line) until `done(events)` is true or `timeoutMs` passes.
+   */
+  async events(path, done, timeoutMs = 15_000) {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), timeoutMs);
+    const res = await fetch(this.url + path, { signal: ctrl.signal });
+    if (res.status !== 200 || res.headers.get('content-type') !== 'text/event-stream') {
+      clearTimeout(timer);
+      ctrl.abort();
+      throw new Error(`${path}: ${res.status} ${res.headers.get('content-type')}, not an event stream`);
+    }
+    const events = [];
+    let text = '';
+    try {
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body) {
+        text += decoder.decode(chunk, { stream: true });
+        let cut;
+        while ((cut = text.indexOf('\n\n')) >= 0) {
+          events.push(text.slice(0, cut));
+          text = text.slice(cut + 2);
+        }
+        if (await done(events)) break;
+      }
+    } catch (e) {
+      if (e.name !== 'AbortError') throw e;
+    } finally {
+      clearTimeout(timer);
+      ctrl.abort();
+    }
+    return events;
+  }
+
   /** Polls `probe` until it returns something truthy, and returns that. */
   async until(probe, what, timeoutMs = 20_000) {
     const deadline = Date.now() + timeoutMs;

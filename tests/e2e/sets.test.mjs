@@ -276,34 +276,6 @@ test('/updates?since=T returns exactly the entries stamped after T', async () =>
   }
 });
 
-/** Reads SSE events from `path` until `done(events)` is true. */
-async function readEvents(path, done, timeoutMs = 15_000) {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), timeoutMs);
-  const res = await fetch(cluster.url + path, { signal: ctrl.signal });
-  assert.equal(res.status, 200);
-  assert.equal(res.headers.get('content-type'), 'text/event-stream');
-  const events = [];
-  let text = '';
-  try {
-    const decoder = new TextDecoder();
-    for await (const chunk of res.body) {
-      text += decoder.decode(chunk, { stream: true });
-      let cut;
-      while ((cut = text.indexOf('\n\n')) >= 0) {
-        events.push(text.slice(0, cut));
-        text = text.slice(cut + 2);
-      }
-      if (await done(events)) break;
-    }
-  } catch (e) {
-    if (e.name !== 'AbortError') throw e;
-  } finally {
-    clearTimeout(timer);
-    ctrl.abort();
-  }
-  return events;
-}
 
 const readPostcard = (name, node) => cluster.request('GET', url(name, '', node), { headers: { accept: POSTCARD } });
 
@@ -314,7 +286,7 @@ test('server-sent events deliver the current set, then each change, with retry: 
   const current = stateOfReply((await readPostcard('live', 'node-1')).data);
   let wrote = false;
   const data = (evs) => evs.filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
-  const events = await readEvents(url('live', 'events', 'node-1'), async (evs) => {
+  const events = await cluster.events(url('live', 'events', 'node-1'), async (evs) => {
     const d = data(evs);
     if (d.length >= 1 && !wrote) {
       wrote = true;
