@@ -5,6 +5,11 @@ use crate::crdt::{Crdt, Hlc};
 use crate::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How far anti-entropy slows down on a node that has not changed: a node
+/// that changes probes its peers at the full rate, and either side of a
+/// probe repairs both, so a quiet node need not probe often.
+pub const MAX_IDLE_BACKOFF: u64 = 8;
+
 /// Timing of a node, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -132,6 +137,11 @@ pub struct Node<T: Crdt, P: Placement> {
     effects: Vec<Effect<T>>,
     next_flush: u64,
     next_anti_entropy: u64,
+    /// Anti-entropy rounds since this node last changed: each doubles the
+    /// wait before the next, up to [`MAX_IDLE_BACKOFF`] times the interval.
+    idle_rounds: u32,
+    /// The latest wall-clock time a write or tick brought.
+    now: u64,
     next_heartbeat: u64,
     anti_entropy_turn: usize,
     clock: Hlc,
@@ -165,6 +175,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             effects: Vec::new(),
             next_flush: 0,
             next_anti_entropy: 0,
+            idle_rounds: 0,
+            now: 0,
             next_heartbeat: 0,
             anti_entropy_turn: 0,
             clock: Hlc::default(),
@@ -281,6 +293,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 forward_to: self.forward_target(),
             });
         }
+        self.now = self.now.max(now_ms);
         let stamp = Stamp {
             node: self.id,
             time: self.clock.now(now_ms),
@@ -513,6 +526,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// Advances the clock to `now`: flushes gossip and subscriber pushes
     /// when their interval has passed, and runs anti-entropy and heartbeats.
     pub fn tick(&mut self, now: u64) {
+        self.now = self.now.max(now);
         if !self.is_member() || !self.status().is_live() {
             return;
         }
@@ -530,7 +544,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 self.anti_entropy_turn = self.anti_entropy_turn.wrapping_add(1);
                 self.send(peer, Message::Digest { root: self.root() });
             }
-            self.next_anti_entropy = now + self.config.anti_entropy_interval_ms;
+            let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
+            self.next_anti_entropy = now + self.config.anti_entropy_interval_ms * backoff;
+            self.idle_rounds = self.idle_rounds.saturating_add(1);
         }
         if !self.subscribers.is_empty() && now >= self.next_heartbeat {
             self.effects.push(Effect::Heartbeat);
@@ -624,6 +640,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
         };
         self.observe(&state);
+        self.became_busy();
         self.set_digest(key, &state);
         if self.subscribers.contains_key(key) {
             self.unpublished.insert(key.to_owned());
@@ -640,6 +657,15 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             key: key.to_owned(),
             state,
         });
+    }
+
+    /// Back to the full anti-entropy rate after a change.
+    fn became_busy(&mut self) {
+        if self.idle_rounds > 0 {
+            self.idle_rounds = 0;
+            let soon = self.now + self.config.anti_entropy_interval_ms;
+            self.next_anti_entropy = self.next_anti_entropy.min(soon);
+        }
     }
 
     fn observe(&mut self, state: &T) {
@@ -662,6 +688,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if !self.members.merge(other) {
             return;
         }
+        self.became_busy();
         self.effects
             .push(Effect::StoreMembers(self.members.clone()));
         let peers: Vec<NodeId> = self.peers().collect();
@@ -747,5 +774,27 @@ mod test {
         }
         assert!(stranger.accepts_writes());
         assert_eq!(add(&mut stranger), Ok(1));
+    }
+
+    #[test]
+    fn anti_entropy_slows_down_while_idle_and_speeds_up_on_change() {
+        let mut n = node(0);
+        let interval = Config::default().anti_entropy_interval_ms;
+        let mut gaps = Vec::new();
+        let mut last = 0;
+        for _ in 0..6 {
+            let at = n.next_deadline().unwrap();
+            n.tick(at);
+            n.take_effects();
+            gaps.push(at - last);
+            last = at;
+        }
+        assert_eq!(gaps[1..], [1, 2, 4, 8, 8].map(|k| k * interval));
+        add(&mut n).unwrap();
+        let next = n.next_anti_entropy;
+        assert!(
+            next <= last + interval,
+            "a change brings the next round near"
+        );
     }
 }
