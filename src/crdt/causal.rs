@@ -40,9 +40,11 @@ pub struct CausalContext {
 }
 
 impl CausalContext {
-    /// Whether `dot` is in the set.
+    /// Whether `dot` is in the set. Counter 0 is never a dot.
     pub fn contains(&self, dot: Dot) -> bool {
-        self.vv.get(&dot.node).is_some_and(|n| *n >= dot.counter) || self.cloud.contains(&dot)
+        dot.counter > 0
+            && (self.vv.get(&dot.node).is_some_and(|n| *n >= dot.counter)
+                || self.cloud.contains(&dot))
     }
 
     /// Whether every dot of `other` is in this set.

@@ -1,0 +1,991 @@
+//! Laws of the multi-value register on reachable states, against an oracle
+//! computed from the causal history.
+//!
+//! Every state here comes out of a random history over 2 to 5 replicas,
+//! each with its own [`Hlc`] fed wall times that stall and step back:
+//! client reads at a replica (capturing its context), writes that carry
+//! either no context (blind), the context of an earlier read at any replica
+//! (possibly stale), or the replica's current context, deletes that carry a
+//! read's context, whole-state merges between replicas, and deliveries of
+//! earlier deltas to any replica in any order, duplicates included.
+//!
+//! Each state travels with the indices of the logged writes and deletes it
+//! has seen. The oracle knows each write's dot and the dots each write or
+//! delete saw (the dots of the context it carried, computed from the log,
+//! not from [`CausalContext`]): a state's context is every dot its events
+//! carry, and its siblings are exactly its writes whose dot none of its
+//! events saw.
+#![cfg(not(target_arch = "wasm32"))]
+
+use edge_crdt::codec::{self, DecodeError};
+use edge_crdt::crdt::{
+    CausalContext, Crdt, Dot, Hlc, MvRegister, Payload, Versioned, MAX_SIBLINGS,
+};
+use edge_crdt::NodeId;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most replicas a history has.
+const MAX_NODES: usize = 5;
+
+/// One logged operation; a state's knowledge is a set of indices of these.
+#[derive(Clone, Debug)]
+enum Event {
+    /// A write: its dot, its sibling and the dots of the context it carried
+    /// (its own dot excluded).
+    Write {
+        dot: Dot,
+        value: Versioned,
+        saw: BTreeSet<Dot>,
+    },
+    /// A delete: the dots of the context it carried.
+    Delete { saw: BTreeSet<Dot> },
+}
+
+/// What the oracle says a state with some knowledge holds.
+#[derive(Clone, Debug, PartialEq)]
+struct Truth {
+    /// The known writes no known event saw.
+    live: BTreeMap<Dot, Versioned>,
+    /// Every dot a known event carries.
+    context: BTreeSet<Dot>,
+}
+
+fn truth(log: &[Event], known: &BTreeSet<usize>) -> Truth {
+    let mut seen = BTreeSet::new();
+    let mut context = BTreeSet::new();
+    let mut writes = BTreeMap::new();
+    for i in known {
+        match &log[*i] {
+            Event::Write { dot, value, saw } => {
+                seen.extend(saw.iter().copied());
+                context.extend(saw.iter().copied());
+                context.insert(*dot);
+                writes.insert(*dot, value.clone());
+            }
+            Event::Delete { saw } => {
+                seen.extend(saw.iter().copied());
+                context.extend(saw.iter().copied());
+            }
+        }
+    }
+    writes.retain(|dot, _| !seen.contains(dot));
+    Truth {
+        live: writes,
+        context,
+    }
+}
+
+/// Every dot worth probing: counter 0 (never a dot) up to one past the last
+/// write of each node.
+fn universe(log: &[Event]) -> Vec<Dot> {
+    let mut top = [0u64; MAX_NODES];
+    for e in log {
+        if let Event::Write { dot, .. } = e {
+            let slot = &mut top[dot.node.0 as usize];
+            *slot = (*slot).max(dot.counter);
+        }
+    }
+    let mut out = Vec::new();
+    for (node, top) in top.iter().enumerate() {
+        for counter in 0..=top + 1 {
+            out.push(Dot {
+                node: NodeId(node as u32),
+                counter,
+            });
+        }
+    }
+    out
+}
+
+fn context_of(dots: &BTreeSet<Dot>) -> CausalContext {
+    let mut ctx = CausalContext::default();
+    for d in dots {
+        ctx.insert(*d);
+    }
+    ctx
+}
+
+fn sibling_dots(reg: &MvRegister) -> BTreeSet<Dot> {
+    reg.siblings().map(|(d, _)| *d).collect()
+}
+
+/// A state with its knowledge.
+#[derive(Clone, Debug)]
+struct Sample {
+    reg: MvRegister,
+    known: BTreeSet<usize>,
+}
+
+impl Sample {
+    fn empty() -> Sample {
+        Sample {
+            reg: MvRegister::default(),
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// Merges `other` into `self`, checking that `merge` reports exactly
+    /// whether the register changed. Returns that flag.
+    fn absorb(&mut self, other: &Sample) -> bool {
+        let before = self.reg.clone();
+        let changed = self.reg.merge(&other.reg);
+        assert_eq!(
+            changed,
+            self.reg != before,
+            "merge must report exactly whether it changed the state: {before:?} <- {:?}",
+            other.reg
+        );
+        self.known.extend(other.known.iter().copied());
+        changed
+    }
+}
+
+fn join(a: &Sample, b: &Sample) -> Sample {
+    let mut out = a.clone();
+    out.absorb(b);
+    out
+}
+
+/// Every check a reachable state must pass.
+fn check(log: &[Event], s: &Sample) -> Result<(), TestCaseError> {
+    let reg = &s.reg;
+    reg.validate().map_err(|e| {
+        TestCaseError::fail(format!("reachable state fails validation: {e}: {reg:?}"))
+    })?;
+    let decoded = codec::decode_state::<MvRegister>(&codec::encode(reg));
+    prop_assert_eq!(decoded.as_ref(), Ok(reg));
+    prop_assert_eq!(reg.absorb(NodeId(0), NodeId(1)), None);
+
+    let want = truth(log, &s.known);
+    let got: BTreeMap<Dot, Versioned> = reg.siblings().map(|(d, v)| (*d, v.clone())).collect();
+    prop_assert_eq!(
+        &got,
+        &want.live,
+        "siblings differ from the oracle: {:?}",
+        reg
+    );
+    prop_assert_eq!(reg.is_empty(), want.live.is_empty());
+
+    // The context is exactly the oracle's set of dots, in compact form.
+    let ctx = reg.context();
+    for d in universe(log) {
+        prop_assert_eq!(
+            ctx.contains(d),
+            want.context.contains(&d),
+            "contains({:?}) in {:?}",
+            d,
+            ctx
+        );
+    }
+    let canonical = context_of(&want.context);
+    prop_assert_eq!(ctx, &canonical);
+    prop_assert!(ctx.covers(&canonical) && canonical.covers(ctx));
+    prop_assert_eq!(ctx.is_empty(), want.context.is_empty());
+    for node in 0..MAX_NODES as u32 {
+        let top = want
+            .context
+            .iter()
+            .filter(|d| d.node.0 == node)
+            .map(|d| d.counter)
+            .max()
+            .unwrap_or(0);
+        prop_assert_eq!(ctx.next_dot(NodeId(node)).counter, top + 1);
+    }
+
+    // Last writer wins by (stamp, dot).
+    let best = want
+        .live
+        .iter()
+        .max_by_key(|(d, v)| (v.stamp, **d))
+        .map(|(_, v)| v);
+    prop_assert_eq!(reg.resolve(), best);
+    prop_assert_eq!(
+        reg.latest_stamp(),
+        want.live.values().map(|v| v.stamp).max()
+    );
+    Ok(())
+}
+
+/// Which context a write carries.
+#[derive(Clone, Debug)]
+enum Seen {
+    /// None at all.
+    Blind,
+    /// The context of an earlier read (any replica), picked modulo their number.
+    Read(usize),
+    /// The writing replica's current context.
+    Current,
+}
+
+/// One step of a history. Wall times are offsets from a history-wide time
+/// that only moves by `advance`, so replicas often read the same
+/// millisecond (equal stamps at two replicas), and `back` steps one back.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A client reads replica `node` and keeps its context.
+    Read { node: usize },
+    /// A client writes at replica `node`.
+    Write {
+        node: usize,
+        seen: Seen,
+        advance: u64,
+        back: u64,
+    },
+    /// A client deletes at replica `node` what an earlier read saw (a
+    /// fresh read of `node` when `read` is `None` or there is none yet).
+    Delete { node: usize, read: Option<usize> },
+    /// Replica `to` merges the whole state of replica `from`; its clock
+    /// observes the merged state's latest stamp when `observe`.
+    Merge {
+        from: usize,
+        to: usize,
+        observe: bool,
+    },
+    /// Replica `to` receives an earlier delta (modulo their number), maybe
+    /// again.
+    Deliver {
+        to: usize,
+        delta: usize,
+        observe: bool,
+    },
+}
+
+/// A client's read: the context the API hands out, and the oracle's view.
+#[derive(Clone, Debug)]
+struct Read {
+    ctx: CausalContext,
+    dots: BTreeSet<Dot>,
+    /// The state read.
+    state: Sample,
+}
+
+/// How often the interesting cases came up.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    /// Writes with a read's context that left a sibling the read had not seen.
+    stale_kept: usize,
+    /// Deletes that removed a sibling.
+    deletes_removed: usize,
+    /// Writes that were not the winner right away (the clock had not observed).
+    unobserved_losers: usize,
+    /// Writes that won over a sibling they did not replace.
+    won_over_siblings: usize,
+    /// Writes at one stamp from two replicas.
+    equal_stamps: usize,
+}
+
+/// What a history produced.
+#[derive(Clone, Debug)]
+struct Run {
+    log: Vec<Event>,
+    /// Every delta, in the order it was made.
+    deltas: Vec<Sample>,
+    /// Every state a replica passed through.
+    snapshots: Vec<Sample>,
+    /// The final state of each replica.
+    finals: Vec<Sample>,
+    reads: Vec<Read>,
+    /// Each delete: the read whose context it carried, and the state of its
+    /// replica right after it.
+    deletes: Vec<(usize, Sample)>,
+    stats: Stats,
+}
+
+impl Run {
+    fn pool(&self) -> Vec<Sample> {
+        let mut pool = self.deltas.clone();
+        pool.extend(self.snapshots.iter().cloned());
+        pool.extend(self.finals.iter().cloned());
+        pool.push(Sample::empty());
+        pool
+    }
+
+    fn everything(&self) -> BTreeSet<usize> {
+        (0..self.log.len()).collect()
+    }
+}
+
+struct Replica {
+    state: Sample,
+    clock: Hlc,
+    /// Whether the clock observed every state this replica merged.
+    observed_all: bool,
+}
+
+fn run(n: usize, ops: &[Op]) -> Run {
+    let mut replicas: Vec<Replica> = (0..n)
+        .map(|_| Replica {
+            state: Sample::empty(),
+            clock: Hlc::default(),
+            observed_all: true,
+        })
+        .collect();
+    let mut time = 1u64;
+    let mut out = Run {
+        log: Vec::new(),
+        deltas: Vec::new(),
+        snapshots: Vec::new(),
+        finals: Vec::new(),
+        reads: Vec::new(),
+        deletes: Vec::new(),
+        stats: Stats::default(),
+    };
+    for op in ops {
+        play(op, &mut replicas, &mut time, &mut out);
+    }
+    out.finals = replicas.into_iter().map(|r| r.state).collect();
+    out
+}
+
+/// Captures a read of `r`; returns its index in `out.reads`.
+fn read(r: &Replica, out: &mut Run) -> usize {
+    let dots = truth(&out.log, &r.state.known).context;
+    out.reads.push(Read {
+        ctx: r.state.reg.context().clone(),
+        dots,
+        state: r.state.clone(),
+    });
+    out.reads.len() - 1
+}
+
+/// Merges `incoming` into replica `r`, as a node does.
+fn receive(r: &mut Replica, incoming: &Sample, observe: bool, out: &mut Run) {
+    r.state.absorb(incoming);
+    let latest = incoming.reg.latest_stamp().unwrap_or(0);
+    if observe {
+        r.clock.observe(latest);
+    } else if latest > r.clock.last() {
+        r.observed_all = false;
+    }
+    out.snapshots.push(r.state.clone());
+}
+
+fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
+    match op {
+        Op::Read { node } => {
+            read(&replicas[*node], out);
+        }
+        Op::Write {
+            node,
+            seen,
+            advance,
+            back,
+        } => {
+            *time += advance;
+            let id = NodeId(*node as u32);
+            let index = out.log.len();
+            let (ctx, dots, from_read) = match seen {
+                Seen::Read(i) if !out.reads.is_empty() => {
+                    let r = &out.reads[i % out.reads.len()];
+                    (r.ctx.clone(), r.dots.clone(), true)
+                }
+                Seen::Blind => (CausalContext::default(), BTreeSet::new(), false),
+                Seen::Read(_) | Seen::Current => {
+                    let r = read(&replicas[*node], out);
+                    (out.reads[r].ctx.clone(), out.reads[r].dots.clone(), false)
+                }
+            };
+            let r = &mut replicas[*node];
+            // The clock is past every stamp the replica holds when it has
+            // observed everything it merged.
+            let latest = r.state.reg.latest_stamp().unwrap_or(0);
+            if r.observed_all {
+                assert!(r.clock.last() >= latest, "an observing clock fell behind");
+            }
+            let caught_up = r.clock.last() >= latest;
+            let stamp = r.clock.now(time.saturating_sub(*back));
+            let payload = if index.is_multiple_of(2) {
+                Payload::Text(format!("w{index}"))
+            } else {
+                Payload::Bytes(index.to_le_bytes().to_vec())
+            };
+            let value = Versioned { payload, stamp };
+            let delta = r.state.reg.write(id, &ctx, value.payload.clone(), stamp);
+            // The dot is the node's next one: it has seen all of its own.
+            let mine = out
+                .log
+                .iter()
+                .filter(|e| matches!(e, Event::Write { dot, .. } if dot.node == id))
+                .count() as u64;
+            let dot = Dot {
+                node: id,
+                counter: mine + 1,
+            };
+            let written: Vec<(Dot, Versioned)> =
+                delta.siblings().map(|(d, v)| (*d, v.clone())).collect();
+            assert_eq!(written, vec![(dot, value.clone())], "the write's delta");
+            for e in &out.log {
+                if let Event::Write {
+                    value: v, dot: d, ..
+                } = e
+                {
+                    if v.stamp == stamp && d.node != id {
+                        out.stats.equal_stamps += 1;
+                    }
+                }
+            }
+            out.log.push(Event::Write {
+                dot,
+                value: value.clone(),
+                saw: dots.clone(),
+            });
+
+            // The write replaces exactly the siblings its context covered,
+            // not the ones that arrived after its read.
+            let before = sibling_dots(&r.state.reg);
+            let delta = Sample {
+                reg: delta,
+                known: BTreeSet::from([index]),
+            };
+            r.state.absorb(&delta);
+            let mut want: BTreeSet<Dot> = before.difference(&dots).copied().collect();
+            let kept = !want.is_empty();
+            want.insert(dot);
+            assert_eq!(
+                sibling_dots(&r.state.reg),
+                want,
+                "a write with {dots:?} over {before:?}"
+            );
+            if from_read && kept {
+                out.stats.stale_kept += 1;
+            }
+            let winner = r.state.reg.resolve() == Some(&value);
+            if caught_up {
+                assert!(
+                    winner,
+                    "a write after observing everything must win: {:?}",
+                    r.state.reg
+                );
+                if kept {
+                    out.stats.won_over_siblings += 1;
+                }
+            } else if !winner {
+                out.stats.unobserved_losers += 1;
+            }
+            out.deltas.push(delta);
+            out.snapshots.push(r.state.clone());
+        }
+        Op::Delete { node, read: pick } => {
+            let which = match pick {
+                Some(i) if !out.reads.is_empty() => i % out.reads.len(),
+                _ => read(&replicas[*node], out),
+            };
+            let (ctx, dots) = (out.reads[which].ctx.clone(), out.reads[which].dots.clone());
+            let r = &mut replicas[*node];
+            let delta = Sample {
+                reg: r.state.reg.delete(&ctx),
+                known: BTreeSet::from([out.log.len()]),
+            };
+            assert!(delta.reg.is_empty());
+            out.log.push(Event::Delete { saw: dots.clone() });
+            let before = sibling_dots(&r.state.reg);
+            r.state.absorb(&delta);
+            let want: BTreeSet<Dot> = before.difference(&dots).copied().collect();
+            assert_eq!(sibling_dots(&r.state.reg), want, "a delete of {dots:?}");
+            if want.len() < before.len() {
+                out.stats.deletes_removed += 1;
+            }
+            out.deltas.push(delta);
+            out.snapshots.push(r.state.clone());
+            out.deletes.push((which, r.state.clone()));
+        }
+        Op::Merge { from, to, observe } => {
+            if from != to {
+                let incoming = replicas[*from].state.clone();
+                receive(&mut replicas[*to], &incoming, *observe, out);
+            }
+        }
+        Op::Deliver { to, delta, observe } => {
+            if !out.deltas.is_empty() {
+                let incoming = out.deltas[delta % out.deltas.len()].clone();
+                receive(&mut replicas[*to], &incoming, *observe, out);
+            }
+        }
+    }
+}
+
+fn op(n: usize) -> impl Strategy<Value = Op> {
+    // Time stands still half the time; a clock reads behind a third of it.
+    let advance = prop_oneof![2 => Just(0u64), 1 => 1..3u64];
+    let back = prop_oneof![2 => Just(0u64), 1 => 1..4u64];
+    let seen = prop_oneof![
+        1 => Just(Seen::Blind),
+        2 => any::<usize>().prop_map(Seen::Read),
+        2 => Just(Seen::Current),
+    ];
+    prop_oneof![
+        2 => (0..n).prop_map(|node| Op::Read { node }),
+        5 => (0..n, seen, advance, back).prop_map(|(node, seen, advance, back)| Op::Write {
+            node,
+            seen,
+            advance,
+            back,
+        }),
+        1 => (0..n, proptest::option::of(any::<usize>()))
+            .prop_map(|(node, read)| Op::Delete { node, read }),
+        3 => (0..n, 0..n, any::<bool>()).prop_map(|(from, to, observe)| Op::Merge { from, to, observe }),
+        3 => (0..n, any::<usize>(), any::<bool>())
+            .prop_map(|(to, delta, observe)| Op::Deliver { to, delta, observe }),
+    ]
+}
+
+/// A random history over 2 to 5 replicas, with fewer than
+/// [`MAX_SIBLINGS`] writes.
+fn history() -> impl Strategy<Value = Run> {
+    (2..=MAX_NODES)
+        .prop_flat_map(|n| (Just(n), vec(op(n), 1..48)))
+        .prop_map(|(n, ops)| run(n, &ops))
+}
+
+/// A history with three states from its pool.
+fn three_states() -> impl Strategy<Value = (Run, Sample, Sample, Sample)> {
+    (history(), any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(run, a, b, c)| {
+        let pool = run.pool();
+        let (a, b, c) = (
+            a.get(&pool).clone(),
+            b.get(&pool).clone(),
+            c.get(&pool).clone(),
+        );
+        (run, a, b, c)
+    })
+}
+
+/// Every delta and final state of a history, with random duplicates, in a
+/// random order.
+fn deliveries() -> impl Strategy<Value = (Run, Vec<Sample>)> {
+    history()
+        .prop_flat_map(|run| {
+            let mut messages = run.deltas.clone();
+            messages.extend(run.finals.iter().cloned());
+            let len = messages.len();
+            (Just(run), Just(messages), vec(0..len, 0..len))
+        })
+        .prop_flat_map(|(run, mut messages, dups)| {
+            let extra: Vec<Sample> = dups.iter().map(|i| messages[*i].clone()).collect();
+            messages.extend(extra);
+            (Just(run), Just(messages).prop_shuffle())
+        })
+}
+
+/// Every replica, and a fresh one, receives `messages` in order: after each
+/// it agrees with the oracle on what it has seen, and at the end all hold
+/// the same state, whose siblings are the oracle's unseen writes of the
+/// whole log.
+fn observe(run: &Run, messages: &[Sample]) -> Result<(), TestCaseError> {
+    let everything = run.everything();
+    let want = truth(&run.log, &everything);
+    let mut receivers = run.finals.clone();
+    receivers.push(Sample::empty());
+    let mut reference: Option<MvRegister> = None;
+    for mut r in receivers {
+        for m in messages {
+            r.absorb(m);
+            check(&run.log, &r)?;
+        }
+        prop_assert_eq!(&r.known, &everything);
+        let got: BTreeMap<Dot, Versioned> =
+            r.reg.siblings().map(|(d, v)| (*d, v.clone())).collect();
+        prop_assert_eq!(&got, &want.live);
+        match &reference {
+            None => reference = Some(r.reg.clone()),
+            Some(other) => prop_assert_eq!(other, &r.reg, "replicas that saw everything differ"),
+        }
+    }
+    Ok(())
+}
+
+// 256 cases each by default; `PROPTEST_CASES=n` runs more.
+proptest! {
+    #[test]
+    fn prop_reachable_states_are_valid_and_agree_with_the_oracle(run in history()) {
+        for s in run.pool() {
+            check(&run.log, &s)?;
+        }
+        for r in &run.reads {
+            prop_assert_eq!(&r.ctx, &context_of(&r.dots));
+        }
+    }
+
+    #[test]
+    fn prop_merge_commutes((run, a, b, _) in three_states()) {
+        let ab = join(&a, &b);
+        let ba = join(&b, &a);
+        prop_assert_eq!(&ab.reg, &ba.reg);
+        check(&run.log, &ab)?;
+    }
+
+    #[test]
+    fn prop_merge_associates((run, a, b, c) in three_states()) {
+        let left = join(&join(&a, &b), &c);
+        let right = join(&a, &join(&b, &c));
+        prop_assert_eq!(&left.reg, &right.reg);
+        check(&run.log, &left)?;
+    }
+
+    #[test]
+    fn prop_merge_idempotent((_run, a, b, _) in three_states()) {
+        let mut same = a.reg.clone();
+        prop_assert!(!same.merge(&a.reg), "merging a state into itself reports a change");
+        prop_assert_eq!(&same, &a.reg);
+        let ab = join(&a, &b);
+        let mut again = ab.reg.clone();
+        prop_assert!(!again.merge(&b.reg), "merging the same state twice reports a change");
+        prop_assert!(!again.merge(&a.reg));
+        prop_assert_eq!(&again, &ab.reg);
+    }
+
+    #[test]
+    fn prop_merge_reports_change((run, a, b, c) in three_states()) {
+        // `Sample::absorb` asserts that the returned flag matches the change.
+        let ab = join(&a, &b);
+        let _ = join(&ab, &a);
+        let _ = join(&b, &ab);
+        let _ = join(&c, &ab);
+        let _ = join(&Sample::empty(), &a);
+        let _ = join(&a, &Sample::empty());
+        // Merging a delta changes a state exactly when the state lacks a
+        // dot of its context (its own, or one it saw), or holds a sibling
+        // the delta saw and replaced.
+        for d in &run.deltas {
+            let mut s = a.clone();
+            let changed = s.absorb(d);
+            let replaces = a
+                .reg
+                .siblings()
+                .any(|(dot, _)| d.reg.context().contains(*dot) && d.reg.siblings().all(|(x, _)| x != dot));
+            prop_assert_eq!(changed, replaces || !a.reg.context().covers(d.reg.context()));
+        }
+    }
+
+    #[test]
+    fn prop_deltas_equal_states(
+        (run, order) in history().prop_flat_map(|run| {
+            let order: Vec<usize> = (0..run.deltas.len()).collect();
+            (Just(run), Just(order).prop_shuffle())
+        })
+    ) {
+        let mut by_states = Sample::empty();
+        for s in &run.finals {
+            by_states.absorb(s);
+        }
+        let mut forward = Sample::empty();
+        for d in &run.deltas {
+            forward.absorb(d);
+        }
+        let mut shuffled = Sample::empty();
+        for i in &order {
+            shuffled.absorb(&run.deltas[*i]);
+        }
+        prop_assert_eq!(&forward.reg, &by_states.reg);
+        prop_assert_eq!(&shuffled.reg, &by_states.reg);
+        prop_assert_eq!(&by_states.known, &run.everything());
+        check(&run.log, &by_states)?;
+    }
+
+    #[test]
+    fn prop_every_delivery_order_agrees_with_the_oracle((run, messages) in deliveries()) {
+        observe(&run, &messages)?;
+    }
+
+    #[test]
+    fn prop_a_deleted_value_never_comes_back(run in history()) {
+        let pool = run.pool();
+        for (which, after) in &run.deletes {
+            let read = &run.reads[*which];
+            // Whatever is merged later, no value the delete saw reappears.
+            for x in &pool {
+                let merged = join(after, x);
+                for d in sibling_dots(&merged.reg) {
+                    prop_assert!(!read.dots.contains(&d), "{:?} came back after a delete of {:?}", d, read.dots);
+                }
+                // A stale state, one the delete's read had seen all of,
+                // changes nothing at all.
+                if x.known.is_subset(&read.state.known) {
+                    let mut s = after.clone();
+                    prop_assert!(!s.absorb(x), "a stale state changed a deleted register");
+                }
+            }
+            let mut s = after.clone();
+            prop_assert!(!s.absorb(&read.state), "the state the delete read changed it");
+        }
+    }
+}
+
+/// Calls `f` on every permutation of `items` (Heap's algorithm).
+fn for_each_permutation<T: Clone>(items: &[T], mut f: impl FnMut(&[T])) {
+    let mut a = items.to_vec();
+    let mut c = vec![0; a.len()];
+    f(&a);
+    let mut i = 0;
+    while i < a.len() {
+        if c[i] < i {
+            if i % 2 == 0 {
+                a.swap(0, i);
+            } else {
+                a.swap(c[i], i);
+            }
+            f(&a);
+            c[i] += 1;
+            i = 0;
+        } else {
+            c[i] = 0;
+            i += 1;
+        }
+    }
+}
+
+fn dot(node: u32, counter: u64) -> Dot {
+    Dot {
+        node: NodeId(node),
+        counter,
+    }
+}
+
+#[test]
+fn every_order_of_six_deltas_agrees_with_the_oracle() {
+    let (a, b, c) = (0, 1, 2);
+    let write = |node, seen| Op::Write {
+        node,
+        seen,
+        advance: 1,
+        back: 0,
+    };
+    let ops = [
+        write(a, Seen::Blind),   // a1
+        write(b, Seen::Blind),   // b1, concurrent with a1
+        Op::Read { node: a },    // read 0: {a1}
+        Op::Read { node: b },    // read 1: {b1}
+        write(c, Seen::Read(0)), // c1 saw a1 only (a stale read at another replica)
+        Op::Delete {
+            node: a,
+            read: Some(1),
+        }, // deletes b1, at a replica that never held it
+        Op::Merge {
+            from: b,
+            to: a,
+            observe: true,
+        }, // b1 does not come back
+        write(b, Seen::Blind),   // b2, concurrent with everything
+        write(a, Seen::Current), // a2 saw a1 and b1, not c1 or b2
+    ];
+    let run = run(3, &ops);
+    assert_eq!(run.deltas.len(), 6);
+    let want = truth(&run.log, &run.everything());
+    let live: BTreeSet<Dot> = want.live.keys().copied().collect();
+    assert_eq!(live, BTreeSet::from([dot(0, 2), dot(1, 2), dot(2, 1)]));
+    let mut count = 0;
+    let mut finals = BTreeSet::new();
+    for_each_permutation(&run.deltas, |order| {
+        observe(&run, order).unwrap_or_else(|e| panic!("order {order:?}: {e}"));
+        let mut s = Sample::empty();
+        for m in order {
+            s.absorb(m);
+        }
+        finals.insert(codec::encode(&s.reg));
+        count += 1;
+    });
+    assert_eq!(count, 720);
+    assert_eq!(finals.len(), 1, "every order converges to one state");
+}
+
+#[test]
+fn a_stale_write_keeps_what_arrived_after_its_read() {
+    let none = CausalContext::default();
+    let mut a = MvRegister::default();
+    a.merge(&a.write(NodeId(0), &none, Payload::Text("a".into()), 1));
+    let read = a.context().clone();
+    let mut b = MvRegister::default();
+    b.merge(&b.write(NodeId(1), &none, Payload::Text("b".into()), 2));
+    a.merge(&b);
+    a.merge(&a.write(NodeId(0), &read, Payload::Text("c".into()), 3));
+    assert_eq!(sibling_dots(&a), BTreeSet::from([dot(0, 2), dot(1, 1)]));
+    assert_eq!(
+        a.resolve().map(|v| &v.payload),
+        Some(&Payload::Text("c".into()))
+    );
+    // Equal stamps: the greater dot wins.
+    let mut c = MvRegister::default();
+    c.merge(&c.write(NodeId(2), &none, Payload::Text("d".into()), 3));
+    a.merge(&c);
+    assert_eq!(
+        a.resolve().map(|v| &v.payload),
+        Some(&Payload::Text("d".into()))
+    );
+}
+
+#[test]
+fn the_generator_reaches_the_interesting_cases() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = history();
+    let cases = 200;
+    let mut totals = Stats::default();
+    let (mut concurrent, mut emptied, mut tie_resolved, mut stale_deltas) = (0, 0, 0, 0);
+    for _ in 0..cases {
+        let run = proptest::strategy::ValueTree::current(&strategy.new_tree(&mut runner).unwrap());
+        let s = &run.stats;
+        totals.stale_kept += usize::from(s.stale_kept > 0);
+        totals.deletes_removed += usize::from(s.deletes_removed > 0);
+        totals.unobserved_losers += usize::from(s.unobserved_losers > 0);
+        totals.won_over_siblings += usize::from(s.won_over_siblings > 0);
+        totals.equal_stamps += usize::from(s.equal_stamps > 0);
+        let want = truth(&run.log, &run.everything());
+        concurrent += usize::from(want.live.len() >= 2);
+        emptied += usize::from(run.deletes.iter().any(|(_, s)| {
+            s.reg.is_empty()
+                && s.known
+                    .iter()
+                    .any(|i| matches!(run.log[*i], Event::Write { .. }))
+        }));
+        tie_resolved += usize::from(run.pool().iter().any(|s| {
+            let top = s.reg.latest_stamp();
+            s.reg
+                .siblings()
+                .filter(|(_, v)| Some(v.stamp) == top)
+                .count()
+                >= 2
+        }));
+        // A replica received a delta whose write another write had already replaced.
+        stale_deltas += usize::from(run.deltas.iter().any(|d| {
+            run.finals
+                .iter()
+                .any(|f| !d.reg.is_empty() && !f.reg.context().covers(d.reg.context()))
+        }));
+    }
+    eprintln!(
+        "of {cases} histories: {totals:?}, {concurrent} with concurrent siblings at the end, {emptied} emptied by a delete, {tie_resolved} with a stamp tie among siblings, {stale_deltas} with a delta some replica never got"
+    );
+    assert!(totals.stale_kept >= cases / 4, "stale writes kept siblings");
+    assert!(
+        totals.deletes_removed >= cases / 4,
+        "deletes removed siblings"
+    );
+    assert!(
+        totals.unobserved_losers >= cases / 10,
+        "unobserved clocks lost"
+    );
+    assert!(totals.won_over_siblings >= cases / 4, "observed writes won");
+    assert!(totals.equal_stamps >= cases / 10, "equal stamps");
+    assert!(concurrent >= cases / 3, "concurrent siblings survived");
+    assert!(emptied >= cases / 5, "deleted registers");
+    assert!(tie_resolved >= cases / 20, "stamp ties among siblings");
+    assert!(stale_deltas >= cases / 4, "deltas some replica never got");
+}
+
+/// The serde layout of [`MvRegister`], to build states its API cannot.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RawRegister {
+    values: BTreeMap<Dot, Versioned>,
+    context: RawContext,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RawContext {
+    vv: BTreeMap<NodeId, u64>,
+    cloud: BTreeSet<Dot>,
+}
+
+fn raw(values: &[(Dot, u64)], vv: &[(u32, u64)], cloud: &[Dot]) -> RawRegister {
+    RawRegister {
+        values: values
+            .iter()
+            .map(|(d, stamp)| {
+                (
+                    *d,
+                    Versioned {
+                        payload: Payload::Bytes(vec![1]),
+                        stamp: *stamp,
+                    },
+                )
+            })
+            .collect(),
+        context: RawContext {
+            vv: vv.iter().map(|(n, c)| (NodeId(*n), *c)).collect(),
+            cloud: cloud.iter().copied().collect(),
+        },
+    }
+}
+
+fn decode_raw(r: &RawRegister) -> Result<MvRegister, DecodeError> {
+    codec::decode_state::<MvRegister>(&codec::encode(r))
+}
+
+#[test]
+fn the_raw_layout_matches() {
+    let none = CausalContext::default();
+    let mut reg = MvRegister::default();
+    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("x".into()), 5));
+    reg.merge(&MvRegister::default().write(NodeId(1), &none, Payload::Bytes(vec![2]), 6));
+    let mut gap = CausalContext::default();
+    gap.insert(dot(1, 3));
+    reg.merge(&reg.delete(&gap));
+    let bytes = codec::encode(&reg);
+    let back: RawRegister = codec::decode(&bytes, codec::MAX_STATE).unwrap();
+    assert_eq!(codec::encode(&back), bytes);
+    assert_eq!(back.context.cloud, BTreeSet::from([dot(1, 3)]));
+    assert_eq!(decode_raw(&back), Ok(reg));
+    // A hand-built valid state is accepted.
+    let ok = raw(&[(dot(0, 1), 1), (dot(2, 4), 9)], &[(0, 2)], &[dot(2, 4)]);
+    assert!(decode_raw(&ok).is_ok());
+}
+
+#[test]
+fn validate_rejects_broken_states() {
+    let bad = |r: RawRegister, why: &str| {
+        let decoded = decode_raw(&r);
+        assert!(
+            matches!(decoded, Err(DecodeError::Invalid(_))),
+            "{why}: {r:?} gave {decoded:?}"
+        );
+    };
+    // A value whose dot is outside the context.
+    bad(raw(&[(dot(0, 1), 1)], &[], &[]), "no context");
+    bad(raw(&[(dot(0, 3), 1)], &[(0, 2)], &[]), "past the vector");
+    bad(raw(&[(dot(0, 3), 1)], &[(0, 1)], &[dot(0, 4)]), "in a gap");
+    bad(raw(&[(dot(1, 1), 1)], &[(0, 1)], &[]), "another node");
+    // A context that is not compact.
+    bad(
+        raw(&[], &[(0, 1)], &[dot(0, 2)]),
+        "a cloud dot closing the gap",
+    );
+    bad(
+        raw(&[], &[(0, 3)], &[dot(0, 2)]),
+        "a cloud dot under the vector",
+    );
+    bad(raw(&[], &[], &[dot(0, 1)]), "a first dot in the cloud");
+    // A zero counter: in the vector, in the cloud, or in a value's dot.
+    bad(raw(&[], &[(0, 0)], &[]), "a zero vector entry");
+    bad(raw(&[], &[(0, 1)], &[dot(1, 0)]), "a zero cloud dot");
+    bad(
+        raw(&[(dot(0, 0), 1)], &[(0, 2)], &[]),
+        "a value at counter 0",
+    );
+    bad(
+        raw(&[(dot(0, 0), 1)], &[], &[]),
+        "a value at counter 0, no context",
+    );
+    // Timestamp 0.
+    bad(raw(&[(dot(0, 1), 0)], &[(0, 1)], &[]), "stamp 0");
+
+    // More than MAX_SIBLINGS siblings: reachable through concurrent blind
+    // writes, and rejected.
+    let none = CausalContext::default();
+    let mut reg = MvRegister::default();
+    for i in 0..MAX_SIBLINGS {
+        let node = NodeId(i as u32);
+        assert!(reg.merge(&MvRegister::default().write(node, &none, Payload::Bytes(vec![]), 1)));
+    }
+    assert_eq!(reg.siblings().count(), MAX_SIBLINGS);
+    assert_eq!(reg.validate(), Ok(()));
+    let one_more = reg.write(NodeId(0), &none, Payload::Bytes(vec![]), 2);
+    reg.merge(&one_more);
+    assert_eq!(reg.siblings().count(), MAX_SIBLINGS + 1);
+    assert!(reg.validate().is_err());
+    assert!(matches!(
+        codec::decode_state::<MvRegister>(&codec::encode(&reg)),
+        Err(DecodeError::Invalid(_))
+    ));
+}
