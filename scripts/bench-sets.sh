@@ -12,13 +12,12 @@
 # BENCH_SETS_OFFLINE (2), BENCH_SETS_VIEWERS (2), BENCH_SETS_BIAS (remove-wins),
 # BENCH_SETS_SEED (default: the clock), BENCH_PORT (default: a free port).
 #
-# As in scripts/bench.sh, the server runs a snapshot of the build (build/
-# and www/ copied to a temp dir, wrangler.toml without its [build]
-# section), with wrangler.toml's [vars] (gossip every 250 ms, anti-entropy
-# every 2 s), fresh state, and random ADMIN_TOKEN and SYNC_TOKEN. All load
-# goes to 127.0.0.1 only.
+# The server (scripts/bench-server.sh) runs a snapshot of the build with
+# wrangler.toml's [vars] (gossip every 250 ms, anti-entropy every 2 s) and
+# random ADMIN_TOKEN and SYNC_TOKEN. All load goes to 127.0.0.1 only.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+source "$ROOT/scripts/bench-server.sh"
 cd "$ROOT"
 
 SECONDS_OF_LOAD="${BENCH_SETS_SECONDS:-20}"
@@ -27,103 +26,18 @@ OFFLINE="${BENCH_SETS_OFFLINE:-2}"
 VIEWERS="${BENCH_SETS_VIEWERS:-2}"
 BIAS="${BENCH_SETS_BIAS:-remove-wins}"
 
-for tool in node curl setsid; do
-    command -v "$tool" >/dev/null || { echo "bench-sets: $tool is not installed" >&2; exit 1; }
-done
-
-TMP="$(mktemp -d -t edge-crdt-bench-sets.XXXXXX)"
-WRANGLER_PGID=""
-
-stop_wrangler() {
-    [ -n "$WRANGLER_PGID" ] || return 0
-    if kill -0 -- "-$WRANGLER_PGID" 2>/dev/null; then
-        step "stopping wrangler dev (process group $WRANGLER_PGID)"
-        kill -TERM -- "-$WRANGLER_PGID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 -- "-$WRANGLER_PGID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$WRANGLER_PGID" 2>/dev/null || true
-    fi
-    WRANGLER_PGID=""
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_wrangler
-    if [ -f "$TMP/wrangler.log" ]; then
-        mkdir -p bench-results
-        cp "$TMP/wrangler.log" bench-results/wrangler-sets.log
-        [ "$rc" -eq 0 ] || echo "bench-sets: failed (exit $rc); wrangler's log: bench-results/wrangler-sets.log" >&2
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-START=$SECONDS
+bench_init bench-sets node curl setsid
 
 # ---------------------------------------------------------------- build
 bash scripts/build-worker.sh
 step "building the chaos clients (cargo build --release --bin monkeys)"
 cargo build --release --bin monkeys
 MONKEYS="$ROOT/target/release/monkeys"
-
-cp -R build "$TMP/build"
-mkdir -p www
-cp -R www "$TMP/www"
-CONFIG="$TMP/wrangler.toml"
-awk -v tmp="$TMP" '
-    /^\[/ { skip = ($0 == "[build]") }
-    skip { next }
-    /^main *=/ { print "main = \"" tmp "/build/worker/shim.mjs\""; next }
-    /^directory *=/ { print "directory = \"" tmp "/www\""; next }
-    { print }
-' wrangler.toml >"$CONFIG"
-grep -q "^main = \"$TMP/" "$CONFIG" && grep -q "^directory = \"$TMP/" "$CONFIG" && ! grep -q '^\[build\]' "$CONFIG" \
-    || { echo "bench-sets: could not derive the wrangler config from wrangler.toml:" >&2; cat "$CONFIG" >&2; exit 1; }
+bench_snapshot
 
 # ---------------------------------------------------------------- server
-free_port() {
-    node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-PORT="${BENCH_PORT:-$(free_port)}"
-INSPECTOR_PORT="$(free_port)"
-if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; then
-    echo "bench-sets: port $PORT is already in use" >&2
-    exit 1
-fi
-token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-ADMIN="$(token)"
-SYNC="$(token)"
-BASE="http://127.0.0.1:$PORT"
-
-step "starting wrangler dev on $BASE (fresh state in $TMP/state)"
-setsid wrangler dev -c "$CONFIG" --ip 127.0.0.1 --port "$PORT" \
-    --inspector-port "$INSPECTOR_PORT" --persist-to "$TMP/state" \
-    --var "ADMIN_TOKEN:$ADMIN" --var "SYNC_TOKEN:$SYNC" \
-    --show-interactive-dev-session=false --log-level warn \
-    </dev/null >"$TMP/wrangler.log" 2>&1 &
-WRANGLER_PGID=$!
-
-deadline=$((SECONDS + 90))
-until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/api/sets/warmup?node=node-0" || true)" = 200 ]; do
-    if ! kill -0 "$WRANGLER_PGID" 2>/dev/null; then
-        echo "bench-sets: wrangler dev exited:" >&2
-        tail -n 40 "$TMP/wrangler.log" >&2
-        exit 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "bench-sets: wrangler dev did not answer within 90 s:" >&2
-        tail -n 40 "$TMP/wrangler.log" >&2
-        exit 1
-    fi
-    sleep 0.3
-done
-echo "[$(date +%H:%M:%S)] answering (pid/pgid $WRANGLER_PGID)"
+SYNC="$(bench_token)"
+bench_server_start wrangler-sets.log "/api/sets/warmup?node=node-0" --var "SYNC_TOKEN:$SYNC"
 # Wake every node before the clock starts.
 for n in 0 1 2 3; do curl -s -o /dev/null --max-time 10 "$BASE/api/sets/warmup?node=node-$n" || true; done
 
@@ -163,12 +77,5 @@ else
     [ "$status" -ne 0 ] || status=1
 fi
 
-offline_noise='ENOTFOUND (workers\.cloudflare\.com|registry\.npmjs\.org|sparrow\.cloudflare\.com)'
-if grep -iE 'error|uncaught|panic' "$TMP/wrangler.log" | grep -qvE "$offline_noise"; then
-    echo
-    echo "wrangler dev logged errors (first 20 lines; full log in bench-results/wrangler-sets.log):"
-    grep -iE 'error|uncaught|panic' "$TMP/wrangler.log" | grep -vE "$offline_noise" | head -n 20
-fi
-echo
-echo "[$(date +%H:%M:%S)] bench-sets took $((SECONDS - START)) s"
-exit "$status"
+bench_server_errors
+bench_done "$status"
