@@ -3,6 +3,7 @@
 //! and gets back typed requests or an [`ApiError`] to send as a 4xx.
 
 pub mod counter;
+pub mod kv;
 pub mod set;
 
 use serde::Serialize;

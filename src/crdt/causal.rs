@@ -110,7 +110,8 @@ impl CausalContext {
         self.vv.retain(|_, n| *n > 0);
     }
 
-    pub(crate) fn validate(&self) -> Result<(), InvalidState> {
+    /// Checks a context that came from outside: bounded, compact, counters from 1.
+    pub fn validate(&self) -> Result<(), InvalidState> {
         if self.vv.len() + self.cloud.len() > MAX_CONTEXT {
             return Err(InvalidState(format!(
                 "a causal context over {MAX_CONTEXT} entries"
