@@ -51,7 +51,7 @@ async fn route(req: Request, env: &Env) -> Outcome {
     }
 }
 
-/// The operation a client path and method name, for a kind of value.
+/// The operation that a client path and method name for a kind of value.
 fn operation(kind: Kind, rest: &[&str], method: &Method) -> Result<&'static str, ApiError> {
     use Method::{Get, Post, Put};
     let ops = match kind {
