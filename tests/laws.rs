@@ -10,6 +10,9 @@
 //! history, so any two of them may meet in a real cluster.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::for_each_permutation;
+
 use edge_crdt::codec;
 use edge_crdt::crdt::{Crdt, PnCounter};
 use edge_crdt::NodeId;
@@ -383,29 +386,6 @@ proptest! {
     #[test]
     fn prop_retirement_any_order_with_decrements((run, messages) in deliveries(false)) {
         observe(&run, &messages, false)?;
-    }
-}
-
-/// Calls `f` on every permutation of `items` (Heap's algorithm).
-fn for_each_permutation<T: Clone>(items: &[T], mut f: impl FnMut(&[T])) {
-    let mut a = items.to_vec();
-    let mut c = vec![0; a.len()];
-    f(&a);
-    let mut i = 0;
-    while i < a.len() {
-        if c[i] < i {
-            if i % 2 == 0 {
-                a.swap(0, i);
-            } else {
-                a.swap(c[i], i);
-            }
-            f(&a);
-            c[i] += 1;
-            i = 0;
-        } else {
-            c[i] = 0;
-            i += 1;
-        }
     }
 }
 

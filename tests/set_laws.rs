@@ -17,6 +17,9 @@
 //! same bias, and exactly the entries the pruning rule keeps.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::for_each_permutation;
+
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
     Bias, Crdt, Element, Hlc, LwwSet, StampError, COUNTER_BITS, MAX_ELEMENT, MAX_ELEMENTS,
@@ -711,29 +714,6 @@ proptest! {
             reversed.merge(d);
         }
         prop_assert_eq!(reversed, set);
-    }
-}
-
-/// Calls `f` on every permutation of `items` (Heap's algorithm).
-fn for_each_permutation<T: Clone>(items: &[T], mut f: impl FnMut(&[T])) {
-    let mut a = items.to_vec();
-    let mut c = vec![0; a.len()];
-    f(&a);
-    let mut i = 0;
-    while i < a.len() {
-        if c[i] < i {
-            if i % 2 == 0 {
-                a.swap(0, i);
-            } else {
-                a.swap(c[i], i);
-            }
-            f(&a);
-            c[i] += 1;
-            i = 0;
-        } else {
-            c[i] = 0;
-            i += 1;
-        }
     }
 }
 
