@@ -1,4 +1,4 @@
-//! A seeded, deterministic network simulator for `Node<Value, AllNodes>`,
+//! A seeded, deterministic network simulator for `Node<Value, ByKind>`,
 //! hosting PN-counters (`counter:NAME`) and LWW sets (`set:NAME`).
 //!
 //! Virtual time in milliseconds; messages in flight with random delays
@@ -21,14 +21,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use edge_crdt::cluster::{
-    AllNodes, Config, Effect, Membership, Message, Node, Partition, RetireError, Stamp, Status,
+    ByKind, Config, Effect, Membership, Message, Node, Partition, RetireError, Stamp, Status,
     WriteError,
 };
 use edge_crdt::crdt::{Bias, Crdt, Element, LwwSet, PnCounter, Value};
 use edge_crdt::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
-type Replica = Node<Value, AllNodes>;
+type Replica = Node<Value, ByKind>;
 
 /// Counter keys written with steps of either sign.
 const MIXED_KEYS: [&str; 2] = [HOME, BLOG];
@@ -384,7 +384,7 @@ impl Sim {
     }
 
     fn spawn(&mut self, id: NodeId) {
-        let node = Replica::new(id, self.config.clone(), AllNodes);
+        let node = Replica::new(id, self.config.clone(), ByKind::new(3, 64));
         let skew = self.random_skew();
         self.slots.insert(
             id,
@@ -681,7 +681,9 @@ impl Sim {
         let add = |v: &Value, at: Stamp| match v {
             Value::Empty => PnCounter::default().add(at.node, by).map(Value::Counter),
             Value::Counter(c) => c.add(at.node, by).map(Value::Counter),
-            Value::Set(_) => panic!("a set under the counter key {key}"),
+            Value::Set(_) | Value::Register(_) => {
+                panic!("another kind under the counter key {key}")
+            }
         };
         match node.write(key, wall, add).map(|v| count(Some(v))) {
             Ok(_) => {
@@ -716,7 +718,9 @@ impl Sim {
             let set = match v {
                 Value::Empty => &empty,
                 Value::Set(s) => s,
-                Value::Counter(_) => return Err(format!("a counter under the set key {key}")),
+                Value::Counter(_) | Value::Register(_) => {
+                    return Err(format!("another kind under the set key {key}"))
+                }
             };
             used = Some((at.time, set.latest_stamp()));
             Ok(Value::Set(match &op {
@@ -841,7 +845,7 @@ impl Sim {
             self.slots.get_mut(&id).expect("slot").skew = skew;
         }
         let slot = self.slots.get_mut(&id).expect("slot");
-        let mut node = Replica::new(id, self.config.clone(), AllNodes);
+        let mut node = Replica::new(id, self.config.clone(), ByKind::new(3, 64));
         node.restore(
             slot.disk.members.clone(),
             slot.disk.partition.clone(),

@@ -22,7 +22,7 @@ mod placement;
 pub use membership::{Membership, Partition, Status};
 pub use message::Message;
 pub use node::{AddError, Config, Effect, Node, RetireError, Stamp, WriteError};
-pub use placement::{AllNodes, HashRing, Placement};
+pub use placement::{AllNodes, ByKind, HashRing, Placement};
 
 /// The key of one replicated value (a counter name, a register key).
 pub type Key = String;

@@ -101,6 +101,31 @@ impl Placement for HashRing {
     }
 }
 
+/// The placement of [`Value`](crate::crdt::Value) keys by their kind:
+/// registers (`kv:` keys) on a hash ring, every other kind on all nodes.
+#[derive(Debug)]
+pub struct ByKind {
+    ring: HashRing,
+}
+
+impl ByKind {
+    /// Registers on `replicas` nodes of a ring with `vnodes` points per node.
+    pub fn new(replicas: usize, vnodes: u32) -> Self {
+        ByKind {
+            ring: HashRing::new(replicas, vnodes),
+        }
+    }
+}
+
+impl Placement for ByKind {
+    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId> {
+        match crate::crdt::Kind::of_key(key) {
+            Some((crate::crdt::Kind::Register, _)) => self.ring.replicas(key, members),
+            _ => AllNodes.replicas(key, members),
+        }
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -108,6 +133,15 @@ mod test {
 
     fn keys() -> impl Iterator<Item = String> {
         (0..20_000).map(|i| format!("key-{i}"))
+    }
+
+    #[test]
+    fn by_kind_rings_registers_only() {
+        let members = Membership::initial(8);
+        let policy = ByKind::new(3, 64);
+        assert_eq!(policy.replicas("kv:a", &members).len(), 3);
+        assert_eq!(policy.replicas("counter:a", &members).len(), 8);
+        assert_eq!(policy.replicas("set:a", &members).len(), 8);
     }
 
     #[test]

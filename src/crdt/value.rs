@@ -14,7 +14,7 @@
 //! assert_eq!(stored.as_counter().map(PnCounter::value), Some(2));
 //! ```
 
-use super::{Crdt, InvalidState, LwwSet, PnCounter};
+use super::{Crdt, InvalidState, LwwSet, MvRegister, PnCounter};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -25,16 +25,19 @@ pub enum Kind {
     Counter,
     /// an [`LwwSet`]
     Set,
+    /// an [`MvRegister`], placed on a few replicas of a hash ring
+    Register,
 }
 
 impl Kind {
-    const ALL: [Kind; 2] = [Kind::Counter, Kind::Set];
+    const ALL: [Kind; 3] = [Kind::Counter, Kind::Set, Kind::Register];
 
     /// The key prefix of this kind, without the `:`.
     pub fn prefix(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Set => "set",
+            Kind::Register => "kv",
         }
     }
 
@@ -61,6 +64,8 @@ pub enum Value {
     Counter(PnCounter),
     /// an LWW element set
     Set(LwwSet),
+    /// a multi-value register
+    Register(MvRegister),
 }
 
 impl Value {
@@ -70,6 +75,7 @@ impl Value {
             Value::Empty => None,
             Value::Counter(_) => Some(Kind::Counter),
             Value::Set(_) => Some(Kind::Set),
+            Value::Register(_) => Some(Kind::Register),
         }
     }
 
@@ -85,6 +91,14 @@ impl Value {
     pub fn as_set(&self) -> Option<&LwwSet> {
         match self {
             Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The register, if this is one.
+    pub fn as_register(&self) -> Option<&MvRegister> {
+        match self {
+            Value::Register(r) => Some(r),
             _ => None,
         }
     }
@@ -114,6 +128,7 @@ impl Crdt for Value {
             }
             (Value::Counter(a), Value::Counter(b)) => a.merge(b),
             (Value::Set(a), Value::Set(b)) => a.merge(b),
+            (Value::Register(a), Value::Register(b)) => a.merge(b),
             // Kinds never meet under one key: check_key guards every input.
             _ => false,
         }
@@ -124,6 +139,7 @@ impl Crdt for Value {
             Value::Empty => Ok(()),
             Value::Counter(c) => c.validate(),
             Value::Set(s) => s.validate(),
+            Value::Register(r) => r.validate(),
         }
     }
 
@@ -131,6 +147,7 @@ impl Crdt for Value {
         match self {
             Value::Counter(c) => c.absorb(retired, heir).map(Value::Counter),
             Value::Set(s) => s.absorb(retired, heir).map(Value::Set),
+            Value::Register(r) => r.absorb(retired, heir).map(Value::Register),
             Value::Empty => None,
         }
     }
@@ -139,6 +156,7 @@ impl Crdt for Value {
         match self {
             Value::Counter(c) => c.latest_stamp(),
             Value::Set(s) => s.latest_stamp(),
+            Value::Register(r) => r.latest_stamp(),
             Value::Empty => None,
         }
     }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::api::ApiError;
 use crate::cluster::{
-    AllNodes, Config, Effect, Key, Membership, Message, Node, Partition, Stamp, Status, WriteError,
+    ByKind, Config, Effect, Key, Membership, Message, Node, Partition, Stamp, Status, WriteError,
 };
 use crate::codec::{self, MAX_FRAME};
 use crate::crdt::{Crdt, Kind, Value};
@@ -42,6 +42,10 @@ fn event_data(key: &str, value: &Value) -> String {
     match (value, Kind::of_key(key)) {
         (Value::Counter(c), _) => codec::state_to_base64(c),
         (Value::Set(s), _) => codec::state_to_base64(s),
+        (Value::Register(r), _) => codec::state_to_base64(r),
+        (Value::Empty, Some((Kind::Register, _))) => {
+            codec::state_to_base64(&crate::crdt::MvRegister::default())
+        }
         (Value::Empty, Some((Kind::Set, _))) => {
             codec::state_to_base64(&crate::crdt::LwwSet::default())
         }
@@ -53,7 +57,7 @@ pub(crate) struct Host {
     state: State,
     env: Env,
     settings: Settings,
-    node: RefCell<Option<Node<Value, AllNodes>>>,
+    node: RefCell<Option<Node<Value, ByKind>>>,
     streams: RefCell<BTreeMap<Key, Vec<UnboundedSender<Vec<u8>>>>>,
     alarm_at: Cell<Option<u64>>,
     /// Peer traffic since this object started: frames and their bytes.
@@ -114,7 +118,7 @@ impl Host {
             anti_entropy_interval_ms: s.anti_entropy_interval_ms,
             heartbeat_interval_ms: s.heartbeat_interval_ms,
         };
-        let mut node = Node::new(id, config, AllNodes);
+        let mut node = Node::new(id, config, ByKind::new(s.replicas, 64));
         node.restore(members, partition, states);
         let mut slot = self.node.borrow_mut();
         if slot.is_none() {
@@ -163,7 +167,7 @@ impl Host {
     }
 
     /// Runs `f` on the loaded node. Never hold this across an await.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Node<Value, AllNodes>) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Node<Value, ByKind>) -> R) -> R {
         f(self
             .node
             .borrow_mut()

@@ -40,6 +40,7 @@ pub(crate) struct Settings {
     pub heartbeat_interval_ms: u64,
     pub sse_retry_ms: u64,
     pub max_drift_ms: u64,
+    pub replicas: usize,
 }
 
 impl Settings {
@@ -58,6 +59,7 @@ impl Settings {
             heartbeat_interval_ms: num("HEARTBEAT_INTERVAL_MS", 15_000, 600_000),
             sse_retry_ms: num("SSE_RETRY_MS", 2_000, 600_000),
             max_drift_ms: num("MAX_DRIFT_MS", 60_000, 86_400_000),
+            replicas: num("REPLICAS", 3, 64) as usize,
         }
     }
 }

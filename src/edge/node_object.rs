@@ -61,7 +61,11 @@ impl ClusterNode {
             Some((Kind::Set, name)) => {
                 sets::handle(&self.host, op, &key, name, format, req).await?
             }
-            None => return Err(ApiError::new(400, "bad_request", "unknown key kind").into()),
+            _ => {
+                return Err(
+                    ApiError::new(400, "bad_request", "no client operations for this key").into(),
+                )
+            }
         };
         res.headers_mut().set(MEMBERS, &self.host.active_list())?;
         Ok(res)
