@@ -34,6 +34,11 @@ use std::collections::BTreeMap;
 /// Most siblings a register keeps.
 pub const MAX_SIBLINGS: usize = 64;
 
+/// A write that would leave more than [`MAX_SIBLINGS`] siblings: the
+/// count it would keep besides its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManySiblings(pub usize);
+
 /// A register's content: text, or bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
@@ -90,6 +95,18 @@ impl MvRegister {
             values: BTreeMap::from([(dot, Versioned { payload, stamp })]),
             context,
         }
+    }
+
+    /// Checks that a write replacing what `seen` covers stays within
+    /// [`MAX_SIBLINGS`] at this replica. Merge cannot cap siblings without
+    /// breaking convergence, so writes are refused here instead: a client
+    /// over the limit must read and write with the context it got.
+    pub fn admits(&self, seen: &CausalContext) -> Result<(), TooManySiblings> {
+        let kept = self.values.keys().filter(|d| !seen.contains(**d)).count();
+        if kept + 1 > MAX_SIBLINGS {
+            return Err(TooManySiblings(kept));
+        }
+        Ok(())
     }
 
     /// The delta of a delete of what `seen` covers: no value, only the
@@ -225,5 +242,21 @@ mod test {
             },
         );
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn blind_writes_stop_at_the_sibling_limit_and_a_read_context_resets_it() {
+        let none = CausalContext::default();
+        let mut reg = MvRegister::default();
+        for i in 0..MAX_SIBLINGS as u32 {
+            assert_eq!(reg.admits(&none), Ok(()));
+            reg.merge(&reg.write(NodeId(i), &none, text("x"), 1));
+        }
+        assert_eq!(reg.siblings().count(), MAX_SIBLINGS);
+        assert_eq!(reg.admits(&none), Err(TooManySiblings(MAX_SIBLINGS)));
+        let seen = reg.context().clone();
+        assert_eq!(reg.admits(&seen), Ok(()));
+        reg.merge(&reg.write(NodeId(0), &seen, text("one"), 2));
+        assert_eq!(reg.siblings().count(), 1);
     }
 }
