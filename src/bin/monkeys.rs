@@ -579,6 +579,36 @@ options:
             .collect()
     }
 
+    /// Why a pull of `/updates` failed.
+    enum PullError {
+        /// The reply was not a valid `/updates` answer.
+        Reply(String),
+        /// The request itself failed.
+        Http(Failure),
+    }
+
+    /// Pulls `/updates?since=` from a random node and merges its entries
+    /// into `replica`; returns the reply, for its `latest` and `bias`.
+    fn pull(
+        ctx: &Ctx,
+        http: &Http,
+        rng: &mut Rng,
+        replica: &mut LwwSet,
+        since: u64,
+    ) -> Result<Json, PullError> {
+        let path = format!(
+            "{}/updates?since={since}&node={}",
+            ctx.set_path,
+            ctx.node(rng)
+        );
+        let reply = http.get(&path).map_err(PullError::Http)?;
+        let adds = entries(&reply, "adds").map_err(|e| PullError::Reply(format!("{path}: {e}")))?;
+        let removes =
+            entries(&reply, "removes").map_err(|e| PullError::Reply(format!("{path}: {e}")))?;
+        merge_entries(replica, &adds, &removes);
+        Ok(reply)
+    }
+
     fn merge_entries(set: &mut LwwSet, adds: &[(Element, u64)], removes: &[(Element, u64)]) {
         for (e, t) in adds {
             let delta = set.insert([e.clone()], *t);
@@ -842,22 +872,14 @@ options:
             if !sync(ctx, &http, &mut rng, &replica, &mut pending, &mut out) {
                 continue;
             }
-            let path = format!(
-                "{}/updates?since={since}&node={}",
-                ctx.set_path,
-                ctx.node(&mut rng)
-            );
-            match http.get(&path) {
-                Ok(reply) => match (entries(&reply, "adds"), entries(&reply, "removes")) {
-                    (Ok(adds), Ok(removes)) => {
-                        merge_entries(&mut replica, &adds, &removes);
-                        let latest = reply["latest"].as_u64().unwrap_or(0);
-                        hlc.observe(latest);
-                        since = latest.saturating_sub(window);
-                    }
-                    (Err(e), _) | (_, Err(e)) => ctx.note(&format!("{path}: {e}")),
-                },
-                Err(f) => ctx.error(&f),
+            match pull(ctx, &http, &mut rng, &mut replica, since) {
+                Ok(reply) => {
+                    let latest = reply["latest"].as_u64().unwrap_or(0);
+                    hlc.observe(latest);
+                    since = latest.saturating_sub(window);
+                }
+                Err(PullError::Reply(text)) => ctx.note(&text),
+                Err(PullError::Http(f)) => ctx.error(&f),
             }
         }
         // The last changes: a few tries, then whatever is left is unknown
@@ -931,32 +953,23 @@ options:
             && Instant::now() < ctx.hard_deadline
         {
             polls += 1;
-            let path = format!(
-                "{}/updates?since={since}&node={}",
-                ctx.set_path,
-                ctx.node(&mut rng)
-            );
-            match http.get(&path) {
-                Ok(reply) => match (entries(&reply, "adds"), entries(&reply, "removes")) {
-                    (Ok(adds), Ok(removes)) => {
-                        merge_entries(&mut replica, &adds, &removes);
-                        since = reply["latest"].as_u64().unwrap_or(0).saturating_sub(window);
-                        // The set as that node would show it: its bias, our
-                        // entries (the creation's stamp stays local).
-                        let bias = bias_of(reply["bias"].as_str()).unwrap_or(Bias::AddWins);
-                        let mut view = LwwSet::new(bias, 1);
-                        view.merge(&replica);
-                        shown.lock().unwrap().members = Some(view.members().cloned().collect());
-                        ctx.counters.polls.fetch_add(1, Relaxed);
-                    }
-                    (Err(e), _) | (_, Err(e)) => {
-                        ctx.counters.viewer_errors.fetch_add(1, Relaxed);
-                        ctx.note(&format!("{path}: {e}"));
-                    }
-                },
-                Err(f) => {
+            match pull(ctx, &http, &mut rng, &mut replica, since) {
+                Ok(reply) => {
+                    since = reply["latest"].as_u64().unwrap_or(0).saturating_sub(window);
+                    // The set as that node would show it: its bias, our
+                    // entries (the creation's stamp stays local).
+                    let bias = bias_of(reply["bias"].as_str()).unwrap_or(Bias::AddWins);
+                    let mut view = LwwSet::new(bias, 1);
+                    view.merge(&replica);
+                    shown.lock().unwrap().members = Some(view.members().cloned().collect());
+                    ctx.counters.polls.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
                     ctx.counters.viewer_errors.fetch_add(1, Relaxed);
-                    ctx.note(f.text());
+                    match e {
+                        PullError::Reply(text) => ctx.note(&text),
+                        PullError::Http(f) => ctx.note(f.text()),
+                    }
                 }
             }
             sleep_ms(rng.range(100, 300));
