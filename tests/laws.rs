@@ -11,7 +11,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::for_each_permutation;
+use common::{duplicated_and_shuffled, for_each_permutation};
 
 use edge_crdt::codec;
 use edge_crdt::crdt::{Crdt, PnCounter};
@@ -244,18 +244,11 @@ fn retirement_scenario(positive_only: bool) -> impl Strategy<Value = Run> {
 /// The messages of a scenario: every delta and every final state, with
 /// random duplicates, in a random order.
 fn deliveries(positive_only: bool) -> impl Strategy<Value = (Run, Vec<PnCounter>)> {
-    retirement_scenario(positive_only)
-        .prop_flat_map(|run| {
-            let mut messages = run.deltas.clone();
-            messages.extend(run.finals.iter().cloned());
-            let len = messages.len();
-            (Just(run), Just(messages), vec(0..len, 0..len))
-        })
-        .prop_flat_map(|(run, mut messages, dups)| {
-            let extra: Vec<PnCounter> = dups.iter().map(|i| messages[*i].clone()).collect();
-            messages.extend(extra);
-            (Just(run), Just(messages).prop_shuffle())
-        })
+    retirement_scenario(positive_only).prop_flat_map(|run| {
+        let mut messages = run.deltas.clone();
+        messages.extend(run.finals.iter().cloned());
+        (Just(run), duplicated_and_shuffled(messages))
+    })
 }
 
 /// Delivers `messages` in order to a fresh observer, checking after every

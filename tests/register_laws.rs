@@ -18,7 +18,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::for_each_permutation;
+use common::{duplicated_and_shuffled, for_each_permutation};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
@@ -560,18 +560,11 @@ fn three_states() -> impl Strategy<Value = (Run, Sample, Sample, Sample)> {
 /// Every delta and final state of a history, with random duplicates, in a
 /// random order.
 fn deliveries() -> impl Strategy<Value = (Run, Vec<Sample>)> {
-    history()
-        .prop_flat_map(|run| {
-            let mut messages = run.deltas.clone();
-            messages.extend(run.finals.iter().cloned());
-            let len = messages.len();
-            (Just(run), Just(messages), vec(0..len, 0..len))
-        })
-        .prop_flat_map(|(run, mut messages, dups)| {
-            let extra: Vec<Sample> = dups.iter().map(|i| messages[*i].clone()).collect();
-            messages.extend(extra);
-            (Just(run), Just(messages).prop_shuffle())
-        })
+    history().prop_flat_map(|run| {
+        let mut messages = run.deltas.clone();
+        messages.extend(run.finals.iter().cloned());
+        (Just(run), duplicated_and_shuffled(messages))
+    })
 }
 
 /// Every replica, and a fresh one, receives `messages` in order: after each
