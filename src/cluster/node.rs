@@ -237,6 +237,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.data.get(key)
     }
 
+    /// The replicas of `key` in this node's view, in preference order.
+    pub fn replicas(&self, key: &str) -> Vec<NodeId> {
+        self.placement.replicas(key, &self.members)
+    }
+
     /// Every key this node holds.
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
         self.data.keys()

@@ -132,6 +132,29 @@ impl Host {
         self.with(|n| n.read(key).cloned().unwrap_or_default())
     }
 
+    /// `None` when this node is a replica of `key`; otherwise a replica of
+    /// it in this node's view, to forward the request to.
+    pub fn replica_target(&self, key: &str) -> Option<NodeId> {
+        self.with(|n| {
+            let replicas = n.replicas(key);
+            (!replicas.contains(&n.id()))
+                .then(|| replicas.first().copied())
+                .flatten()
+        })
+    }
+
+    /// Up to `limit` keys of this node that start with `prefix` and sort
+    /// after `after`, in key order, with their values.
+    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<(Key, Value)> {
+        self.with(|n| {
+            n.keys()
+                .filter(|k| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
+                .take(limit)
+                .map(|k| (k.clone(), n.read(k).cloned().unwrap_or_default()))
+                .collect()
+        })
+    }
+
     /// A client write: `op` makes a delta from the current value and a
     /// stamp; the new value is stored before this returns.
     pub async fn write<E>(
