@@ -1000,9 +1000,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     }
 
     fn too_far_ahead(&self, state: &T) -> bool {
-        state.latest_stamp().is_some_and(|t| {
-            t != 0 && Hlc::check(t, self.now, self.config.max_drift_ms).is_err()
-        })
+        state
+            .latest_stamp()
+            .is_some_and(|t| t != 0 && Hlc::check(t, self.now, self.config.max_drift_ms).is_err())
     }
 
     /// Reports that `message` to `to` was not delivered.
@@ -1074,8 +1074,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 continue;
             }
             let digest = self.digests.get(&key).copied().unwrap_or(0);
-            let others: BTreeSet<NodeId> =
-                replicas.into_iter().filter(|n| *n != self.id).collect();
+            let others: BTreeSet<NodeId> = replicas.into_iter().filter(|n| *n != self.id).collect();
             if others.is_empty() {
                 self.forget_key(&key);
                 continue;
@@ -1509,7 +1508,12 @@ mod test {
                 ..Config::default()
             };
             let nodes = (0..n)
-                .map(|i| (NodeId(i), Node::new(NodeId(i), config.clone(), ByKind::new(3, 64))))
+                .map(|i| {
+                    (
+                        NodeId(i),
+                        Node::new(NodeId(i), config.clone(), ByKind::new(3, 64)),
+                    )
+                })
                 .collect();
             let disks = (0..n).map(|i| (NodeId(i), Default::default())).collect();
             Ring {
@@ -1629,8 +1633,10 @@ mod test {
                 initial_nodes: 4,
                 ..Config::default()
             };
-            ring.nodes
-                .insert(NodeId(new), Node::new(NodeId(new), config, ByKind::new(3, 64)));
+            ring.nodes.insert(
+                NodeId(new),
+                Node::new(NodeId(new), config, ByKind::new(3, 64)),
+            );
             ring.disks.insert(NodeId(new), Default::default());
             let now = ring.now;
             ring.node(NodeId(0)).add_node(NodeId(new), now).unwrap();
@@ -1651,7 +1657,10 @@ mod test {
         }
         ring.pass(30_000);
         let members = ring.node(NodeId(0)).members().clone();
-        assert_eq!(members.active().collect::<Vec<_>>(), [NodeId(0), NodeId(2), NodeId(4)]);
+        assert_eq!(
+            members.active().collect::<Vec<_>>(),
+            [NodeId(0), NodeId(2), NodeId(4)]
+        );
         for i in 0..60 {
             let stored = ring.stored(&kv(i));
             let holders: Vec<NodeId> = stored.keys().copied().collect();
@@ -1690,7 +1699,11 @@ mod test {
         assert_eq!(ring.stored(&key).len(), 3, "kept while a replica lacks it");
         assert!(ring.stored(&key).values().any(|r| !r.is_empty()));
         ring.pass(20_000);
-        assert!(ring.stored(&key).is_empty(), "collected: {:?}", ring.stored(&key));
+        assert!(
+            ring.stored(&key).is_empty(),
+            "collected: {:?}",
+            ring.stored(&key)
+        );
         // A write from the pre-delete context is a new value, not covered.
         ring.put(replicas[1], &key, "new", read.context());
         ring.put(replicas[0], &key, "blind", &none);
@@ -1719,11 +1732,19 @@ mod test {
         let mut again = Node::new(NodeId(1), config, ByKind::new(3, 64));
         ring.disks[&NodeId(1)].restore(&mut again);
         assert_eq!(again.keys().count(), 0);
-        assert_eq!(again.root_for(NodeId(0)), ring.node(NodeId(0)).root_for(NodeId(1)));
+        assert_eq!(
+            again.root_for(NodeId(0)),
+            ring.node(NodeId(0)).root_for(NodeId(1))
+        );
         ring.nodes.insert(NodeId(1), again);
         // Writes made while it was away reach it by anti-entropy.
         for i in 0..5 {
-            ring.put(NodeId(0), &kv(i), "y", &ring.stored(&kv(i))[&NodeId(0)].context().clone());
+            ring.put(
+                NodeId(0),
+                &kv(i),
+                "y",
+                &ring.stored(&kv(i))[&NodeId(0)].context().clone(),
+            );
         }
         ring.pass(10_000);
         let loaded = ring.node(NodeId(1)).keys().count();

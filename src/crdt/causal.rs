@@ -55,7 +55,15 @@ impl CausalContext {
             top >= *n
                 || self
                     .cloud
-                    .range(Dot { node: *node, counter: top + 1 }..=Dot { node: *node, counter: *n })
+                    .range(
+                        Dot {
+                            node: *node,
+                            counter: top + 1,
+                        }..=Dot {
+                            node: *node,
+                            counter: *n,
+                        },
+                    )
                     .count() as u64
                     == *n - top
         }) && other.cloud.iter().all(|d| self.contains(*d))

@@ -142,7 +142,10 @@ impl Host {
         let sql = self.state.storage().sql();
         let mut keys = Vec::new();
         for key in needs.keys {
-            let rows = sql.exec("SELECT key, state FROM kv WHERE key = ?", vec![key.clone().into()])?;
+            let rows = sql.exec(
+                "SELECT key, state FROM kv WHERE key = ?",
+                vec![key.clone().into()],
+            )?;
             let state = self.decode_rows(rows)?.pop().map(|(_, s)| s);
             keys.push((key, state));
         }
@@ -207,11 +210,13 @@ impl Host {
         limit: usize,
     ) -> worker::Result<Vec<(Key, Value)>> {
         let from = after.filter(|a| *a >= prefix).unwrap_or(prefix);
-        let op = if after.is_some_and(|a| a >= prefix) { ">" } else { ">=" };
+        let op = if after.is_some_and(|a| a >= prefix) {
+            ">"
+        } else {
+            ">="
+        };
         let rows = self.state.storage().sql().exec(
-            &format!(
-                "SELECT key, state FROM kv WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"
-            ),
+            &format!("SELECT key, state FROM kv WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"),
             vec![
                 from.into(),
                 format!("{prefix}\u{10FFFF}").into(),
@@ -289,7 +294,11 @@ impl Host {
                     Effect::Store { key, leaf, state } => {
                         sql.exec(
                             "INSERT OR REPLACE INTO kv (key, leaf, state) VALUES (?, ?, ?)",
-                            vec![key.into(), i64::from(leaf).into(), codec::encode(&state).into()],
+                            vec![
+                                key.into(),
+                                i64::from(leaf).into(),
+                                codec::encode(&state).into(),
+                            ],
                         )?;
                     }
                     Effect::Delete { key } => {
@@ -575,9 +584,10 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
         Message::Gossip {
             members, states, ..
         } => (members.as_ref(), states),
-        Message::Handoff { members, states } | Message::Transfer { members, states, .. } => {
-            (Some(members), states)
-        }
+        Message::Handoff { members, states }
+        | Message::Transfer {
+            members, states, ..
+        } => (Some(members), states),
         Message::Summary { members, .. } => (Some(members), &[]),
         Message::Digest { .. }
         | Message::HandoffDone
@@ -600,7 +610,10 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
 
 fn store_leaf(sql: &worker::SqlStorage, leaf: Leaf, digest: u64) -> worker::Result<()> {
     if digest == 0 {
-        sql.exec("DELETE FROM leaves WHERE leaf = ?", vec![i64::from(leaf).into()])?;
+        sql.exec(
+            "DELETE FROM leaves WHERE leaf = ?",
+            vec![i64::from(leaf).into()],
+        )?;
     } else {
         sql.exec(
             "INSERT OR REPLACE INTO leaves (leaf, digest) VALUES (?, ?)",
