@@ -45,22 +45,19 @@ pub enum Message<T> {
     },
     /// The heir has folded the drained node in and stored the result.
     HandoffDone,
-    /// Every key of a leaf the sender no longer replicates, for a replica
-    /// to store before the sender lets go of it.
+    /// Leaves the sender no longer replicates, each with every key in it,
+    /// for a replica to store before the sender lets go of them.
     Transfer {
         /// the sender's membership
         members: Membership,
-        /// the leaf
-        leaf: Leaf,
-        /// all its states
-        states: Vec<(Key, T)>,
+        /// each leaf with all its states
+        leaves: Vec<(Leaf, Vec<(Key, T)>)>,
     },
-    /// The receiver stored a [`Message::Transfer`] whose states had this digest.
+    /// The receiver stored these leaves of a [`Message::Transfer`]; each
+    /// with the digest of the states it received.
     Transferred {
-        /// the leaf
-        leaf: Leaf,
-        /// the digest of the states received
-        digest: u64,
+        /// leaves and digests
+        leaves: Vec<(Leaf, u64)>,
     },
     /// Tombstone collection, from a key's first replica: does the receiver
     /// hold these states (by digest) too?

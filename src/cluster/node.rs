@@ -23,6 +23,9 @@ const LEAVES_PER_ROUND: usize = 32;
 /// Most tombstones one collection message names.
 const REAP_BATCH: usize = 256;
 
+/// Most leaves one transfer carries.
+const TRANSFER_BATCH: usize = 64;
+
 /// Timing of a node, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -174,6 +177,7 @@ impl<T> Outbox<T> {
 #[derive(Debug)]
 struct Pending {
     digest: u64,
+    targets: BTreeSet<NodeId>,
     waiting: BTreeSet<NodeId>,
 }
 
@@ -408,7 +412,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             Message::Gossip { states, want, .. } => {
                 self.needs_keys(states.iter().map(|(k, _)| k).chain(want))
             }
-            Message::Transfer { states, .. } => self.needs_keys(states.iter().map(|(k, _)| k)),
+            Message::Transfer { leaves, .. } => {
+                self.needs_keys(leaves.iter().flat_map(|(_, s)| s.iter().map(|(k, _)| k)))
+            }
             Message::Summary { leaves, .. } => {
                 let theirs: BTreeMap<Leaf, u64> = leaves.iter().copied().collect();
                 self.needs_leaves(self.differing_leaves(&theirs, from))
@@ -736,6 +742,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         let foreign = self.foreign_leaves();
         self.moving.retain(|l, _| foreign.contains(l));
         let retry = self.now >= self.next_anti_entropy || force;
+        let mut batches: BTreeMap<NodeId, Vec<(Leaf, Vec<(Key, T)>)>> = BTreeMap::new();
         for leaf in foreign.iter().copied() {
             if !self.leaf_loaded(leaf) {
                 continue;
@@ -749,13 +756,14 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             let fresh = self
                 .moving
                 .get(&leaf)
-                .is_none_or(|p| p.digest != digest || !p.waiting.is_subset(&targets));
+                .is_none_or(|p| p.digest != digest || p.targets != targets);
             if fresh {
                 self.moving.insert(
                     leaf,
                     Pending {
                         digest,
-                        waiting: targets,
+                        waiting: targets.clone(),
+                        targets,
                     },
                 );
             } else if !retry {
@@ -765,18 +773,23 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 .leaf_keys(leaf)
                 .filter_map(|k| self.data.get(k).map(|v| (k.clone(), v.clone())))
                 .collect();
-            let waiting: Vec<NodeId> = self.moving[&leaf].waiting.iter().copied().collect();
-            for to in waiting {
-                if !self.partition.separates(self.id, to) {
-                    self.send(
-                        to,
-                        Message::Transfer {
-                            members: self.members.clone(),
-                            leaf,
-                            states: states.clone(),
-                        },
-                    );
+            for to in &self.moving[&leaf].waiting {
+                if !self.partition.separates(self.id, *to) {
+                    batches.entry(*to).or_default().push((leaf, states.clone()));
                 }
+            }
+        }
+        for (to, leaves) in batches {
+            let mut leaves = leaves.into_iter().peekable();
+            while leaves.peek().is_some() {
+                let batch = leaves.by_ref().take(TRANSFER_BATCH).collect();
+                self.send(
+                    to,
+                    Message::Transfer {
+                        members: self.members.clone(),
+                        leaves: batch,
+                    },
+                );
             }
         }
         if force && foreign.is_empty() {
@@ -920,37 +933,44 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     }
                 }
             }
-            Message::Transfer {
-                members,
-                leaf,
-                states,
-            } => {
+            Message::Transfer { members, leaves } => {
                 self.merge_members(&members);
-                let replicas = self.placement.leaf_replicas(leaf, &self.members);
-                if !replicas.contains(&self.id) || states.iter().any(|(k, _)| !self.key_loaded(k)) {
-                    return;
-                }
-                for (key, state) in &states {
-                    self.apply(key, state, None);
-                }
-                let digest = states_digest(&states);
-                self.send(from, Message::Transferred { leaf, digest });
-            }
-            Message::Transferred { leaf, digest } => {
-                let held = self.leaves.get(&leaf).copied().unwrap_or(0);
-                let Some(p) = self.moving.get_mut(&leaf) else {
-                    return;
-                };
-                if p.digest != digest || held != digest {
-                    return;
-                }
-                p.waiting.remove(&from);
-                if p.waiting.is_empty() {
-                    self.moving.remove(&leaf);
-                    self.forget_leaf(leaf);
-                    if self.moving.is_empty() && self.foreign_leaves().is_empty() {
-                        self.move_foreign_leaves(true);
+                let mut stored = Vec::new();
+                for (leaf, states) in leaves {
+                    let replicas = self.placement.leaf_replicas(leaf, &self.members);
+                    if !replicas.contains(&self.id)
+                        || states.iter().any(|(k, _)| !self.key_loaded(k))
+                    {
+                        continue;
                     }
+                    for (key, state) in &states {
+                        self.apply(key, state, None);
+                    }
+                    stored.push((leaf, states_digest(&states)));
+                }
+                if !stored.is_empty() {
+                    self.send(from, Message::Transferred { leaves: stored });
+                }
+            }
+            Message::Transferred { leaves } => {
+                let mut done = false;
+                for (leaf, digest) in leaves {
+                    let held = self.leaves.get(&leaf).copied().unwrap_or(0);
+                    let Some(p) = self.moving.get_mut(&leaf) else {
+                        continue;
+                    };
+                    if p.digest != digest || held != digest {
+                        continue;
+                    }
+                    p.waiting.remove(&from);
+                    if p.waiting.is_empty() {
+                        self.moving.remove(&leaf);
+                        self.forget_leaf(leaf);
+                        done = true;
+                    }
+                }
+                if done && self.moving.is_empty() && self.foreign_leaves().is_empty() {
+                    self.move_foreign_leaves(true);
                 }
             }
             Message::Reap { keys } => {
@@ -1081,11 +1101,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
             let p = self.reaping.entry(key.clone()).or_insert(Pending {
                 digest,
+                targets: others.clone(),
                 waiting: others.clone(),
             });
-            if p.digest != digest {
+            if p.digest != digest || p.targets != others {
                 *p = Pending {
                     digest,
+                    targets: others.clone(),
                     waiting: others,
                 };
             }

@@ -580,22 +580,23 @@ impl Host {
 
 /// Checks every state and the membership in a peer frame.
 fn validate(message: &Message<Value>) -> Result<(), String> {
-    let (members, states): (Option<&Membership>, &[(Key, Value)]) = match message {
+    let (members, states): (Option<&Membership>, Vec<&(Key, Value)>) = match message {
         Message::Gossip {
             members, states, ..
-        } => (members.as_ref(), states),
-        Message::Handoff { members, states }
-        | Message::Transfer {
-            members, states, ..
-        } => (Some(members), states),
-        Message::Summary { members, .. } => (Some(members), &[]),
+        } => (members.as_ref(), states.iter().collect()),
+        Message::Handoff { members, states } => (Some(members), states.iter().collect()),
+        Message::Transfer { members, leaves } => (
+            Some(members),
+            leaves.iter().flat_map(|(_, states)| states).collect(),
+        ),
+        Message::Summary { members, .. } => (Some(members), Vec::new()),
         Message::Digest { .. }
         | Message::HandoffDone
         | Message::Keys { .. }
         | Message::Transferred { .. }
         | Message::Reap { .. }
         | Message::Reaped { .. }
-        | Message::Forget { .. } => (None, &[]),
+        | Message::Forget { .. } => (None, Vec::new()),
     };
     if let Some(m) = members {
         m.validate().map_err(|e| e.to_string())?;
