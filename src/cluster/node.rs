@@ -420,7 +420,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 self.needs_leaves(self.differing_leaves(&theirs, from))
             }
             Message::Keys { leaves } => self.needs_leaves(leaves.iter().map(|(l, _)| *l)),
-            Message::Handoff { .. } => self.needs_leaves(self.leaves.keys().copied()),
+            Message::Handoff { states, .. } => self.needs_keys(states.iter().map(|(k, _)| k)),
             Message::Reap { keys } | Message::Forget { keys } => {
                 self.needs_keys(keys.iter().map(|(k, _)| k))
             }
@@ -1169,8 +1169,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
         }
         self.merge_members(members);
-        if !self.accepts_writes() || !self.leaves.keys().all(|l| self.leaf_loaded(*l)) {
-            // Only an active heir with all its keys at hand may absorb; the
+        if !self.accepts_writes() || states.iter().any(|(k, _)| !self.key_loaded(k)) {
+            // Only an active heir with the keys at hand may absorb; the
             // drain waits for a retry.
             return;
         }
@@ -1178,10 +1178,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             // The drained node gossips no more: pass its state on.
             self.apply(key, state, Some(Some(from)));
         }
-        let folds: Vec<(Key, T)> = self
-            .data
+        // The drained node wrote only keys it held, and it sent them all.
+        let folds: Vec<(Key, T)> = states
             .iter()
-            .filter_map(|(k, v)| v.absorb(from, self.id).map(|d| (k.clone(), d)))
+            .filter_map(|(k, _)| {
+                let v = self.data.get(k)?;
+                v.absorb(from, self.id).map(|d| (k.clone(), d))
+            })
             .collect();
         for (key, delta) in &folds {
             self.apply(key, delta, Some(Some(from)));
