@@ -868,6 +868,136 @@ proptest! {
             prop_assert!(!s.absorb(&read.state), "the state the delete read changed it");
         }
     }
+
+    #[test]
+    fn prop_after_a_collected_tombstone_no_old_context_covers_a_new_write(
+        run in history(),
+        writer in any::<Index>(),
+        stale in any::<Index>(),
+        other in any::<Index>(),
+        back in 0..3u64,
+        delivered in any::<bool>(),
+    ) {
+        collected(&run, writer, stale, other, back, delivered)?;
+    }
+}
+
+/// Every replica deletes what the whole history wrote and, once all hold
+/// that tombstone, drops it (a fresh register everywhere). Then a node
+/// that wrote before writes again at its replica: its dot is its clock's
+/// stamp, which no context read before the delete contains, so a client's
+/// write at `other` that carries such a context (`stale`) keeps the new
+/// value as a sibling.
+fn collected(
+    run: &Run,
+    writer: Index,
+    stale: Index,
+    other: Index,
+    back: u64,
+    delivered: bool,
+) -> Result<(), TestCaseError> {
+    let writers: Vec<NodeId> = run
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Write { dot, .. } => Some(dot.node),
+            Event::Delete { .. } => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if writers.is_empty() {
+        return Ok(());
+    }
+    let w = *writer.get(&writers);
+    let n = run.finals.len();
+    let mut all = Sample::empty();
+    for f in &run.finals {
+        all.absorb(f);
+    }
+    prop_assert_eq!(&all.known, &run.everything());
+    let read_before = all.reg.context().clone();
+    let tombstone = all.reg.delete(&read_before);
+    all.reg.merge(&tombstone);
+    prop_assert!(all.reg.is_tombstone());
+    // The old numbering would give `w` its dot 1 again: the delete saw it.
+    prop_assert!(read_before.contains(dot(w.0, 1)));
+
+    // Collection: no replica keeps anything of the key; the clocks go on.
+    let mut replicas = vec![MvRegister::default(); n];
+    let mut clocks = run.clocks.clone();
+    let wall = run.time.saturating_sub(back);
+
+    let stamp = clocks[w.0 as usize].now(wall);
+    let at_w = &mut replicas[w.0 as usize];
+    let fresh = Versioned {
+        payload: Payload::Text("after the collection".into()),
+        stamp,
+    };
+    let delta = at_w.write(w, &at_w.context().clone(), fresh.payload.clone(), stamp);
+    let new_dot = Dot {
+        node: w,
+        counter: stamp,
+    };
+    prop_assert_eq!(
+        delta
+            .siblings()
+            .map(|(d, v)| (*d, v.clone()))
+            .collect::<Vec<_>>(),
+        vec![(new_dot, fresh.clone())]
+    );
+    // The first write saw every dot of `w` below its own.
+    let mut saw = Dots::default();
+    saw.cover_below(new_dot);
+    saw.insert(new_dot);
+    prop_assert_eq!(delta.context(), &context_of(&saw));
+    for e in &run.log {
+        if let Event::Write { dot: d, .. } = e {
+            prop_assert!(
+                d.node != w || d.counter < stamp,
+                "{:?} repeats {:?}",
+                new_dot,
+                d
+            );
+        }
+    }
+    prop_assert!(!read_before.contains(new_dot));
+    for r in &run.reads {
+        prop_assert!(!r.ctx.contains(new_dot) && !r.dots.contains(&new_dot));
+    }
+    at_w.merge(&delta);
+
+    // A client writes at `other` with a context read before the delete.
+    let mut olds: Vec<&CausalContext> = run.reads.iter().map(|r| &r.ctx).collect();
+    olds.push(&read_before);
+    let old = stale.get(&olds);
+    let o = other.index(n);
+    if o != w.0 as usize && delivered {
+        replicas[o].merge(&delta);
+    }
+    let stamp = clocks[o].now(wall);
+    let late = replicas[o].write(NodeId(o as u32), old, Payload::Text("stale".into()), stamp);
+    prop_assert!(!late.context().contains(new_dot));
+    replicas[o].merge(&late);
+    let mut everywhere = replicas[w.0 as usize].clone();
+    everywhere.merge(&replicas[o]);
+    let mut other_way = replicas[o].clone();
+    other_way.merge(&replicas[w.0 as usize]);
+    prop_assert_eq!(&everywhere, &other_way);
+    prop_assert_eq!(everywhere.validate(), Ok(()));
+    let mut both = sibling_dots(&late);
+    both.insert(new_dot);
+    prop_assert_eq!(sibling_dots(&everywhere), both);
+    prop_assert!(everywhere
+        .siblings()
+        .any(|(d, v)| *d == new_dot && *v == fresh));
+
+    // A client that read the new value does replace it.
+    let seen = everywhere.context().clone();
+    let stamp = clocks[w.0 as usize].now(wall);
+    everywhere.merge(&everywhere.write(w, &seen, Payload::Text("read".into()), stamp));
+    prop_assert_eq!(everywhere.siblings().count(), 1);
+    Ok(())
 }
 
 fn dot(node: u32, counter: u64) -> Dot {
@@ -942,6 +1072,10 @@ fn a_stale_write_keeps_what_arrived_after_its_read() {
     b.merge(&b.write(NodeId(1), &none, Payload::Text("b".into()), 2));
     a.merge(&b);
     a.merge(&a.write(NodeId(0), &read, Payload::Text("c".into()), 3));
+    assert!(
+        a.context().contains(dot(1, 1)),
+        "b's first write covers below"
+    );
     // b's first dot is its stamp; a's second write continues after a's first.
     assert_eq!(sibling_dots(&a), BTreeSet::from([dot(0, 2), dot(1, 2)]));
     assert_eq!(
