@@ -171,6 +171,9 @@ impl<T> Outbox<T> {
     }
 }
 
+/// A leaf with every state in it.
+type LeafStates<T> = (Leaf, Vec<(Key, T)>);
+
 /// A leaf on its way to its replicas, or a tombstone on its way out: the
 /// digest it had when sent, and the replicas that have not confirmed it.
 /// Both are sent again every anti-entropy round until confirmed.
@@ -742,7 +745,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         let foreign = self.foreign_leaves();
         self.moving.retain(|l, _| foreign.contains(l));
         let retry = self.now >= self.next_anti_entropy || force;
-        let mut batches: BTreeMap<NodeId, Vec<(Leaf, Vec<(Key, T)>)>> = BTreeMap::new();
+        let mut batches: BTreeMap<NodeId, Vec<LeafStates<T>>> = BTreeMap::new();
         for leaf in foreign.iter().copied() {
             if !self.leaf_loaded(leaf) {
                 continue;
