@@ -15,6 +15,12 @@
 //! not from [`CausalContext`]): a state's context is every dot its events
 //! carry, and its siblings are exactly its writes whose dot none of its
 //! events saw.
+//!
+//! Dot numbering, as the oracle models it: a write's dot is `(node, top + 1)`
+//! when the writing replica's context (per the log) holds a dot of `node`
+//! up to `top`, and `(node, stamp)` when it holds none, in which case the
+//! write also saw every dot of `node` below its stamp. So a node's dots never
+//! repeat, even for a key whose tombstone was collected.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -34,44 +40,143 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Most replicas a history has.
 const MAX_NODES: usize = 5;
 
+/// A set of dots as the oracle keeps it: explicit dots, plus for each node
+/// a floor with every dot `(node, 1..=floor)` in the set. A node's first
+/// write saw all of its node's dots below its stamp, thousands of them, so
+/// they are a floor rather than expanded.
+#[derive(Clone, Debug, Default)]
+struct Dots {
+    floor: BTreeMap<NodeId, u64>,
+    explicit: BTreeSet<Dot>,
+}
+
+impl Dots {
+    fn contains(&self, d: &Dot) -> bool {
+        d.counter > 0
+            && (self.floor.get(&d.node).is_some_and(|f| d.counter <= *f)
+                || self.explicit.contains(d))
+    }
+
+    fn insert(&mut self, d: Dot) {
+        self.explicit.insert(d);
+    }
+
+    /// Adds every dot of `d.node` below `d.counter`.
+    fn cover_below(&mut self, d: Dot) {
+        if d.counter > 1 {
+            let f = self.floor.entry(d.node).or_insert(0);
+            *f = (*f).max(d.counter - 1);
+        }
+    }
+
+    fn extend(&mut self, other: &Dots) {
+        for (node, f) in &other.floor {
+            let mine = self.floor.entry(*node).or_insert(0);
+            *mine = (*mine).max(*f);
+        }
+        self.explicit.extend(other.explicit.iter().copied());
+    }
+
+    /// The greatest counter of `node` in the set, if it holds any.
+    fn top(&self, node: NodeId) -> Option<u64> {
+        let floor = self.floor.get(&node).copied();
+        let explicit = self
+            .explicit
+            .iter()
+            .filter(|d| d.node == node)
+            .map(|d| d.counter)
+            .max();
+        floor.max(explicit)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.floor.is_empty() && self.explicit.is_empty()
+    }
+
+    /// Counters of `node` around every place where membership may change.
+    fn edges(&self, node: NodeId) -> impl Iterator<Item = u64> + '_ {
+        let floor = self.floor.get(&node).copied();
+        let explicit = self
+            .explicit
+            .iter()
+            .filter(move |d| d.node == node)
+            .map(|d| d.counter);
+        floor
+            .into_iter()
+            .chain(explicit)
+            .flat_map(|c| [c.saturating_sub(1), c, c + 1])
+    }
+
+    /// The compact layout of this set, built by hand: the vector entry of a
+    /// node is the longest run `1..=n` in the set, the cloud the rest.
+    fn layout(&self) -> RawContext {
+        let mut out = RawContext::default();
+        let nodes: BTreeSet<NodeId> = self
+            .floor
+            .keys()
+            .copied()
+            .chain(self.explicit.iter().map(|d| d.node))
+            .collect();
+        for node in nodes {
+            let mut n = self.floor.get(&node).copied().unwrap_or(0);
+            while self.explicit.contains(&Dot {
+                node,
+                counter: n + 1,
+            }) {
+                n += 1;
+            }
+            if n > 0 {
+                out.vv.insert(node, n);
+            }
+            out.cloud.extend(
+                self.explicit
+                    .iter()
+                    .filter(|d| d.node == node && d.counter > n),
+            );
+        }
+        out
+    }
+}
+
 /// One logged operation; a state's knowledge is a set of indices of these.
 #[derive(Clone, Debug)]
 enum Event {
-    /// A write: its dot, its sibling and the dots of the context it carried
-    /// (its own dot excluded).
+    /// A write: its dot, its sibling and the dots it saw: those of the
+    /// context it carried, and for a node's first write at its replica every
+    /// dot of the node below its own (its own dot excluded).
     Write {
         dot: Dot,
         value: Versioned,
-        saw: BTreeSet<Dot>,
+        saw: Dots,
     },
     /// A delete: the dots of the context it carried.
-    Delete { saw: BTreeSet<Dot> },
+    Delete { saw: Dots },
 }
 
 /// What the oracle says a state with some knowledge holds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 struct Truth {
     /// The known writes no known event saw.
     live: BTreeMap<Dot, Versioned>,
     /// Every dot a known event carries.
-    context: BTreeSet<Dot>,
+    context: Dots,
 }
 
 fn truth(log: &[Event], known: &BTreeSet<usize>) -> Truth {
-    let mut seen = BTreeSet::new();
-    let mut context = BTreeSet::new();
+    let mut seen = Dots::default();
+    let mut context = Dots::default();
     let mut writes = BTreeMap::new();
     for i in known {
         match &log[*i] {
             Event::Write { dot, value, saw } => {
-                seen.extend(saw.iter().copied());
-                context.extend(saw.iter().copied());
+                seen.extend(saw);
+                context.extend(saw);
                 context.insert(*dot);
                 writes.insert(*dot, value.clone());
             }
             Event::Delete { saw } => {
-                seen.extend(saw.iter().copied());
-                context.extend(saw.iter().copied());
+                seen.extend(saw);
+                context.extend(saw);
             }
         }
     }
@@ -82,31 +187,52 @@ fn truth(log: &[Event], known: &BTreeSet<usize>) -> Truth {
     }
 }
 
-/// Every dot worth probing: counter 0 (never a dot) up to one past the last
-/// write of each node.
+/// Every dot worth probing: for each node, counters 0 (never a dot) to 2,
+/// and each side of every dot and floor in the log, so each end of every
+/// run of dots a set of them can hold.
 fn universe(log: &[Event]) -> Vec<Dot> {
-    let mut top = [0u64; MAX_NODES];
-    for e in log {
-        if let Event::Write { dot, .. } = e {
-            let slot = &mut top[dot.node.0 as usize];
-            *slot = (*slot).max(dot.counter);
+    let mut out = BTreeSet::new();
+    for node in 0..MAX_NODES as u32 {
+        let node = NodeId(node);
+        let mut probe = |c: u64| {
+            out.insert(Dot { node, counter: c });
+        };
+        (0..=2).for_each(&mut probe);
+        for e in log {
+            let saw = match e {
+                Event::Write { dot, saw, .. } => {
+                    if dot.node == node {
+                        [dot.counter - 1, dot.counter, dot.counter + 1]
+                            .into_iter()
+                            .for_each(&mut probe);
+                    }
+                    saw
+                }
+                Event::Delete { saw } => saw,
+            };
+            saw.edges(node).for_each(&mut probe);
         }
     }
-    let mut out = Vec::new();
-    for (node, top) in top.iter().enumerate() {
-        for counter in 0..=top + 1 {
-            out.push(Dot {
-                node: NodeId(node as u32),
-                counter,
-            });
-        }
-    }
-    out
+    out.into_iter().collect()
 }
 
-fn context_of(dots: &BTreeSet<Dot>) -> CausalContext {
+/// The oracle's set as a context, in the compact layout it must have.
+fn context_of(dots: &Dots) -> CausalContext {
+    let raw = RawRegister {
+        values: BTreeMap::new(),
+        context: dots.layout(),
+    };
+    let decoded = decode_raw(&raw).unwrap_or_else(|e| panic!("{raw:?}: {e:?}"));
+    decoded.context().clone()
+}
+
+/// The same set built through the context's own API.
+fn context_by_api(dots: &Dots) -> CausalContext {
     let mut ctx = CausalContext::default();
-    for d in dots {
+    for (node, f) in &dots.floor {
+        ctx.cover_through(*node, *f);
+    }
+    for d in &dots.explicit {
         ctx.insert(*d);
     }
     ctx
@@ -186,17 +312,14 @@ fn check(log: &[Event], s: &Sample) -> Result<(), TestCaseError> {
     }
     let canonical = context_of(&want.context);
     prop_assert_eq!(ctx, &canonical);
+    prop_assert_eq!(&context_by_api(&want.context), &canonical);
     prop_assert!(ctx.covers(&canonical) && canonical.covers(ctx));
     prop_assert_eq!(ctx.is_empty(), want.context.is_empty());
     for node in 0..MAX_NODES as u32 {
-        let top = want
-            .context
-            .iter()
-            .filter(|d| d.node.0 == node)
-            .map(|d| d.counter)
-            .max()
-            .unwrap_or(0);
-        prop_assert_eq!(ctx.next_dot(NodeId(node)).counter, top + 1);
+        let node = NodeId(node);
+        let top = want.context.top(node);
+        prop_assert_eq!(ctx.knows(node), top.is_some());
+        prop_assert_eq!(ctx.next_dot(node).counter, top.unwrap_or(0) + 1);
     }
 
     // Last writer wins by (stamp, dot).
@@ -261,7 +384,7 @@ enum Op {
 #[derive(Clone, Debug)]
 struct Read {
     ctx: CausalContext,
-    dots: BTreeSet<Dot>,
+    dots: Dots,
     /// The state read.
     state: Sample,
 }
@@ -295,6 +418,10 @@ struct Run {
     /// Each delete: the read whose context it carried, and the state of its
     /// replica right after it.
     deletes: Vec<(usize, Sample)>,
+    /// The clock of each replica at the end.
+    clocks: Vec<Hlc>,
+    /// The history-wide wall time at the end.
+    time: u64,
     stats: Stats,
 }
 
@@ -335,11 +462,15 @@ fn run(n: usize, ops: &[Op]) -> Run {
         finals: Vec::new(),
         reads: Vec::new(),
         deletes: Vec::new(),
+        clocks: Vec::new(),
+        time: 0,
         stats: Stats::default(),
     };
     for op in ops {
         play(op, &mut replicas, &mut time, &mut out);
     }
+    out.time = time;
+    out.clocks = replicas.iter().map(|r| r.clock).collect();
     out.finals = replicas.into_iter().map(|r| r.state).collect();
     out
 }
@@ -386,7 +517,7 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
                     let r = &out.reads[i % out.reads.len()];
                     (r.ctx.clone(), r.dots.clone(), true)
                 }
-                Seen::Blind => (CausalContext::default(), BTreeSet::new(), false),
+                Seen::Blind => (CausalContext::default(), Dots::default(), false),
                 Seen::Read(_) | Seen::Current => {
                     let r = read(&replicas[*node], out);
                     (out.reads[r].ctx.clone(), out.reads[r].dots.clone(), false)
@@ -408,16 +539,36 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
             };
             let value = Versioned { payload, stamp };
             let delta = r.state.reg.write(id, &ctx, value.payload.clone(), stamp);
-            // The dot is the node's next one: it has seen all of its own.
-            let mine = out
-                .log
-                .iter()
-                .filter(|e| matches!(e, Event::Write { dot, .. } if dot.node == id))
-                .count() as u64;
-            let dot = Dot {
-                node: id,
-                counter: mine + 1,
+            // The dot: the next one after the node's top in the replica's
+            // context, per the log; with none there, the write's stamp, and
+            // the write also saw every dot of the node below it.
+            let (dot, saw) = match truth(&out.log, &r.state.known).context.top(id) {
+                Some(top) => (
+                    Dot {
+                        node: id,
+                        counter: top + 1,
+                    },
+                    dots.clone(),
+                ),
+                None => {
+                    let dot = Dot {
+                        node: id,
+                        counter: stamp.max(1),
+                    };
+                    let mut saw = dots.clone();
+                    saw.cover_below(dot);
+                    (dot, saw)
+                }
             };
+            // A node's dots never repeat: each is above all its earlier ones.
+            for e in &out.log {
+                if let Event::Write { dot: d, .. } = e {
+                    assert!(
+                        d.node != id || d.counter < dot.counter,
+                        "{dot:?} after {d:?}"
+                    );
+                }
+            }
             let written: Vec<(Dot, Versioned)> =
                 delta.siblings().map(|(d, v)| (*d, v.clone())).collect();
             assert_eq!(written, vec![(dot, value.clone())], "the write's delta");
@@ -434,7 +585,7 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
             out.log.push(Event::Write {
                 dot,
                 value: value.clone(),
-                saw: dots.clone(),
+                saw: saw.clone(),
             });
 
             // The write replaces exactly the siblings its context covered,
@@ -445,13 +596,17 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
                 known: BTreeSet::from([index]),
             };
             r.state.absorb(&delta);
-            let mut want: BTreeSet<Dot> = before.difference(&dots).copied().collect();
+            let mut want: BTreeSet<Dot> = before
+                .iter()
+                .filter(|d| !saw.contains(d))
+                .copied()
+                .collect();
             let kept = !want.is_empty();
             want.insert(dot);
             assert_eq!(
                 sibling_dots(&r.state.reg),
                 want,
-                "a write with {dots:?} over {before:?}"
+                "a write that saw {saw:?} over {before:?}"
             );
             if from_read && kept {
                 out.stats.stale_kept += 1;
@@ -487,7 +642,11 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
             out.log.push(Event::Delete { saw: dots.clone() });
             let before = sibling_dots(&r.state.reg);
             r.state.absorb(&delta);
-            let want: BTreeSet<Dot> = before.difference(&dots).copied().collect();
+            let want: BTreeSet<Dot> = before
+                .iter()
+                .filter(|d| !dots.contains(d))
+                .copied()
+                .collect();
             assert_eq!(sibling_dots(&r.state.reg), want, "a delete of {dots:?}");
             if want.len() < before.len() {
                 out.stats.deletes_removed += 1;
@@ -727,12 +886,15 @@ fn every_order_of_six_deltas_agrees_with_the_oracle() {
         advance: 1,
         back: 0,
     };
+    // Time starts at 1 ms and each write advances it by 1: a node's first
+    // dot is its stamp, its next one the counter after.
+    let s = Hlc::stamp_of;
     let ops = [
-        write(a, Seen::Blind),   // a1
-        write(b, Seen::Blind),   // b1, concurrent with a1
+        write(a, Seen::Blind),   // a1 = (a, s(2))
+        write(b, Seen::Blind),   // b1 = (b, s(3)), concurrent with a1
         Op::Read { node: a },    // read 0: {a1}
         Op::Read { node: b },    // read 1: {b1}
-        write(c, Seen::Read(0)), // c1 saw a1 only (a stale read at another replica)
+        write(c, Seen::Read(0)), // c1 = (c, s(4)) saw a1 only (a stale read at another replica)
         Op::Delete {
             node: a,
             read: Some(1),
@@ -742,14 +904,19 @@ fn every_order_of_six_deltas_agrees_with_the_oracle() {
             to: a,
             observe: true,
         }, // b1 does not come back
-        write(b, Seen::Blind),   // b2, concurrent with everything
-        write(a, Seen::Current), // a2 saw a1 and b1, not c1 or b2
+        write(b, Seen::Blind),   // b2 = (b, s(3) + 1) at s(5), concurrent with everything
+        write(a, Seen::Current), // a2 = (a, s(2) + 1) at s(6) saw a1 and b1, not c1 or b2
     ];
     let run = run(3, &ops);
     assert_eq!(run.deltas.len(), 6);
     let want = truth(&run.log, &run.everything());
     let live: BTreeSet<Dot> = want.live.keys().copied().collect();
-    assert_eq!(live, BTreeSet::from([dot(0, 2), dot(1, 2), dot(2, 1)]));
+    assert_eq!(
+        live,
+        BTreeSet::from([dot(0, s(2) + 1), dot(1, s(3) + 1), dot(2, s(4))])
+    );
+    let stamps: Vec<u64> = want.live.values().map(|v| v.stamp).collect();
+    assert_eq!(stamps, vec![s(6), s(5), s(4)]);
     let mut count = 0;
     let mut finals = BTreeSet::new();
     for_each_permutation(&run.deltas, |order| {
@@ -775,7 +942,8 @@ fn a_stale_write_keeps_what_arrived_after_its_read() {
     b.merge(&b.write(NodeId(1), &none, Payload::Text("b".into()), 2));
     a.merge(&b);
     a.merge(&a.write(NodeId(0), &read, Payload::Text("c".into()), 3));
-    assert_eq!(sibling_dots(&a), BTreeSet::from([dot(0, 2), dot(1, 1)]));
+    // b's first dot is its stamp; a's second write continues after a's first.
+    assert_eq!(sibling_dots(&a), BTreeSet::from([dot(0, 2), dot(1, 2)]));
     assert_eq!(
         a.resolve().map(|v| &v.payload),
         Some(&Payload::Text("c".into()))
@@ -892,13 +1060,23 @@ fn the_raw_layout_matches() {
     let mut reg = MvRegister::default();
     reg.merge(&reg.write(NodeId(0), &none, Payload::Text("x".into()), 5));
     reg.merge(&MvRegister::default().write(NodeId(1), &none, Payload::Bytes(vec![2]), 6));
+    // The first dots are the stamps, each node's dots below them covered:
+    // (1, 8) leaves a gap at 7.
     let mut gap = CausalContext::default();
-    gap.insert(dot(1, 3));
+    gap.insert(dot(1, 8));
     reg.merge(&reg.delete(&gap));
     let bytes = codec::encode(&reg);
     let back: RawRegister = codec::decode(&bytes, codec::MAX_STATE).unwrap();
     assert_eq!(codec::encode(&back), bytes);
-    assert_eq!(back.context.cloud, BTreeSet::from([dot(1, 3)]));
+    assert_eq!(
+        back.values.keys().copied().collect::<Vec<_>>(),
+        vec![dot(0, 5), dot(1, 6)]
+    );
+    assert_eq!(
+        back.context.vv,
+        BTreeMap::from([(NodeId(0), 5), (NodeId(1), 6)])
+    );
+    assert_eq!(back.context.cloud, BTreeSet::from([dot(1, 8)]));
     assert_eq!(decode_raw(&back), Ok(reg));
     // A hand-built valid state is accepted.
     let ok = raw(&[(dot(0, 1), 1), (dot(2, 4), 9)], &[(0, 2)], &[dot(2, 4)]);

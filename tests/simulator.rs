@@ -1,30 +1,51 @@
 //! A seeded, deterministic network simulator for `Node<Value, ByKind>`,
-//! hosting PN-counters (`counter:NAME`) and LWW sets (`set:NAME`).
+//! hosting PN-counters (`counter:NAME`) and LWW sets (`set:NAME`) on every
+//! node, and multi-value registers (`kv:NAME`) on three replicas of a hash
+//! ring.
 //!
 //! Virtual time in milliseconds; messages in flight with random delays
 //! (so they are reordered), random loss and duplication; partitions that
 //! come and go, both in the network and set on the nodes; crash-restarts
-//! that keep only what the node's `Store*` effects wrote to its "disk";
-//! client writes; an admin who retires nodes one at a time and adds one.
+//! that keep only what the node's storage effects wrote to its "disk" (a
+//! [`MemoryStore`]), after which the node restores only its membership,
+//! partition and leaf digests and loads states as its inputs need them,
+//! the way the Durable Object host drives it; client writes; an admin who
+//! retires nodes one at a time and adds nodes.
 //! Each node reads its own wall clock, skewed by a few milliseconds (and
-//! re-skewed when it restarts elsewhere), for the timestamps of set writes;
+//! re-skewed when it restarts elsewhere), for its timestamps and timers;
 //! many nodes share one skew, and clients sometimes insert and remove one
 //! element at two nodes in the same millisecond, so equal timestamps occur.
+//!
+//! Register clients write through a random replica of the key, as some
+//! live node's (possibly stale) view names it, blind or with the context
+//! they read there (now, or earlier), and delete with the context they
+//! read. Every acknowledged write is logged with its dot, every write and
+//! delete with the context it was made with: the register oracle.
+//!
 //! At the end every fault stops and every live node must hold exactly the
 //! total of the acknowledged writes of every counter, exactly the
 //! membership an oracle computes from the acknowledged set writes (latest
 //! add against latest remove, ties to the bias of the earliest creation),
-//! and the same states as every other live node.
+//! and the same states as every other live node. Every register is held,
+//! identically, by exactly its replicas in the final membership (no leaf
+//! is still moving), and every acknowledged register write is either a
+//! live sibling or covered by the context of an acknowledged write or
+//! delete; no live sibling is one an acknowledged context covered (a
+//! resurrection) or one nobody wrote. A register every write of which was
+//! deleted must then be collected: no node keeps a row for it.
 //!
 //! `SIM_SEED=<n> cargo test --test simulator` replays one seed;
 //! `SIM_SEED=<a>..<b>` runs a range of seeds.
 #![cfg(not(target_arch = "wasm32"))]
 
 use edge_crdt::cluster::{
-    ByKind, Config, Effect, Membership, Message, Node, Partition, RetireError, Stamp, Status,
-    WriteError,
+    ByKind, Config, Effect, Membership, MemoryStore, Message, Node, Partition, Placement,
+    RetireError, Stamp, Status, WriteError,
 };
-use edge_crdt::crdt::{Bias, Crdt, Element, LwwSet, PnCounter, Value};
+use edge_crdt::crdt::{
+    Bias, CausalContext, Crdt, Dot, Element, Kind, LwwSet, Payload, PnCounter, TooManySiblings,
+    Value,
+};
 use edge_crdt::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,8 +60,25 @@ const UP_KEY: &str = "counter:visits";
 /// Set keys. Clients create the first now and then, with either bias; the
 /// second is never created, so it stays add-wins.
 const SET_KEYS: [&str; 2] = ["set:fruits", "set:tags"];
+/// How many register keys clients write.
+const KV_KEYS: u64 = 20;
 /// Wall-clock time at virtual time 0, in Unix milliseconds.
 const WALL_START: u64 = 1_700_000_000_000;
+/// Copies of each register, and ring points per node.
+const REPLICAS: usize = 3;
+const VNODES: u32 = 64;
+
+fn placement() -> ByKind {
+    ByKind::new(REPLICAS, VNODES)
+}
+
+fn kv_key(i: u64) -> String {
+    Kind::Register.key(&format!("k{i}"))
+}
+
+fn is_kv(key: &str) -> bool {
+    matches!(Kind::of_key(key), Some((Kind::Register, _)))
+}
 
 /// The elements clients write: few, so writes collide.
 fn elements() -> [Element; 6] {
@@ -59,12 +97,26 @@ fn count(v: Option<&Value>) -> i64 {
     v.and_then(Value::as_counter).map_or(0, PnCounter::value)
 }
 
+fn text(p: &Payload) -> String {
+    match p {
+        Payload::Text(t) => t.clone(),
+        Payload::Bytes(b) => format!("{b:?}"),
+    }
+}
+
 /// A key's value, for reports.
 fn show(key: &str, v: Option<&Value>) -> String {
     match v {
         Some(Value::Set(s)) => {
             let members: Vec<String> = s.members().map(Element::to_string).collect();
             format!("{key}={{{}}}", members.join(","))
+        }
+        Some(Value::Register(r)) => {
+            let values: Vec<String> = r
+                .siblings()
+                .map(|(d, v)| format!("{}@{}:{}", text(&v.payload), d.node.0, d.counter))
+                .collect();
+            format!("{key}=[{}]", values.join("|"))
         }
         v => format!("{key}={}", count(v)),
     }
@@ -171,6 +223,84 @@ impl SetLog {
     }
 }
 
+/// One acknowledged register write.
+#[derive(Clone, Debug)]
+struct KvWrite {
+    dot: Dot,
+    /// The node that took it, and whether that node's view named it a
+    /// replica of the key.
+    at: NodeId,
+    replica: bool,
+    /// Virtual time of the acknowledgement.
+    when: u64,
+}
+
+/// The acknowledged writes and deletes of one register key: the oracle.
+#[derive(Clone, Debug, Default)]
+struct RegLog {
+    writes: Vec<KvWrite>,
+    /// The payload of each acknowledged write, by its dot.
+    payloads: BTreeMap<Dot, Payload>,
+    /// Every dot some acknowledged write or delete was made with a context
+    /// containing: the union of those contexts.
+    superseded: CausalContext,
+    /// Acknowledged deletes with a non-empty context.
+    deletes: u64,
+}
+
+/// Where a register client's context comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ctx {
+    /// none: a blind write
+    Blind,
+    /// read from the node the request goes to, just before
+    Read,
+    /// the one this client read from some node earlier
+    Remembered,
+}
+
+/// What the final check found about the registers.
+#[derive(Clone, Copy, Debug, Default)]
+struct KvSummary {
+    writes: u64,
+    deletes: u64,
+    /// Writes taken by a node its client's view did not name a replica.
+    off_replica: u64,
+    /// Acknowledged writes live at the end, and superseded by a context.
+    live: u64,
+    superseded: u64,
+    /// Keys whose every write was deleted and whose rows are all gone.
+    collected: u64,
+    /// Keys holding values at the end.
+    kept: u64,
+    transfers: u64,
+    forgets: u64,
+    row_deletes: u64,
+    handoffs: u64,
+    added: u64,
+    retired: u64,
+    lazy_loads: u64,
+}
+
+impl KvSummary {
+    fn add(&mut self, o: &KvSummary) {
+        self.writes += o.writes;
+        self.deletes += o.deletes;
+        self.off_replica += o.off_replica;
+        self.live += o.live;
+        self.superseded += o.superseded;
+        self.collected += o.collected;
+        self.kept += o.kept;
+        self.transfers += o.transfers;
+        self.forgets += o.forgets;
+        self.row_deletes += o.row_deletes;
+        self.handoffs += o.handoffs;
+        self.added += o.added;
+        self.retired += o.retired;
+        self.lazy_loads += o.lazy_loads;
+    }
+}
+
 /// SplitMix64.
 struct Rng(u64);
 
@@ -203,12 +333,32 @@ impl Rng {
     }
 }
 
-/// What a node's `Store*` effects wrote.
+/// A node's disk: the rows its storage effects wrote.
 #[derive(Default)]
 struct Disk {
-    members: Option<Membership>,
+    store: MemoryStore<Value>,
+    /// The partition last stored (the store keeps it to itself).
     partition: Option<Partition>,
-    states: BTreeMap<String, Value>,
+}
+
+impl Disk {
+    fn record(&mut self, effect: &Effect<Value>) {
+        if let Effect::StorePartition(p) = effect {
+            self.partition = Some(p.clone());
+        }
+        self.store.record(effect);
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.store
+            .states()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    fn members(&self) -> Option<&Membership> {
+        self.store.members()
+    }
 }
 
 struct Slot {
@@ -221,7 +371,8 @@ struct Slot {
     last_up_value: i64,
     /// How far this node's wall clock is ahead of true time, in ms.
     skew: i64,
-    /// Whether the node has restarted: its clock then starts afresh.
+    /// Whether the node has restarted: its clock then starts afresh, and it
+    /// holds in memory only what it loaded since.
     restarted: bool,
 }
 
@@ -290,9 +441,31 @@ struct Stats {
     partitions: u64,
     set_writes: u64,
     /// Set writes whose timestamp was not after every stamp of the state
-    /// they were made from, at a node that had restarted (whose clock
-    /// `Node::restore` does not move past the restored stamps).
+    /// they were made from, at a node that had restarted.
     stale_after_restart: u64,
+    kv_writes: u64,
+    kv_deletes: u64,
+    /// Register requests by where their context came from.
+    kv_blind: u64,
+    kv_read: u64,
+    kv_remembered: u64,
+    /// Register requests forwarded by a node that does not take writes.
+    kv_forwarded: u64,
+    /// Register requests to a crashed node, or refused by every node tried.
+    kv_refused: u64,
+    /// Register writes refused for too many siblings.
+    kv_rejected: u64,
+    /// Acknowledged register writes a node took while its client's view
+    /// did not name it a replica.
+    kv_off_replica: u64,
+    /// Loads a node asked for (keys or leaves), after a restart.
+    loads: u64,
+    transfers: u64,
+    transferred: u64,
+    handoffs: u64,
+    reaps: u64,
+    forgets: u64,
+    row_deletes: u64,
 }
 
 /// The admin: retires nodes one at a time and adds nodes.
@@ -304,6 +477,8 @@ struct Admin {
     add_at: Vec<u64>,
     /// The node being retired and when to retry.
     current: Option<(NodeId, u64)>,
+    /// How long to wait between retries of a retirement.
+    retry_ms: u64,
     retired: Vec<(NodeId, NodeId)>,
     added: Vec<NodeId>,
 }
@@ -327,9 +502,76 @@ struct Sim {
     expected: BTreeMap<String, i64>,
     /// The acknowledged writes of each set key.
     sets: BTreeMap<String, SetLog>,
+    /// The acknowledged writes and deletes of each register key.
+    regs: BTreeMap<String, RegLog>,
+    /// The context a register client last read, per key.
+    client_ctx: BTreeMap<String, CausalContext>,
+    /// Payloads are `v<n>`, numbered in order.
+    kv_seq: u64,
     /// Per mille of client writes that go to sets.
     set_share: u64,
+    /// Per mille of client writes that go to registers.
+    kv_share: u64,
+    /// The placement the checks use (its own, so nodes keep their caches).
+    placement: ByKind,
+    /// `SIM_TRACE=<key>`: print every event that touches the key.
+    trace: Option<String>,
     stats: Stats,
+}
+
+/// Whether `message` carries or names `key`, for tracing.
+fn mentions(message: &Message<Value>, key: &str) -> bool {
+    match message {
+        Message::Gossip { states, want, .. } => {
+            states.iter().any(|(k, _)| k == key) || want.iter().any(|k| k == key)
+        }
+        Message::Handoff { states, .. } => states.iter().any(|(k, _)| k == key),
+        Message::Transfer { leaves, .. } => leaves
+            .iter()
+            .any(|(_, states)| states.iter().any(|(k, _)| k == key)),
+        Message::Keys { leaves } => leaves
+            .iter()
+            .any(|(_, ks)| ks.iter().any(|(k, _)| k == key)),
+        Message::Reap { keys } | Message::Forget { keys } => keys.iter().any(|(k, _)| k == key),
+        Message::Reaped { keys } => keys.iter().any(|k| k == key),
+        Message::Digest { .. }
+        | Message::Summary { .. }
+        | Message::HandoffDone
+        | Message::Transferred { .. } => false,
+    }
+}
+
+/// A message in brief, with the state of `key` it carries.
+fn brief(message: &Message<Value>, key: &str) -> String {
+    let state = |states: &Vec<(String, Value)>| {
+        states
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(k, v)| show(k, Some(v)))
+            .unwrap_or_default()
+    };
+    match message {
+        Message::Gossip { states, want, .. } => {
+            format!(
+                "Gossip {} want {}",
+                state(states),
+                want.iter().any(|k| k == key)
+            )
+        }
+        Message::Handoff { states, .. } => format!("Handoff {}", state(states)),
+        Message::Transfer { leaves, .. } => {
+            let carried: Vec<String> = leaves
+                .iter()
+                .filter(|(_, states)| states.iter().any(|(k, _)| k == key))
+                .map(|(leaf, states)| format!("leaf {leaf} {}", state(states)))
+                .collect();
+            format!("Transfer {}", carried.join(" "))
+        }
+        other => {
+            let text = format!("{other:?}");
+            text.chars().take(120).collect()
+        }
+    }
 }
 
 fn config(n: u32) -> Config {
@@ -338,6 +580,7 @@ fn config(n: u32) -> Config {
         gossip_interval_ms: 50,
         anti_entropy_interval_ms: 400,
         heartbeat_interval_ms: 15_000,
+        ..Config::default()
     }
 }
 
@@ -354,10 +597,19 @@ impl Sim {
             node_partition: Partition::default(),
             partition_ends: 0,
             faults,
-            admin: Admin::default(),
+            admin: Admin {
+                retry_ms: 300,
+                ..Admin::default()
+            },
             expected: BTreeMap::new(),
             sets: BTreeMap::new(),
+            regs: BTreeMap::new(),
+            client_ctx: BTreeMap::new(),
+            kv_seq: 0,
             set_share: 300,
+            kv_share: 0,
+            placement: placement(),
+            trace: std::env::var("SIM_TRACE").ok(),
             stats: Stats::default(),
             config,
         };
@@ -377,14 +629,14 @@ impl Sim {
         }
     }
 
-    /// Node `id`'s wall clock now.
+    /// Node `id`'s wall clock now: its time for every input.
     fn wall(&self, id: NodeId) -> u64 {
         let skew = self.slots.get(&id).map_or(0, |s| s.skew);
         (WALL_START + self.now).saturating_add_signed(skew)
     }
 
     fn spawn(&mut self, id: NodeId) {
-        let node = Replica::new(id, self.config.clone(), ByKind::new(3, 64));
+        let node = Replica::new(id, self.config.clone(), placement());
         let skew = self.random_skew();
         self.slots.insert(
             id,
@@ -407,15 +659,22 @@ impl Sim {
     fn fail(&self, why: impl std::fmt::Display) -> ! {
         let mut report = String::new();
         for (id, slot) in &self.slots {
+            // The disk: a restarted node holds only part of it in memory.
+            let values: Vec<String> = slot
+                .disk
+                .store
+                .states()
+                .map(|(k, v)| show(k, Some(v)))
+                .collect();
             match &slot.node {
-                None => report += &format!("\n  {id}: crashed"),
+                None => report += &format!("\n  {id}: crashed; disk {}", values.join(" ")),
                 Some(n) => {
-                    let values: Vec<String> = n.keys().map(|k| show(k, n.read(k))).collect();
                     report += &format!(
-                        "\n  {id}: {:?} {} members {:?}",
+                        "\n  {id}: {:?} {} members {:?} leaves {:?}",
                         n.status(),
                         values.join(" "),
-                        n.members().all()
+                        n.members().all(),
+                        n.leaf_counts(),
                     );
                 }
             }
@@ -460,66 +719,169 @@ impl Sim {
             .collect()
     }
 
-    /// Nodes that are not retired by their own account (crashed ones by
-    /// their disk).
+    /// The status of node `id` by its own account (a crashed one by its disk).
+    fn own_status(&self, id: NodeId) -> Status {
+        let slot = &self.slots[&id];
+        match &slot.node {
+            Some(n) => n.status(),
+            None => slot
+                .disk
+                .members()
+                .and_then(|m| m.status(id))
+                .unwrap_or(Status::Active),
+        }
+    }
+
+    /// Nodes that are not retired by their own account.
     fn not_retired(&self) -> Vec<NodeId> {
         self.ids()
             .into_iter()
-            .filter(|id| {
-                let slot = &self.slots[id];
-                let status = match &slot.node {
-                    Some(n) => n.status(),
-                    None => slot
-                        .disk
-                        .members
-                        .as_ref()
-                        .and_then(|m| m.status(*id))
-                        .unwrap_or(Status::Active),
-                };
-                status.is_live()
-            })
+            .filter(|id| self.own_status(*id).is_live())
             .collect()
     }
 
-    /// Performs the effects of node `id`: storage first, then sends.
-    fn settle(&mut self, id: NodeId) {
-        let Some(node) = self.node_mut(id) else {
+    /// What node `id` holds for `key`: in memory, else on its disk (what
+    /// a load would bring).
+    fn peek(&self, id: NodeId, key: &str) -> Option<&Value> {
+        let slot = self.slots.get(&id)?;
+        slot.node
+            .as_ref()
+            .and_then(|n| n.read(key))
+            .or_else(|| slot.disk.get(key))
+    }
+
+    /// Loads what a client request for `key` at `id` needs, as the host does.
+    fn load_key(&mut self, id: NodeId, key: &str) {
+        let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        let effects = node.take_effects();
-        for effect in effects {
-            let disk = &mut self.slots.get_mut(&id).expect("slot").disk;
-            match effect {
-                Effect::Store { key, state } => {
-                    if let Err(e) = state.validate() {
-                        self.fail(format!("{id} stores an invalid {key}: {e}"));
-                    }
-                    disk.states.insert(key, state);
-                }
-                Effect::StoreMembers(m) => disk.members = Some(m),
-                Effect::StorePartition(p) => disk.partition = Some(p),
-                Effect::Send { to, message } => self.send(id, to, message),
-                Effect::Publish { .. } | Effect::Heartbeat => {}
+        let Slot {
+            node: Some(node),
+            disk,
+            ..
+        } = slot
+        else {
+            return;
+        };
+        let needs = node.needs_key(&key.to_owned());
+        if !needs.is_empty() {
+            self.stats.loads += 1;
+        }
+        disk.store.supply(node, needs);
+    }
+
+    /// A client read of `key` at `id`.
+    fn read(&mut self, id: NodeId, key: &str) -> Option<Value> {
+        self.load_key(id, key);
+        self.node(id).and_then(|n| n.read(key)).cloned()
+    }
+
+    /// Runs node `id`'s own work (loading what it wants first), then
+    /// performs its effects: storage first, then sends.
+    fn settle(&mut self, id: NodeId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let Slot {
+            node: Some(node),
+            disk,
+            ..
+        } = slot
+        else {
+            return;
+        };
+        let mut problem = None;
+        let mut rounds = 0;
+        loop {
+            let wanted = node.wanted();
+            if wanted.is_empty() {
+                break;
             }
+            if rounds == 8 {
+                problem = Some(format!("{id} still wants {wanted:?} after 8 loads"));
+                break;
+            }
+            self.stats.loads += 1;
+            disk.store.supply(node, wanted);
+            node.resume();
+            rounds += 1;
+        }
+        let effects = node.take_effects();
+        let mut sends = Vec::new();
+        for effect in effects {
+            match &effect {
+                Effect::Store { key, leaf, state } => {
+                    if let Err(e) = state.validate() {
+                        problem = Some(format!("{id} stores an invalid {key}: {e}"));
+                    }
+                    if *leaf != node.leaf(key) {
+                        problem = Some(format!("{id} stores {key} under leaf {leaf}"));
+                    }
+                }
+                Effect::Delete { .. } => self.stats.row_deletes += 1,
+                _ => {}
+            }
+            if let (Some(t), Effect::Store { key, state, .. }) = (&self.trace, &effect) {
+                if t == key {
+                    eprintln!("{} ms: {id} stores {}", self.now, show(key, Some(state)));
+                }
+            }
+            if let (Some(t), Effect::Delete { key }) = (&self.trace, &effect) {
+                if t == key {
+                    eprintln!("{} ms: {id} deletes {key}", self.now);
+                }
+            }
+            if let (Some(t), Effect::Send { to, message }) = (&self.trace, &effect) {
+                if mentions(message, t) {
+                    eprintln!("{} ms: {id} sends {to} {}", self.now, brief(message, t));
+                }
+            }
+            disk.record(&effect);
+            if let Effect::Send { to, message } = effect {
+                match &message {
+                    Message::Transfer { .. } => self.stats.transfers += 1,
+                    Message::Transferred { .. } => self.stats.transferred += 1,
+                    Message::Handoff { .. } => self.stats.handoffs += 1,
+                    Message::Reap { .. } => self.stats.reaps += 1,
+                    Message::Forget { .. } => self.stats.forgets += 1,
+                    _ => {}
+                }
+                sends.push((to, message));
+            }
+        }
+        if let Some(why) = problem {
+            self.fail(why);
+        }
+        for (to, message) in sends {
+            self.send(id, to, message);
         }
         self.check_node(id);
     }
 
-    /// Invariants of one node after its effects are performed.
-    /// The disk holds exactly what the node holds in memory: checked when
-    /// it crashes, since that is when it matters.
+    /// The disk holds what the node holds in memory (and, for a node that
+    /// never restarted, nothing more): checked when it crashes, since that
+    /// is when it matters, and at the end.
     fn check_disk(&self, id: NodeId) {
         let slot = &self.slots[&id];
         let Some(node) = &slot.node else { return };
-        let memory: BTreeMap<&String, &Value> = node
-            .keys()
-            .map(|k| (k, node.read(k).expect("key")))
-            .collect();
-        let disk: BTreeMap<&String, &Value> = slot.disk.states.iter().collect();
-        if memory != disk {
-            self.fail(format!("{id}: memory and disk differ"));
+        for key in node.keys() {
+            if slot.disk.get(key) != node.read(key) {
+                self.fail(format!(
+                    "{id}: memory and disk differ: {} on disk, {} in memory",
+                    show(key, slot.disk.get(key)),
+                    show(key, node.read(key))
+                ));
+            }
         }
-        let stored_members = match &slot.disk.members {
+        if !slot.restarted {
+            let memory: BTreeSet<&String> = node.keys().collect();
+            if let Some((key, _)) = slot.disk.store.states().find(|(k, _)| !memory.contains(k)) {
+                self.fail(format!(
+                    "{id}: {key} is on disk only, yet it never restarted"
+                ));
+            }
+        }
+        let stored_members = match slot.disk.members() {
             Some(m) => m == node.members(),
             None => *node.members() == Membership::initial(self.config.initial_nodes),
         };
@@ -535,7 +897,7 @@ impl Sim {
         let Some(node) = self.node(id) else { return };
         // Increments only: never over the acknowledged total, never down.
         if node.status().is_live() {
-            let v = count(node.read(UP_KEY));
+            let v = count(self.peek(id, UP_KEY));
             let total = self.expected.get(UP_KEY).copied().unwrap_or(0);
             if v > total {
                 self.fail(format!(
@@ -549,14 +911,14 @@ impl Sim {
             self.slots.get_mut(&id).expect("slot").last_up_value = v;
         }
         self.check_sets(id);
+        self.check_registers(id);
     }
 
     fn check_sets(&self, id: NodeId) {
-        let Some(node) = self.node(id) else { return };
         // Every set entry a node holds is an acknowledged write, with the
         // timestamp it was acknowledged with.
         for key in SET_KEYS {
-            let Some(value) = node.read(key) else {
+            let Some(value) = self.peek(id, key) else {
                 continue;
             };
             let Some(set) = value.as_set() else {
@@ -583,6 +945,26 @@ impl Sim {
                 if !log.is_some_and(|l| l.creations.contains(&c)) {
                     self.fail(format!(
                         "{id}: {key} holds a creation {c:?} never acknowledged"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Every register value a node holds in memory is an acknowledged
+    /// write, with the dot and payload it was acknowledged with.
+    fn check_registers(&self, id: NodeId) {
+        let Some(node) = self.node(id) else { return };
+        for key in node.keys().filter(|k| is_kv(k)) {
+            let Some(reg) = node.read(key).and_then(Value::as_register) else {
+                self.fail(format!("{id}: {key} holds {:?}", node.read(key)));
+            };
+            let log = self.regs.get(key);
+            for (dot, v) in reg.siblings() {
+                if log.and_then(|l| l.payloads.get(dot)) != Some(&v.payload) {
+                    self.fail(format!(
+                        "{id}: {key} holds {} at {dot:?}, never acknowledged",
+                        text(&v.payload)
                     ));
                 }
             }
@@ -645,7 +1027,25 @@ impl Sim {
             return;
         }
         self.stats.delivered += 1;
-        self.node_mut(p.to).expect("up").receive(p.from, p.message);
+        let wall = self.wall(p.to);
+        let slot = self.slots.get_mut(&p.to).expect("slot");
+        let node = slot.node.as_mut().expect("up");
+        let needs = node.needs_for(p.from, &p.message);
+        if !needs.is_empty() {
+            self.stats.loads += 1;
+        }
+        slot.disk.store.supply(node, needs);
+        if let Some(key) = self.trace.as_deref().filter(|k| mentions(&p.message, k)) {
+            eprintln!(
+                "{} ms: {} -> {} ({:?}): {}",
+                self.now,
+                p.from,
+                p.to,
+                node.status(),
+                brief(&p.message, key)
+            );
+        }
+        node.receive(p.from, p.message, wall);
         self.settle(p.to);
     }
 
@@ -658,14 +1058,14 @@ impl Sim {
     }
 
     fn tick_due(&mut self) {
-        let now = self.now;
         for id in self.ids() {
+            let wall = self.wall(id);
             let due = self
                 .node(id)
                 .and_then(Replica::next_deadline)
-                .is_some_and(|d| now >= d);
+                .is_some_and(|d| wall >= d);
             if due {
-                self.node_mut(id).expect("up").tick(now);
+                self.node_mut(id).expect("up").tick(wall);
                 self.settle(id);
             }
         }
@@ -674,6 +1074,7 @@ impl Sim {
     /// A client write at `id`; returns whether it was acknowledged.
     fn write(&mut self, id: NodeId, key: &str, by: i64) -> bool {
         let wall = self.wall(id);
+        self.load_key(id, key);
         let Some(node) = self.node_mut(id) else {
             self.stats.refused += 1;
             return false;
@@ -685,7 +1086,7 @@ impl Sim {
                 panic!("another kind under the counter key {key}")
             }
         };
-        match node.write(key, wall, add).map(|v| count(Some(v))) {
+        match node.write(key, wall, add) {
             Ok(_) => {
                 *self.expected.entry(key.to_owned()).or_default() += by;
                 self.stats.acked += 1;
@@ -707,6 +1108,7 @@ impl Sim {
     fn set_write(&mut self, id: NodeId, key: &str, op: SetOp) -> Option<u64> {
         let wall = self.wall(id);
         let restarted = self.slots.get(&id).is_some_and(|s| s.restarted);
+        self.load_key(id, key);
         let Some(node) = self.node_mut(id) else {
             self.stats.refused += 1;
             return None;
@@ -753,6 +1155,240 @@ impl Sim {
                     self.fail(format!("{id}: a refused write had effects"));
                 }
                 None
+            }
+        }
+    }
+
+    /// A register client's request at node `id`: a write of a fresh
+    /// payload to `key` (or a delete) made with the context `how` names.
+    /// A node that takes no writes names one that does, and the request
+    /// goes there, once. Returns whether it was acknowledged.
+    fn kv_request(&mut self, mut id: NodeId, key: &str, how: Ctx, delete: bool) -> bool {
+        for hop in 0..2 {
+            if !self.is_up(id) {
+                self.stats.kv_refused += 1;
+                return false;
+            }
+            let held = self.read(id, key);
+            let ctx = match how {
+                Ctx::Blind => CausalContext::default(),
+                Ctx::Read => held
+                    .as_ref()
+                    .and_then(Value::as_register)
+                    .map(|r| r.context().clone())
+                    .unwrap_or_default(),
+                Ctx::Remembered => self.client_ctx.get(key).cloned().unwrap_or_default(),
+            };
+            if how == Ctx::Read {
+                self.client_ctx.insert(key.to_owned(), ctx.clone());
+            }
+            let payload = Payload::Text(format!("v{}", self.kv_seq + 1));
+            let wall = self.wall(id);
+            // The write's stamp and the context of the delta it made.
+            let mut made = None;
+            let op = |v: &Value, stamp: Stamp| -> Result<Value, TooManySiblings> {
+                let reg = v.as_register().cloned().unwrap_or_default();
+                let delta = if delete {
+                    reg.delete(&ctx)
+                } else {
+                    reg.admits(&ctx)?;
+                    reg.write(stamp.node, &ctx, payload.clone(), stamp.time)
+                };
+                made = Some((stamp, delta.context().clone()));
+                Ok(Value::Register(delta))
+            };
+            let node = self.node_mut(id).expect("up");
+            let replica = node.replicas(key).contains(&id);
+            match node.write(key, wall, op) {
+                Ok(state) => {
+                    let (stamp, delta_ctx) = made.expect("the operation ran");
+                    if self.trace.as_deref() == Some(key) {
+                        eprintln!(
+                            "{} ms: {id} ({} replica) acknowledges a {} with {ctx:?}: {}",
+                            self.now,
+                            if replica { "a" } else { "not a" },
+                            if delete { "delete" } else { "write" },
+                            show(key, Some(&state))
+                        );
+                    }
+                    if delete {
+                        self.log_kv_delete(key, &ctx);
+                    } else {
+                        self.kv_seq += 1;
+                        let write = (stamp, delta_ctx, payload, replica);
+                        self.log_kv_write(id, key, &ctx, &state, write);
+                    }
+                    self.settle(id);
+                    return true;
+                }
+                Err(e) => {
+                    if !self.node_mut(id).expect("up").take_effects().is_empty() {
+                        self.fail(format!("{id}: a refused register write had effects"));
+                    }
+                    match e {
+                        WriteError::NotAccepting {
+                            forward_to: Some(to),
+                        } if to != id && hop == 0 => {
+                            self.stats.kv_forwarded += 1;
+                            id = to;
+                        }
+                        WriteError::NotAccepting { .. } => {
+                            self.stats.kv_refused += 1;
+                            return false;
+                        }
+                        WriteError::Rejected(TooManySiblings(_)) => {
+                            self.stats.kv_rejected += 1;
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        self.stats.kv_refused += 1;
+        false
+    }
+
+    fn log_kv_delete(&mut self, key: &str, ctx: &CausalContext) {
+        let log = self.regs.entry(key.to_owned()).or_default();
+        if !ctx.is_empty() {
+            log.deletes += 1;
+            self.stats.kv_deletes += 1;
+        }
+        log.superseded.join(ctx);
+        self.stats.acked += 1;
+    }
+
+    /// Logs an acknowledged register write: its dot is the sibling with
+    /// the write's stamp in the state the write returned.
+    fn log_kv_write(
+        &mut self,
+        id: NodeId,
+        key: &str,
+        ctx: &CausalContext,
+        state: &Value,
+        (stamp, delta_ctx, payload, replica): (Stamp, CausalContext, Payload, bool),
+    ) {
+        let Some(reg) = state.as_register() else {
+            self.fail(format!("{id}: a write of {key} returned {state:?}"));
+        };
+        let found = reg
+            .siblings()
+            .find(|(d, v)| d.node == stamp.node && v.stamp == stamp.time)
+            .map(|(d, v)| (*d, v.payload.clone()));
+        let Some((dot, held)) = found else {
+            self.fail(format!(
+                "{id}: the write of {} to {key} at {stamp:?} is not live in the state it returned: {}",
+                text(&payload),
+                show(key, Some(state))
+            ));
+        };
+        if held != payload {
+            self.fail(format!(
+                "{id}: {key} at {dot:?} holds {held:?}, not {payload:?}"
+            ));
+        }
+        let log = self.regs.entry(key.to_owned()).or_default();
+        // The delta may cover only what its client saw, and its own dot: a
+        // write that covers another acknowledged write nobody saw replaces
+        // a value it should have kept as a sibling.
+        let shadowed: Vec<(Dot, Payload)> = log
+            .payloads
+            .iter()
+            .filter(|(d, _)| {
+                delta_ctx.contains(**d) && !ctx.contains(**d) && !log.superseded.contains(**d)
+            })
+            .map(|(d, p)| (*d, p.clone()))
+            .collect();
+        let reused = log.payloads.insert(dot, payload.clone());
+        log.writes.push(KvWrite {
+            dot,
+            at: id,
+            replica,
+            when: self.now,
+        });
+        log.superseded.join(ctx);
+        let earlier: Vec<String> = log
+            .writes
+            .iter()
+            .filter(|w| shadowed.iter().any(|(d, _)| *d == w.dot))
+            .map(|w| format!("{:?} taken by {} at {} ms", w.dot, w.at, w.when))
+            .collect();
+        if let Some(old) = reused {
+            self.fail(format!(
+                "{id}: the write of {} to {key} reuses dot {dot:?} of the acknowledged write of {}",
+                text(&payload),
+                text(&old)
+            ));
+        }
+        if !shadowed.is_empty() {
+            self.fail(format!(
+                "{id}: the write of {} to {key} (dot {dot:?}, client context {ctx:?}, {} replica) \
+                 covers acknowledged writes its client never saw and no acknowledged context \
+                 covered: {earlier:?}; its delta context is {delta_ctx:?}",
+                text(&payload),
+                if replica { "a" } else { "not a" },
+            ));
+        }
+        self.stats.acked += 1;
+        self.stats.kv_writes += 1;
+        if !replica {
+            self.stats.kv_off_replica += 1;
+        }
+    }
+
+    /// A register client: a random key, through a random replica of it as
+    /// a random live node's view names them, blind or with a context it
+    /// read, writing or deleting.
+    fn random_kv_op(&mut self) {
+        let key = kv_key(self.rng.below(KV_KEYS));
+        let viewers: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|id| {
+                self.node(*id)
+                    .is_some_and(|n| n.is_member() && n.status().is_live())
+            })
+            .collect();
+        let Some(viewer) = self.rng.pick(&viewers) else {
+            return;
+        };
+        let replicas = self.node(viewer).expect("up").replicas(&key);
+        let Some(target) = self.rng.pick(&replicas) else {
+            return;
+        };
+        let (how, delete) = match self.rng.below(100) {
+            0..30 => (Ctx::Blind, false),
+            30..68 => (Ctx::Read, false),
+            68..76 => (Ctx::Remembered, false),
+            76..94 => (Ctx::Read, true),
+            _ => (Ctx::Remembered, true),
+        };
+        match how {
+            Ctx::Blind => self.stats.kv_blind += 1,
+            Ctx::Read => self.stats.kv_read += 1,
+            Ctx::Remembered => self.stats.kv_remembered += 1,
+        }
+        self.kv_request(target, &key, how, delete);
+    }
+
+    /// Under the faults still, clients read a third of the registers at a
+    /// replica and delete what they read: some keys end deleted, for their
+    /// tombstones to be collected.
+    fn kv_closing_wave(&mut self) {
+        for i in 0..KV_KEYS {
+            self.step(1, false);
+            self.random_faults();
+            if !self.rng.chance(333) {
+                continue;
+            }
+            let key = kv_key(i);
+            let viewers = self.active_up();
+            let Some(viewer) = self.rng.pick(&viewers) else {
+                continue;
+            };
+            let replicas = self.node(viewer).expect("up").replicas(&key);
+            if let Some(target) = self.rng.pick(&replicas) {
+                self.kv_request(target, &key, Ctx::Read, true);
             }
         }
     }
@@ -807,6 +1443,10 @@ impl Sim {
     }
 
     fn random_write(&mut self) {
+        if self.kv_share > 0 && self.rng.chance(self.kv_share) {
+            self.random_kv_op();
+            return;
+        }
         let id = self.rng.pick(&self.ids()).expect("nodes");
         if self.rng.chance(self.set_share) {
             self.random_set_write(id);
@@ -833,6 +1473,8 @@ impl Sim {
         }
     }
 
+    /// Brings a crashed node back from its disk: membership, partition and
+    /// leaf digests at once; states as its inputs need them.
     fn restart(&mut self, id: NodeId) {
         let slot = self.slots.get_mut(&id).expect("slot");
         if slot.node.is_some() {
@@ -845,12 +1487,8 @@ impl Sim {
             self.slots.get_mut(&id).expect("slot").skew = skew;
         }
         let slot = self.slots.get_mut(&id).expect("slot");
-        let mut node = Replica::new(id, self.config.clone(), ByKind::new(3, 64));
-        node.restore(
-            slot.disk.members.clone(),
-            slot.disk.partition.clone(),
-            slot.disk.states.clone(),
-        );
+        let mut node = Replica::new(id, self.config.clone(), placement());
+        slot.disk.store.restore(&mut node);
         let restore_effects = node.take_effects();
         slot.node = Some(node);
         if !restore_effects.is_empty() {
@@ -930,14 +1568,16 @@ impl Sim {
         self.admin_add();
     }
 
-    /// Retires one node at a time, retrying every 300 ms until it is retired.
+    /// Retires one node at a time, retrying every `retry_ms` until it is
+    /// retired.
     fn admin_retire(&mut self) {
         let now = self.now;
+        let retry = self.admin.retry_ms;
         if let Some((victim, retry_at)) = self.admin.current {
             if now < retry_at {
                 return;
             }
-            self.admin.current = Some((victim, now + 300));
+            self.admin.current = Some((victim, now + retry));
             let Some(node) = self.node_mut(victim) else {
                 return;
             };
@@ -962,7 +1602,7 @@ impl Sim {
             match node.begin_retire() {
                 Ok(_) => {
                     self.admin.retire_at.remove(0);
-                    self.admin.current = Some((victim, now + 300));
+                    self.admin.current = Some((victim, now + retry));
                 }
                 // Another drain is not finished in this node's view, or a
                 // new node has not yet heard that it was added: later.
@@ -982,7 +1622,8 @@ impl Sim {
             self.admin.add_at.remove(0);
             // One allocator hands out ids, as the edge's registry object does.
             let id = NodeId(self.slots.keys().map(|n| n.0 + 1).max().unwrap_or(0));
-            if let Err(e) = self.node_mut(adder).expect("up").add_node(id, now) {
+            let wall = self.wall(adder);
+            if let Err(e) = self.node_mut(adder).expect("up").add_node(id, wall) {
                 self.fail(format!("{adder} could not add {id}: {e:?}"));
             }
             self.settle(adder);
@@ -1004,9 +1645,11 @@ impl Sim {
 
     /// Every live node holds the expected total of every counter and the
     /// oracle's membership (and exactly the pruned entries) of every set,
-    /// and all hold the same states.
+    /// all hold the same membership and the same states of every key but
+    /// the registers, and no leaf is moving; every register is held alike
+    /// by its replicas and by no other active node.
     fn converged(&self) -> Result<(), String> {
-        if self.admin.current.is_some() {
+        if self.admin.current.is_some() || !self.admin.retire_at.is_empty() {
             return Err("a retirement is still under way".into());
         }
         // The oracle of each set: membership, creation, pruned entries.
@@ -1020,20 +1663,28 @@ impl Sim {
             .iter()
             .map(|(k, log)| (k, (log.members(), log.created(), log.kept())))
             .collect();
-        let mut reference: Option<(NodeId, BTreeMap<&String, &Value>)> = None;
+        type Reference<'a> = (NodeId, &'a Membership, BTreeMap<&'a String, &'a Value>);
+        let mut reference: Option<Reference> = None;
         for id in self.not_retired() {
             let Some(node) = self.node(id) else {
                 return Err(format!("{id} is down"));
             };
+            if node.status() != Status::Active {
+                return Err(format!("{id} is {:?}", node.status()));
+            }
+            let moving = node.leaf_counts().1;
+            if moving > 0 {
+                return Err(format!("{id} is still handing off {moving} leaves"));
+            }
             for (key, want) in &self.expected {
-                let got = count(node.read(key));
+                let got = count(self.peek(id, key));
                 if got != *want {
                     return Err(format!("{id}: {key} = {got}, expected {want}"));
                 }
             }
             for (key, (want, created, (adds, removes))) in &oracles {
                 let empty = LwwSet::default();
-                let set = node.read(key).and_then(Value::as_set).unwrap_or(&empty);
+                let set = self.peek(id, key).and_then(Value::as_set).unwrap_or(&empty);
                 let got: BTreeSet<Element> = set.members().cloned().collect();
                 if got != *want {
                     return Err(format!("{id}: {key} = {got:?}, expected {want:?}"));
@@ -1051,23 +1702,155 @@ impl Sim {
                     ));
                 }
             }
-            let states: BTreeMap<&String, &Value> = node
-                .keys()
-                .map(|k| (k, node.read(k).expect("key")))
+            // Its disk: memory holds a part of it, checked equal at the end.
+            let states: BTreeMap<&String, &Value> = self.slots[&id]
+                .disk
+                .store
+                .states()
+                .filter(|(k, _)| !is_kv(k))
                 .collect();
             match &reference {
-                None => reference = Some((id, states)),
-                Some((other, theirs)) if *theirs != states => {
-                    return Err(format!("{id} and {other} hold different states"));
+                None => reference = Some((id, node.members(), states)),
+                Some((other, members, theirs)) => {
+                    if *members != node.members() {
+                        return Err(format!("{id} and {other} know different memberships"));
+                    }
+                    if *theirs != states {
+                        return Err(format!("{id} and {other} hold different states"));
+                    }
                 }
-                Some(_) => {}
+            }
+        }
+        let Some((_, members, _)) = reference else {
+            return Err("no live node".into());
+        };
+        for key in self.regs.keys() {
+            let replicas = self.placement.replicas(key, members);
+            let first = self.slots[&replicas[0]].disk.get(key);
+            for r in &replicas {
+                let held = self.slots[r].disk.get(key);
+                if held != first {
+                    return Err(format!(
+                        "replicas disagree: {} at {}, {} at {r}",
+                        show(key, first),
+                        replicas[0],
+                        show(key, held)
+                    ));
+                }
+            }
+            for id in members.active() {
+                if !replicas.contains(&id) && self.slots[&id].disk.get(key).is_some() {
+                    return Err(format!(
+                        "{id} holds {key}, not one of its replicas {replicas:?}"
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    /// Stops every fault and runs until converged, at most `limit_ms` more.
-    /// Returns the virtual time it took.
+    /// Register rows that hold only a tombstone, at any node.
+    fn tombstones_left(&self) -> Vec<(NodeId, String)> {
+        self.slots
+            .iter()
+            .flat_map(|(id, slot)| {
+                slot.disk
+                    .store
+                    .states()
+                    .filter(|(k, v)| is_kv(k) && v.is_tombstone())
+                    .map(|(k, _)| (*id, k.clone()))
+            })
+            .collect()
+    }
+
+    /// The register oracle, on a converged cluster: every acknowledged write
+    /// is a live sibling or was covered by an acknowledged context; every
+    /// live sibling is an acknowledged write no acknowledged context
+    /// covered; a register with no value left has no row anywhere.
+    fn check_registers_final(&self) -> KvSummary {
+        let mut s = KvSummary::default();
+        let Some(live) = self.not_retired().first().copied() else {
+            return s;
+        };
+        let members = self.node(live).expect("up").members().clone();
+        for (key, log) in &self.regs {
+            let replicas = self.placement.replicas(key, &members);
+            let held = self.slots[&replicas[0]].disk.get(key);
+            let reg = held
+                .and_then(Value::as_register)
+                .cloned()
+                .unwrap_or_default();
+            for w in &log.writes {
+                let payload = &log.payloads[&w.dot];
+                match reg.siblings().find(|(d, _)| **d == w.dot) {
+                    Some((_, v)) if v.payload == *payload => s.live += 1,
+                    Some((_, v)) => self.fail(format!(
+                        "{key}: {:?} holds {}, acknowledged as {}",
+                        w.dot,
+                        text(&v.payload),
+                        text(payload)
+                    )),
+                    None if log.superseded.contains(w.dot) => s.superseded += 1,
+                    None => self.fail(format!(
+                        "{key}: the acknowledged write of {} ({:?}, taken by {} at {} ms, \
+                         {} replica in its view) is lost: it is not live at the replicas \
+                         {replicas:?} ({}), and no acknowledged write or delete was made \
+                         with a context containing it",
+                        text(payload),
+                        w.dot,
+                        w.at,
+                        w.when,
+                        if w.replica { "a" } else { "not a" },
+                        show(key, held)
+                    )),
+                }
+            }
+            for (dot, v) in reg.siblings() {
+                if log.payloads.get(dot) != Some(&v.payload) {
+                    self.fail(format!(
+                        "{key}: {} at {dot:?} was never acknowledged",
+                        text(&v.payload)
+                    ));
+                }
+                if log.superseded.contains(*dot) {
+                    self.fail(format!(
+                        "{key}: {} at {dot:?} is live, yet an acknowledged write or delete \
+                         replaced it (a resurrection)",
+                        text(&v.payload)
+                    ));
+                }
+            }
+            if reg.is_empty() {
+                for (id, slot) in &self.slots {
+                    if let Some(v) = slot.disk.get(key) {
+                        self.fail(format!(
+                            "{key}: every write was deleted, yet {id} keeps a row: {v:?}"
+                        ));
+                    }
+                }
+                if !log.writes.is_empty() {
+                    s.collected += 1;
+                }
+            } else {
+                s.kept += 1;
+            }
+        }
+        s.writes = self.stats.kv_writes;
+        s.deletes = self.stats.kv_deletes;
+        s.off_replica = self.stats.kv_off_replica;
+        s.transfers = self.stats.transfers;
+        s.forgets = self.stats.forgets;
+        s.row_deletes = self.stats.row_deletes;
+        s.handoffs = self.stats.handoffs;
+        s.added = self.admin.added.len() as u64;
+        s.retired = self.admin.retired.len() as u64;
+        s.lazy_loads = self.stats.loads;
+        s
+    }
+
+    /// Stops every fault and runs until converged, at most `limit_ms` more;
+    /// then, with registers, until every tombstone is collected, and checks
+    /// the register oracle. Returns the virtual time convergence took.
     fn settle_down(&mut self, limit_ms: u64) -> u64 {
         self.faults = Faults::calm();
         self.heal();
@@ -1095,6 +1878,28 @@ impl Sim {
         if let Err(why) = self.converged() {
             self.fail(format!("diverged again after converging: {why}"));
         }
+        if !self.regs.is_empty() {
+            let start = self.now;
+            loop {
+                let left = self.tombstones_left();
+                if left.is_empty() {
+                    break;
+                }
+                if self.now - start > limit_ms {
+                    self.fail(format!(
+                        "tombstones not collected {limit_ms} ms after convergence: {left:?}"
+                    ));
+                }
+                self.step(10, false);
+            }
+            for _ in 0..100 {
+                self.step(10, false);
+            }
+            if let Err(why) = self.converged() {
+                self.fail(format!("diverged after collecting tombstones: {why}"));
+            }
+            self.check_registers_final();
+        }
         for id in self.ids() {
             self.check_disk(id);
         }
@@ -1102,13 +1907,21 @@ impl Sim {
     }
 }
 
-/// What a chaotic run writes.
+/// What a chaotic run writes, and how the cluster is resized.
 #[derive(Clone, Copy, Debug)]
 struct Workload {
     /// The cluster size; 6 to 8 at random when `None`.
     nodes: Option<u32>,
-    /// Per mille of client writes that go to sets.
+    /// Per mille of client writes that go to sets (of those not to registers).
     set_share: u64,
+    /// Per mille of client writes that go to registers.
+    kv_share: u64,
+    /// How many nodes to add and to retire: at random (1–2 and 1–3, the
+    /// latter skipped if not started during the faults) when `None`; else
+    /// exactly, finishing after the faults if need be.
+    resizes: Option<(u64, u64)>,
+    /// Between retries of a retirement.
+    retry_ms: u64,
 }
 
 /// What a chaotic run did with sets.
@@ -1124,41 +1937,66 @@ struct SetSummary {
 }
 
 /// One chaotic run of `seed`.
-fn chaos_run(seed: u64, workload: Workload) -> SetSummary {
+fn chaos_run(seed: u64, workload: Workload) -> (SetSummary, KvSummary) {
     let mut rng = Rng(seed ^ 0x5eed);
     let n = rng.range(6, 8) as u32;
     let n = workload.nodes.unwrap_or(n);
     let mut sim = Sim::new(seed, config(n), Faults::chaos());
     sim.set_share = workload.set_share;
+    sim.kv_share = workload.kv_share;
+    sim.admin.retry_ms = workload.retry_ms;
     let chaos_ms = 10_000;
-    // One to three retirements; the admin starts each as soon as its time
-    // has come and the previous one is done, so they may follow closely.
-    let retirements = rng.range(1, 3);
-    let mut at: Vec<u64> = (0..retirements).map(|_| rng.range(500, 7_000)).collect();
+    // Retirements: the admin starts each as soon as its time has come and
+    // the previous one is done, so they may follow closely.
+    let (mut adds, mut at): (Vec<u64>, Vec<u64>) = match workload.resizes {
+        None => {
+            let retirements = rng.range(1, 3);
+            let at = (0..retirements).map(|_| rng.range(500, 7_000)).collect();
+            let adds = (0..rng.range(1, 2))
+                .map(|_| rng.range(1_000, 8_000))
+                .collect();
+            (adds, at)
+        }
+        // Grow first, then shrink.
+        Some((adds, retirements)) => (
+            (0..adds).map(|_| rng.range(300, 3_000)).collect(),
+            (0..retirements).map(|_| rng.range(3_000, 8_000)).collect(),
+        ),
+    };
     at.sort_unstable();
-    sim.admin.retire_at = at;
-    let mut adds: Vec<u64> = (0..rng.range(1, 2))
-        .map(|_| rng.range(1_000, 8_000))
-        .collect();
     adds.sort_unstable();
+    sim.admin.retire_at = at;
     sim.admin.add_at = adds;
     while sim.now < chaos_ms {
         let dt = sim.rng.range(1, 10);
         sim.step(dt, true);
         sim.random_faults();
     }
-    if workload.set_share > 0 {
+    if workload.set_share > 0 && workload.kv_share < 1000 {
         sim.closing_wave();
     }
-    // A retirement that has not started by now is skipped.
-    sim.admin.retire_at.clear();
+    if workload.kv_share > 0 {
+        sim.kv_closing_wave();
+    }
+    if workload.resizes.is_none() {
+        // A retirement that has not started by now is skipped.
+        sim.admin.retire_at.clear();
+    }
     let took = sim.settle_down(30_000);
-    if sim.expected.is_empty() || sim.stats.acked < 100 {
+    if sim.expected.is_empty() && sim.regs.is_empty() || sim.stats.acked < 100 {
         sim.fail("too few acknowledged writes for a meaningful run");
     }
     if workload.set_share >= 500 && (sim.sets.len() < SET_KEYS.len() || sim.stats.set_writes < 100)
     {
         sim.fail("too few acknowledged set writes for a meaningful run");
+    }
+    if let Some((adds, retirements)) = workload.resizes {
+        if sim.admin.added.len() as u64 != adds || sim.admin.retired.len() as u64 != retirements {
+            sim.fail(format!(
+                "resized by {:?} and {:?}, not {adds} and {retirements}",
+                sim.admin.added, sim.admin.retired
+            ));
+        }
     }
     let summary = SetSummary {
         writes: sim.stats.set_writes,
@@ -1171,11 +2009,14 @@ fn chaos_run(seed: u64, workload: Workload) -> SetSummary {
             .count(),
         stale_after_restart: sim.stats.stale_after_restart,
     };
+    let kv = sim.check_registers_final();
+    let active = sim.active_up().len();
     eprintln!(
-        "seed {seed}: {n} nodes, retired {:?}, added {:?}, converged {took} ms after the faults; {:?}; sets {summary:?}",
+        "seed {seed}: {n} nodes, retired {:?}, added {:?}, {active} active at the end, \
+         converged {took} ms after the faults; {:?}; sets {summary:?}; registers {kv:?}",
         sim.admin.retired, sim.admin.added, sim.stats
     );
-    summary
+    (summary, kv)
 }
 
 fn seeds() -> Vec<u64> {
@@ -1197,9 +2038,13 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn chaos_converges_to_the_acknowledged_totals() {
+    // Counters and sets, and a few registers.
     let workload = Workload {
         nodes: None,
         set_share: 300,
+        kv_share: 150,
+        resizes: None,
+        retry_ms: 300,
     };
     for seed in seeds() {
         eprintln!("simulating seed {seed} (replay with SIM_SEED={seed})");
@@ -1213,11 +2058,14 @@ fn chaos_sets_on_eight_nodes_converge_to_the_oracle() {
     let workload = Workload {
         nodes: Some(8),
         set_share: 750,
+        kv_share: 0,
+        resizes: None,
+        retry_ms: 300,
     };
     let mut total = SetSummary::default();
     for seed in seeds() {
         eprintln!("simulating sets, seed {seed} (replay with SIM_SEED={seed})");
-        let s = chaos_run(seed, workload);
+        let (s, _) = chaos_run(seed, workload);
         total.writes += s.writes;
         total.equal_pairs += s.equal_pairs;
         total.ties += s.ties;
@@ -1233,6 +2081,43 @@ fn chaos_sets_on_eight_nodes_converge_to_the_oracle() {
             total.remove_wins >= 5,
             "too few remove-wins sets: {total:?}"
         );
+    }
+}
+
+#[test]
+fn chaos_registers_on_a_resizing_ring_keep_every_acknowledged_write() {
+    // R=3 on 8 nodes, grown to 10 and shrunk to 6 during the faults; most
+    // writes go to registers, the others to counters and sets.
+    let workload = Workload {
+        nodes: Some(8),
+        set_share: 300,
+        kv_share: 700,
+        resizes: Some((2, 4)),
+        retry_ms: 0,
+    };
+    let mut total = KvSummary::default();
+    for seed in seeds() {
+        eprintln!("simulating registers, seed {seed} (replay with SIM_SEED={seed})");
+        let (_, kv) = chaos_run(seed, workload);
+        total.add(&kv);
+    }
+    eprintln!("registers over all seeds: {total:?}");
+    if std::env::var("SIM_SEED").is_err() {
+        // The default seeds must exercise what the oracle is there for.
+        assert!(total.writes >= 2_000, "too few register writes: {total:?}");
+        assert!(
+            total.superseded >= 200,
+            "too few superseded writes: {total:?}"
+        );
+        assert!(
+            total.collected >= 20,
+            "too few tombstones collected: {total:?}"
+        );
+        assert!(
+            total.off_replica >= 10,
+            "too few writes off the replicas: {total:?}"
+        );
+        assert!(total.transfers >= 100, "too few transfers: {total:?}");
     }
 }
 
@@ -1263,7 +2148,7 @@ fn long_crash(faults: Faults, flush_first: bool, seed: u64) -> (Sim, u64) {
     for _ in 0..20 {
         sim.step(10, false);
     }
-    let seen = count(sim.slots[&three].disk.states.get(BLOG));
+    let seen = count(sim.slots[&three].disk.get(BLOG));
     assert_eq!(seen, 0, "node 3 saw nothing while down");
     let home = |sim: &Sim, id| count(sim.node(NodeId(id)).unwrap().read(HOME));
     if !flush_first {
@@ -1447,9 +2332,10 @@ fn sync_clocks(sim: &mut Sim) {
     }
 }
 
-fn members(sim: &Sim, id: NodeId, key: &str) -> BTreeSet<Element> {
-    let node = sim.node(id).expect("up");
-    let set = node.read(key).and_then(Value::as_set);
+/// A client's read of a set at node `id`.
+fn members(sim: &mut Sim, id: NodeId, key: &str) -> BTreeSet<Element> {
+    let value = sim.read(id, key);
+    let set = value.as_ref().and_then(Value::as_set);
     set.map(|s| s.members().cloned().collect())
         .unwrap_or_default()
 }
@@ -1500,13 +2386,21 @@ fn split_brain_sets_settle_on_the_earliest_bias() {
     for id in &left {
         let set = sim.node(*id).unwrap().read(key).and_then(Value::as_set);
         assert_eq!(set.unwrap().bias(), Bias::AddWins, "{id}");
-        assert_eq!(members(&sim, *id, key), BTreeSet::from([x.clone()]), "{id}");
+        assert_eq!(
+            members(&mut sim, *id, key),
+            BTreeSet::from([x.clone()]),
+            "{id}"
+        );
     }
     for id in &right {
         let set = sim.node(*id).unwrap().read(key).and_then(Value::as_set);
         assert_eq!(set.unwrap().bias(), Bias::RemoveWins, "{id}");
         // y's tie goes to the remove; x was only removed here.
-        assert_eq!(members(&sim, *id, key), BTreeSet::from([z.clone()]), "{id}");
+        assert_eq!(
+            members(&mut sim, *id, key),
+            BTreeSet::from([z.clone()]),
+            "{id}"
+        );
     }
 
     let took = sim.settle_down(10_000);
@@ -1515,7 +2409,7 @@ fn split_brain_sets_settle_on_the_earliest_bias() {
         let set = sim.node(id).unwrap().read(key).and_then(Value::as_set);
         assert_eq!(set.unwrap().created(), Some((early, Bias::AddWins)));
         assert_eq!(
-            members(&sim, id, key),
+            members(&mut sim, id, key),
             BTreeSet::from([x.clone(), y.clone()]),
             "{id}"
         );
@@ -1541,12 +2435,16 @@ fn a_restarted_node_stamps_writes_after_the_stamps_it_stored() {
         sim.step(10, false);
     }
     let both = BTreeSet::from([x.clone(), y.clone()]);
-    assert_eq!(members(&sim, NodeId(0), key), both);
+    assert_eq!(members(&mut sim, NodeId(0), key), both);
     sim.set_write(NodeId(2), key, SetOp::Remove(vec![y.clone()]))
         .unwrap();
     sim.crash(NodeId(0), 0);
     sim.restart(NodeId(0));
-    assert_eq!(members(&sim, NodeId(0), key), both, "restored from disk");
+    assert_eq!(
+        members(&mut sim, NodeId(0), key),
+        both,
+        "restored from disk"
+    );
     sim.set_write(NodeId(0), key, SetOp::Remove(vec![x.clone()]))
         .unwrap();
     assert_eq!(
@@ -1554,7 +2452,7 @@ fn a_restarted_node_stamps_writes_after_the_stamps_it_stored() {
         "node 0 stamped a write before a stamp it had stored"
     );
     assert!(
-        !members(&sim, NodeId(0), key).contains(&x),
+        !members(&mut sim, NodeId(0), key).contains(&x),
         "an acknowledged remove of a present element has no effect"
     );
 }

@@ -1,6 +1,6 @@
 //! What nodes send each other.
 
-use super::{Key, Membership};
+use super::{Key, Leaf, Membership};
 use serde::{Deserialize, Serialize};
 
 /// One peer-to-peer message.
@@ -17,17 +17,24 @@ pub enum Message<T> {
         /// keys the receiver should answer with its states
         want: Vec<Key>,
     },
-    /// Anti-entropy: the sender's root digest of its keys and membership.
+    /// Anti-entropy, level 1: the root digest over the leaves both nodes
+    /// replicate, and the membership.
     Digest {
         /// the root digest
         root: u64,
     },
-    /// The answer to a [`Message::Digest`] that did not match.
+    /// Level 2, the answer to a [`Message::Digest`] that did not match:
+    /// the digest of each shared leaf the sender holds.
     Summary {
         /// the sender's membership
         members: Membership,
-        /// the digest of each key's state
-        keys: Vec<(Key, u64)>,
+        /// leaf digests
+        leaves: Vec<(Leaf, u64)>,
+    },
+    /// Level 3, for the leaves whose digests differ: each key's digest.
+    Keys {
+        /// per leaf, the digest of each key the sender holds in it
+        leaves: Vec<(Leaf, Vec<(Key, u64)>)>,
     },
     /// A draining node's final state, sent to its heir.
     Handoff {
@@ -38,6 +45,36 @@ pub enum Message<T> {
     },
     /// The heir has folded the drained node in and stored the result.
     HandoffDone,
+    /// Leaves the sender no longer replicates, each with every key in it,
+    /// for a replica to store before the sender lets go of them.
+    Transfer {
+        /// the sender's membership
+        members: Membership,
+        /// each leaf with all its states
+        leaves: Vec<(Leaf, Vec<(Key, T)>)>,
+    },
+    /// The receiver stored these leaves of a [`Message::Transfer`]; each
+    /// with the digest of the states it received.
+    Transferred {
+        /// leaves and digests
+        leaves: Vec<(Leaf, u64)>,
+    },
+    /// Tombstone collection, from a key's first replica: does the receiver
+    /// hold these states (by digest) too?
+    Reap {
+        /// keys and the digests of their tombstones
+        keys: Vec<(Key, u64)>,
+    },
+    /// The keys of a [`Message::Reap`] whose tombstones the receiver holds.
+    Reaped {
+        /// the keys
+        keys: Vec<Key>,
+    },
+    /// Every replica holds these tombstones: drop them.
+    Forget {
+        /// keys and the digests of their tombstones
+        keys: Vec<(Key, u64)>,
+    },
 }
 
 impl<T> Message<T> {

@@ -18,11 +18,13 @@ mod membership;
 mod message;
 mod node;
 mod placement;
+mod store;
 
 pub use membership::{Membership, Partition, Status};
 pub use message::Message;
-pub use node::{AddError, Config, Effect, Node, RetireError, Stamp, WriteError};
-pub use placement::{AllNodes, ByKind, HashRing, Placement};
+pub use node::{AddError, Config, Effect, Needs, Node, RetireError, Stamp, WriteError};
+pub use placement::{AllNodes, ByKind, HashRing, Leaf, Placement, LEAVES};
+pub use store::MemoryStore;
 
 /// The key of one replicated value (a counter name, a register key).
 pub type Key = String;

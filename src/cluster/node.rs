@@ -1,6 +1,13 @@
 //! One replica node: events in, effects out.
+//!
+//! The node keeps in memory only the keys it was given: an adapter whose
+//! storage outlives the node restores the membership and the leaf digests
+//! ([`Node::restore`]), then before each input loads what [`Node::needs_key`],
+//! [`Node::needs_for`] or [`Node::wanted`] names and hands it over with
+//! [`Node::load`]. A fresh node holds everything it ever stored, so it
+//! needs nothing.
 
-use super::{fnv1a, Key, Membership, Message, Partition, Placement, Status};
+use super::{fnv1a, Key, Leaf, Membership, Message, Partition, Placement, Status};
 use crate::crdt::{Crdt, Hlc};
 use crate::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// probe repairs both, so a quiet node need not probe often.
 pub const MAX_IDLE_BACKOFF: u64 = 8;
 
+/// Most leaves one anti-entropy round compares key by key.
+const LEAVES_PER_ROUND: usize = 32;
+
+/// Most tombstones one collection message names.
+const REAP_BATCH: usize = 256;
+
+/// Most leaves one transfer carries.
+const TRANSFER_BATCH: usize = 64;
+
 /// Timing of a node, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -18,10 +34,13 @@ pub struct Config {
     /// At most one gossip batch per peer, and one subscriber push per key,
     /// per this interval.
     pub gossip_interval_ms: u64,
-    /// How often the node compares digests with one peer.
+    /// How often the node compares digests with one peer (and retries
+    /// transfers and collects tombstones).
     pub anti_entropy_interval_ms: u64,
     /// How often subscribers get a heartbeat.
     pub heartbeat_interval_ms: u64,
+    /// Gossiped states stamped further ahead of this node's clock are refused.
+    pub max_drift_ms: u64,
 }
 
 impl Default for Config {
@@ -31,6 +50,7 @@ impl Default for Config {
             gossip_interval_ms: 250,
             anti_entropy_interval_ms: 2_000,
             heartbeat_interval_ms: 15_000,
+            max_drift_ms: 60_000,
         }
     }
 }
@@ -49,8 +69,22 @@ pub enum Effect<T> {
     Store {
         /// the key
         key: Key,
+        /// its leaf, for loading by leaf
+        leaf: Leaf,
         /// its whole state
         state: T,
+    },
+    /// Remove `key` from storage: handed off, or a collected tombstone.
+    Delete {
+        /// the key
+        key: Key,
+    },
+    /// Persist a leaf's digest (0: the leaf is empty).
+    StoreLeaf {
+        /// the leaf
+        leaf: Leaf,
+        /// the sum of its keys' digests
+        digest: u64,
     },
     /// Persist the membership.
     StoreMembers(Membership),
@@ -65,6 +99,23 @@ pub enum Effect<T> {
     },
     /// Send subscribers a heartbeat.
     Heartbeat,
+}
+
+/// What must be in memory before an input: single keys (present or not),
+/// and whole leaves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// keys to load, each with its state or none
+    pub keys: Vec<Key>,
+    /// leaves to load with every key in them
+    pub leaves: Vec<Leaf>,
+}
+
+impl Needs {
+    /// Whether nothing is missing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.leaves.is_empty()
+    }
 }
 
 /// Why a write was not applied.
@@ -120,6 +171,16 @@ impl<T> Outbox<T> {
     }
 }
 
+/// A leaf on its way to its replicas, or a tombstone on its way out: the
+/// digest it had when sent, and the replicas that have not confirmed it.
+/// Both are sent again every anti-entropy round until confirmed.
+#[derive(Debug)]
+struct Pending {
+    digest: u64,
+    targets: BTreeSet<NodeId>,
+    waiting: BTreeSet<NodeId>,
+}
+
 /// A replica node of a cluster that replicates values of type `T`.
 #[derive(Debug)]
 pub struct Node<T: Crdt, P: Placement> {
@@ -128,8 +189,21 @@ pub struct Node<T: Crdt, P: Placement> {
     placement: P,
     members: Membership,
     partition: Partition,
+    /// The states in memory: a subset of what is stored, unless `complete`.
     data: BTreeMap<Key, T>,
     digests: BTreeMap<Key, u64>,
+    by_leaf: BTreeMap<Leaf, BTreeSet<Key>>,
+    /// The sum of the key digests of each leaf this node stores.
+    leaves: BTreeMap<Leaf, u64>,
+    /// Whether `data` holds every key this node stores.
+    complete: bool,
+    loaded_keys: BTreeSet<Key>,
+    loaded_leaves: BTreeSet<Leaf>,
+    tombstones: BTreeSet<Key>,
+    /// Leaves this node no longer replicates, being handed to their replicas.
+    moving: BTreeMap<Leaf, Pending>,
+    /// Tombstones this node (their first replica) is collecting.
+    reaping: BTreeMap<Key, Pending>,
     outbox: BTreeMap<NodeId, Outbox<T>>,
     subscribers: BTreeMap<Key, usize>,
     unpublished: BTreeSet<Key>,
@@ -139,11 +213,12 @@ pub struct Node<T: Crdt, P: Placement> {
     /// Anti-entropy rounds since this node last changed: each doubles the
     /// wait before the next, up to [`MAX_IDLE_BACKOFF`] times the interval.
     idle_rounds: u32,
-    /// The latest wall-clock time a write or tick brought.
+    /// The latest wall-clock time an input brought.
     now: u64,
     next_heartbeat: u64,
     anti_entropy_turn: usize,
     clock: Hlc,
+    refused: u64,
 }
 
 /// Who writes and when: handed to a write's operation.
@@ -153,6 +228,19 @@ pub struct Stamp {
     pub node: NodeId,
     /// a hybrid-logical-clock timestamp, later than any this node has seen
     pub time: u64,
+}
+
+fn key_digest<T: Crdt>(key: &str, state: &T) -> u64 {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes.extend(postcard::to_allocvec(state).unwrap_or_default());
+    fnv1a(&bytes)
+}
+
+/// The digest of a batch of states, as a leaf digest sums them.
+fn states_digest<T: Crdt>(states: &[(Key, T)]) -> u64 {
+    states
+        .iter()
+        .fold(0u64, |d, (k, v)| d.wrapping_add(key_digest(k, v)))
 }
 
 impl<T: Crdt, P: Placement> Node<T, P> {
@@ -167,6 +255,14 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             partition: Partition::default(),
             data: BTreeMap::new(),
             digests: BTreeMap::new(),
+            by_leaf: BTreeMap::new(),
+            leaves: BTreeMap::new(),
+            complete: true,
+            loaded_keys: BTreeSet::new(),
+            loaded_leaves: BTreeSet::new(),
+            tombstones: BTreeSet::new(),
+            moving: BTreeMap::new(),
+            reaping: BTreeMap::new(),
             outbox: BTreeMap::new(),
             subscribers: BTreeMap::new(),
             unpublished: BTreeSet::new(),
@@ -178,15 +274,17 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             next_heartbeat: 0,
             anti_entropy_turn: 0,
             clock: Hlc::default(),
+            refused: 0,
         }
     }
 
-    /// Restores stored membership, partition and states, with no effects.
+    /// Restores stored membership, partition and leaf digests, with no
+    /// effects. States come later, as inputs need them ([`Node::load`]).
     pub fn restore(
         &mut self,
         members: Option<Membership>,
         partition: Option<Partition>,
-        states: impl IntoIterator<Item = (Key, T)>,
+        leaves: impl IntoIterator<Item = (Leaf, u64)>,
     ) {
         if let Some(m) = members {
             self.members.merge(&m);
@@ -194,10 +292,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if let Some(p) = partition {
             self.partition = p;
         }
-        for (key, state) in states {
-            self.observe(&state);
-            self.set_digest(&key, &state);
-            self.data.insert(key, state);
+        for (leaf, digest) in leaves {
+            if digest != 0 {
+                self.leaves.insert(leaf, digest);
+                self.complete = false;
+            }
         }
     }
 
@@ -232,7 +331,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         &self.partition
     }
 
-    /// The state of `key`, if this node has one.
+    /// The state of `key`, if this node has one in memory.
     pub fn read(&self, key: &str) -> Option<&T> {
         self.data.get(key)
     }
@@ -242,25 +341,203 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.placement.replicas(key, &self.members)
     }
 
-    /// Every key this node holds.
+    /// The leaf of `key`.
+    pub fn leaf(&self, key: &str) -> Leaf {
+        self.placement.leaf(key)
+    }
+
+    /// The keys in memory.
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
         self.data.keys()
     }
 
-    /// The digest of the keys this node shares with `peer` (both are
-    /// replicas of them) and of the membership: anti-entropy compares it.
-    pub fn root_for(&self, peer: NodeId) -> u64 {
-        let members = fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default());
-        self.digests
-            .iter()
-            .filter(|(key, _)| self.shared_with(key, peer))
-            .fold(members, |root, (_, d)| root.wrapping_add(*d))
+    /// How many leaves hold data here, and how many of them are being
+    /// handed off to other replicas.
+    pub fn leaf_counts(&self) -> (usize, usize) {
+        (self.leaves.len(), self.moving.len())
     }
 
-    /// Whether this node and `peer` are both replicas of `key`.
-    fn shared_with(&self, key: &str, peer: NodeId) -> bool {
-        let replicas = self.placement.replicas(key, &self.members);
+    /// Gossiped states refused so far for timestamps beyond the drift.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    // ---- loading ---------------------------------------------------------
+
+    fn key_loaded(&self, key: &str) -> bool {
+        self.complete
+            || self.loaded_keys.contains(key)
+            || self.leaf_loaded(self.placement.leaf(key))
+    }
+
+    fn leaf_loaded(&self, leaf: Leaf) -> bool {
+        self.complete || self.loaded_leaves.contains(&leaf) || !self.leaves.contains_key(&leaf)
+    }
+
+    fn needs_keys<'a>(&self, keys: impl IntoIterator<Item = &'a Key>) -> Needs {
+        let mut keys: Vec<Key> = keys
+            .into_iter()
+            .filter(|k| !self.key_loaded(k))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Needs {
+            keys,
+            leaves: Vec::new(),
+        }
+    }
+
+    fn needs_leaves(&self, leaves: impl IntoIterator<Item = Leaf>) -> Needs {
+        let mut leaves: Vec<Leaf> = leaves
+            .into_iter()
+            .filter(|l| !self.leaf_loaded(*l))
+            .collect();
+        leaves.sort_unstable();
+        leaves.dedup();
+        Needs {
+            keys: Vec::new(),
+            leaves,
+        }
+    }
+
+    /// What a client write or read of `key` needs in memory.
+    pub fn needs_key(&self, key: &Key) -> Needs {
+        self.needs_keys([key])
+    }
+
+    /// What handling `message` needs in memory.
+    pub fn needs_for(&self, from: NodeId, message: &Message<T>) -> Needs {
+        match message {
+            Message::Gossip { states, want, .. } => {
+                self.needs_keys(states.iter().map(|(k, _)| k).chain(want))
+            }
+            Message::Transfer { leaves, .. } => {
+                self.needs_keys(leaves.iter().flat_map(|(_, s)| s.iter().map(|(k, _)| k)))
+            }
+            Message::Summary { leaves, .. } => {
+                let theirs: BTreeMap<Leaf, u64> = leaves.iter().copied().collect();
+                self.needs_leaves(self.differing_leaves(&theirs, from))
+            }
+            Message::Keys { leaves } => self.needs_leaves(leaves.iter().map(|(l, _)| *l)),
+            Message::Handoff { states, .. } => self.needs_keys(states.iter().map(|(k, _)| k)),
+            Message::Reap { keys } | Message::Forget { keys } => {
+                self.needs_keys(keys.iter().map(|(k, _)| k))
+            }
+            Message::Reaped { keys } => self.needs_keys(keys),
+            Message::Digest { .. } | Message::HandoffDone | Message::Transferred { .. } => {
+                Needs::default()
+            }
+        }
+    }
+
+    /// What the node's own work needs in memory: leaves to hand off, and
+    /// while draining, everything for the heir. Load it, then call
+    /// [`Node::resume`].
+    pub fn wanted(&self) -> Needs {
+        if !self.is_member() || !self.status().is_live() {
+            return Needs::default();
+        }
+        let foreign = self.foreign_leaves();
+        if foreign.is_empty() && matches!(self.status(), Status::Draining { .. }) {
+            return self.needs_leaves(self.leaves.keys().copied());
+        }
+        self.needs_leaves(foreign)
+    }
+
+    /// Takes states from storage: single keys (`None`: not stored) and
+    /// whole leaves. What is already in memory is newer and stays.
+    pub fn load(&mut self, keys: Vec<(Key, Option<T>)>, leaves: Vec<(Leaf, Vec<(Key, T)>)>) {
+        for (key, state) in keys {
+            if let Some(state) = state {
+                self.take_stored(key.clone(), state);
+            }
+            self.loaded_keys.insert(key);
+        }
+        for (leaf, states) in leaves {
+            for (key, state) in states {
+                self.take_stored(key, state);
+            }
+            self.loaded_leaves.insert(leaf);
+        }
+    }
+
+    fn take_stored(&mut self, key: Key, state: T) {
+        if self.data.contains_key(&key) || self.loaded_keys.contains(&key) {
+            return;
+        }
+        if let Some(t) = state.latest_stamp() {
+            self.clock.observe(t);
+        }
+        let leaf = self.placement.leaf(&key);
+        if state.is_tombstone() {
+            self.tombstones.insert(key.clone());
+        }
+        self.digests.insert(key.clone(), key_digest(&key, &state));
+        self.by_leaf.entry(leaf).or_default().insert(key.clone());
+        self.data.insert(key, state);
+    }
+
+    /// Continues the work [`Node::wanted`] waited for.
+    pub fn resume(&mut self) {
+        self.move_foreign_leaves(true);
+    }
+
+    // ---- digests ---------------------------------------------------------
+
+    /// Whether this node and `peer` both replicate `leaf`.
+    fn shares(&self, leaf: Leaf, peer: NodeId) -> bool {
+        let replicas = self.placement.leaf_replicas(leaf, &self.members);
         replicas.contains(&self.id) && replicas.contains(&peer)
+    }
+
+    /// The digests of the leaves this node holds and shares with `peer`.
+    fn shared_leaves(&self, peer: NodeId) -> BTreeMap<Leaf, u64> {
+        self.leaves
+            .iter()
+            .filter(|(leaf, _)| self.shares(**leaf, peer))
+            .map(|(l, d)| (*l, *d))
+            .collect()
+    }
+
+    /// The digest of the leaves this node shares with `peer` and of the
+    /// membership: anti-entropy compares it first.
+    pub fn root_for(&self, peer: NodeId) -> u64 {
+        let members = fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default());
+        self.shared_leaves(peer)
+            .iter()
+            .fold(members, |root, (leaf, d)| {
+                let mut bytes = leaf.to_le_bytes().to_vec();
+                bytes.extend(d.to_le_bytes());
+                root.wrapping_add(fnv1a(&bytes))
+            })
+    }
+
+    /// Shared leaves whose digests differ from `theirs`, a round's worth.
+    fn differing_leaves(&self, theirs: &BTreeMap<Leaf, u64>, peer: NodeId) -> Vec<Leaf> {
+        let mine = self.shared_leaves(peer);
+        let mut differ: Vec<Leaf> = mine
+            .iter()
+            .filter(|(l, d)| theirs.get(l) != Some(d))
+            .map(|(l, _)| *l)
+            .chain(
+                theirs
+                    .iter()
+                    .filter(|(l, d)| mine.get(l) != Some(d) && self.shares(**l, peer))
+                    .map(|(l, _)| *l),
+            )
+            .collect();
+        differ.sort_unstable();
+        differ.dedup();
+        // Start at a different place each round, so every leaf gets its turn.
+        let start = self.anti_entropy_turn % differ.len().max(1);
+        differ.rotate_left(start);
+        differ.truncate(LEAVES_PER_ROUND);
+        differ
+    }
+
+    fn leaf_keys(&self, leaf: Leaf) -> impl Iterator<Item = &Key> {
+        self.by_leaf.get(&leaf).into_iter().flatten()
     }
 
     /// Takes the queued effects, in the order they arose.
@@ -291,15 +568,18 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         Some(at)
     }
 
+    // ---- client input ------------------------------------------------------
+
     /// Applies a client write at wall-clock time `now_ms`: `op` reads the
     /// current state and a [`Stamp`] and returns a delta, which is merged,
-    /// stored and gossiped.
+    /// stored and gossiped. `key` must be loaded ([`Node::needs_key`]).
     pub fn write<E>(
         &mut self,
         key: &str,
         now_ms: u64,
         op: impl FnOnce(&T, Stamp) -> Result<T, E>,
-    ) -> Result<&T, WriteError<E>> {
+    ) -> Result<T, WriteError<E>> {
+        debug_assert!(self.key_loaded(key), "{key} written before it was loaded");
         if !self.accepts_writes() {
             return Err(WriteError::NotAccepting {
                 forward_to: self.forward_target(),
@@ -314,7 +594,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         let delta =
             op(self.data.get(key).unwrap_or(&empty), stamp).map_err(WriteError::Rejected)?;
         self.apply(key, &delta, Some(None));
-        Ok(&self.data[key])
+        Ok(self.data.get(key).cloned().unwrap_or_default())
     }
 
     /// A node that accepts writes in place of this one.
@@ -354,13 +634,20 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         }
     }
 
+    // ---- membership ----------------------------------------------------------
+
     /// Adds node `id` to the membership. Ids must come from one allocator
     /// (the edge uses a registry object): two nodes' views may both lack a
     /// fresh id, so a node cannot pick one safely on its own.
+    ///
+    /// Leaves whose replicas now include the newcomer reach it from the
+    /// nodes that stop replicating them ([`Message::Transfer`]) and by
+    /// anti-entropy from the others.
     pub fn add_node(&mut self, id: NodeId, now: u64) -> Result<(), AddError> {
         if self.members.status(id).is_some() {
             return Err(AddError::Known(id));
         }
+        self.now = self.now.max(now);
         let mut grown = self.members.clone();
         grown.set(id, Status::Active);
         self.merge_members(&grown);
@@ -389,17 +676,19 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// Starts (or retries) the retirement of this node.
     ///
     /// The node stops accepting writes (status Draining, with a chosen heir)
-    /// and sends its whole state to the heir. The heir merges it, folds this
-    /// node's entries into its own with [`Crdt::absorb`], stores the result,
-    /// gossips it, marks this node Retired and answers
-    /// [`Message::HandoffDone`]. A lost handoff is retried by calling this
-    /// again; the heir's fold is idempotent.
+    /// and leaves every hash-ring leaf, which it hands to the leaf's new
+    /// replicas ([`Message::Transfer`]) until each has stored it. Then it
+    /// sends what remains (the keys every node holds) to the heir. The heir
+    /// merges it, folds this node's entries into its own with
+    /// [`Crdt::absorb`], stores the result, gossips it, marks this node
+    /// Retired and answers [`Message::HandoffDone`]. A lost handoff is
+    /// retried by calling this again; the heir's fold is idempotent.
     ///
     /// The heir is chosen from this node's view, which may be stale: it may
     /// have retired already. A retired node never answers, and it folded no
     /// node it did not mark retired first, so a retry sends the handoff to
     /// the node the heir retired into (to the end of that chain), which
-    /// folds this node in its place. Returns the node the handoff went to.
+    /// folds this node in its place. Returns the node the handoff goes to.
     pub fn begin_retire(&mut self) -> Result<NodeId, RetireError> {
         if !self.is_member() {
             return Err(RetireError::NotMember);
@@ -424,24 +713,112 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 heir
             }
         };
-        let to = successor(&self.members, heir);
-        let states = self
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        self.send(
-            to,
-            Message::Handoff {
-                members: self.members.clone(),
-                states,
-            },
-        );
-        Ok(to)
+        self.move_foreign_leaves(true);
+        Ok(successor(&self.members, heir))
     }
 
-    /// Handles a message from peer `from`.
-    pub fn receive(&mut self, from: NodeId, message: Message<T>) {
+    /// Leaves this node holds but no longer replicates.
+    fn foreign_leaves(&self) -> Vec<Leaf> {
+        self.leaves
+            .keys()
+            .filter(|l| {
+                !self
+                    .placement
+                    .leaf_replicas(**l, &self.members)
+                    .contains(&self.id)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Sends each loaded foreign leaf to its replicas: at once when it is
+    /// new or changed, else again when `force` or anti-entropy is due.
+    /// A draining node with no foreign leaf left sends the heir its handoff
+    /// (when `force`).
+    fn move_foreign_leaves(&mut self, force: bool) {
+        if !self.is_member() || !self.status().is_live() {
+            return;
+        }
+        let foreign = self.foreign_leaves();
+        self.moving.retain(|l, _| foreign.contains(l));
+        let retry = self.now >= self.next_anti_entropy || force;
+        let mut batches: BTreeMap<NodeId, Vec<(Leaf, Vec<(Key, T)>)>> = BTreeMap::new();
+        for leaf in foreign.iter().copied() {
+            if !self.leaf_loaded(leaf) {
+                continue;
+            }
+            let digest = self.leaves.get(&leaf).copied().unwrap_or(0);
+            let targets: BTreeSet<NodeId> = self
+                .placement
+                .leaf_replicas(leaf, &self.members)
+                .into_iter()
+                .collect();
+            let fresh = self
+                .moving
+                .get(&leaf)
+                .is_none_or(|p| p.digest != digest || p.targets != targets);
+            if fresh {
+                self.moving.insert(
+                    leaf,
+                    Pending {
+                        digest,
+                        waiting: targets.clone(),
+                        targets,
+                    },
+                );
+            } else if !retry {
+                continue;
+            }
+            let states: Vec<(Key, T)> = self
+                .leaf_keys(leaf)
+                .filter_map(|k| self.data.get(k).map(|v| (k.clone(), v.clone())))
+                .collect();
+            for to in &self.moving[&leaf].waiting {
+                if !self.partition.separates(self.id, *to) {
+                    batches.entry(*to).or_default().push((leaf, states.clone()));
+                }
+            }
+        }
+        for (to, leaves) in batches {
+            let mut leaves = leaves.into_iter().peekable();
+            while leaves.peek().is_some() {
+                let batch = leaves.by_ref().take(TRANSFER_BATCH).collect();
+                self.send(
+                    to,
+                    Message::Transfer {
+                        members: self.members.clone(),
+                        leaves: batch,
+                    },
+                );
+            }
+        }
+        if force && foreign.is_empty() {
+            if let Status::Draining { heir } = self.status() {
+                if self.leaves.keys().all(|l| self.leaf_loaded(*l)) {
+                    let states = self
+                        .data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let to = successor(&self.members, heir);
+                    self.send(
+                        to,
+                        Message::Handoff {
+                            members: self.members.clone(),
+                            states,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- peer input ------------------------------------------------------------
+
+    /// Handles a message from peer `from` at wall-clock time `now_ms`. What
+    /// [`Node::needs_for`] names must be loaded; what is not is skipped.
+    pub fn receive(&mut self, from: NodeId, message: Message<T>, now_ms: u64) {
+        self.now = self.now.max(now_ms);
         if !self.status().is_live()
             || (message.is_gossip() && self.partition.separates(self.id, from))
         {
@@ -457,6 +834,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     self.merge_members(&m);
                 }
                 for (key, state) in &states {
+                    if !self.key_loaded(key) {
+                        continue;
+                    }
+                    if self.too_far_ahead(state) {
+                        self.refused += 1;
+                        continue;
+                    }
                     self.apply(key, state, None);
                 }
                 let states = self.states_of(want);
@@ -475,36 +859,56 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 if root != self.root_for(from) {
                     // A divergence: probe at the full rate until it is gone.
                     self.became_busy();
-                    let keys = self
-                        .digests
-                        .iter()
-                        .filter(|(k, _)| self.shared_with(k, from))
-                        .map(|(k, d)| (k.clone(), *d))
-                        .collect();
+                    let leaves = self.shared_leaves(from).into_iter().collect();
                     self.send(
                         from,
                         Message::Summary {
                             members: self.members.clone(),
-                            keys,
+                            leaves,
                         },
                     );
                 }
             }
-            Message::Summary { members, keys } => {
+            Message::Summary { members, leaves } => {
                 self.merge_members(&members);
-                let theirs: BTreeMap<Key, u64> = keys.into_iter().collect();
-                let differs = |k: &Key, d: &u64| theirs.get(k) != Some(d);
-                let push: Vec<Key> = self
-                    .digests
-                    .iter()
-                    .filter(|(k, d)| differs(k, d) && self.shared_with(k, from))
-                    .map(|(k, _)| k.clone())
+                let theirs: BTreeMap<Leaf, u64> = leaves.into_iter().collect();
+                let leaves: Vec<(Leaf, Vec<(Key, u64)>)> = self
+                    .differing_leaves(&theirs, from)
+                    .into_iter()
+                    .filter(|l| self.leaf_loaded(*l))
+                    .map(|l| {
+                        let keys = self
+                            .leaf_keys(l)
+                            .map(|k| (k.clone(), self.digests.get(k).copied().unwrap_or(0)))
+                            .collect();
+                        (l, keys)
+                    })
                     .collect();
-                let want: Vec<Key> = theirs
-                    .iter()
-                    .filter(|(k, d)| self.digests.get(*k) != Some(*d) && self.shared_with(k, from))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                if !leaves.is_empty() {
+                    self.became_busy();
+                    self.send(from, Message::Keys { leaves });
+                }
+            }
+            Message::Keys { leaves } => {
+                let mut push = Vec::new();
+                let mut want = Vec::new();
+                for (leaf, theirs) in leaves {
+                    if !self.shares(leaf, from) || !self.leaf_loaded(leaf) {
+                        continue;
+                    }
+                    let theirs: BTreeMap<Key, u64> = theirs.into_iter().collect();
+                    push.extend(
+                        self.leaf_keys(leaf)
+                            .filter(|k| theirs.get(*k) != self.digests.get(*k))
+                            .cloned(),
+                    );
+                    want.extend(
+                        theirs
+                            .iter()
+                            .filter(|(k, d)| self.digests.get(*k) != Some(d))
+                            .map(|(k, _)| k.clone()),
+                    );
+                }
                 let states = self.states_of(push);
                 if !states.is_empty() || !want.is_empty() {
                     self.became_busy();
@@ -529,7 +933,96 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     }
                 }
             }
+            Message::Transfer { members, leaves } => {
+                self.merge_members(&members);
+                let mut stored = Vec::new();
+                for (leaf, states) in leaves {
+                    let replicas = self.placement.leaf_replicas(leaf, &self.members);
+                    if !replicas.contains(&self.id)
+                        || states.iter().any(|(k, _)| !self.key_loaded(k))
+                    {
+                        continue;
+                    }
+                    for (key, state) in &states {
+                        self.apply(key, state, None);
+                    }
+                    stored.push((leaf, states_digest(&states)));
+                }
+                if !stored.is_empty() {
+                    self.send(from, Message::Transferred { leaves: stored });
+                }
+            }
+            Message::Transferred { leaves } => {
+                let mut done = false;
+                for (leaf, digest) in leaves {
+                    let held = self.leaves.get(&leaf).copied().unwrap_or(0);
+                    let Some(p) = self.moving.get_mut(&leaf) else {
+                        continue;
+                    };
+                    if p.digest != digest || held != digest {
+                        continue;
+                    }
+                    p.waiting.remove(&from);
+                    if p.waiting.is_empty() {
+                        self.moving.remove(&leaf);
+                        self.forget_leaf(leaf);
+                        done = true;
+                    }
+                }
+                if done && self.moving.is_empty() && self.foreign_leaves().is_empty() {
+                    self.move_foreign_leaves(true);
+                }
+            }
+            Message::Reap { keys } => {
+                let held: Vec<Key> = keys
+                    .into_iter()
+                    .filter(|(k, d)| self.tombstones.contains(k) && self.digests.get(k) == Some(d))
+                    .map(|(k, _)| k)
+                    .collect();
+                if !held.is_empty() {
+                    self.send(from, Message::Reaped { keys: held });
+                }
+            }
+            Message::Reaped { keys } => {
+                let mut done = Vec::new();
+                for key in keys {
+                    let current = self.digests.get(&key).copied();
+                    if let Some(p) = self.reaping.get_mut(&key) {
+                        if Some(p.digest) == current {
+                            p.waiting.remove(&from);
+                            if p.waiting.is_empty() {
+                                done.push((key, p.digest));
+                            }
+                        }
+                    }
+                }
+                let mut forget: BTreeMap<NodeId, Vec<(Key, u64)>> = BTreeMap::new();
+                for (key, digest) in done {
+                    for peer in self.replicas(&key) {
+                        if peer != self.id {
+                            forget.entry(peer).or_default().push((key.clone(), digest));
+                        }
+                    }
+                    self.forget_key(&key);
+                }
+                for (to, keys) in forget {
+                    self.send(to, Message::Forget { keys });
+                }
+            }
+            Message::Forget { keys } => {
+                for (key, digest) in keys {
+                    if self.tombstones.contains(&key) && self.digests.get(&key) == Some(&digest) {
+                        self.forget_key(&key);
+                    }
+                }
+            }
         }
+    }
+
+    fn too_far_ahead(&self, state: &T) -> bool {
+        state
+            .latest_stamp()
+            .is_some_and(|t| t != 0 && Hlc::check(t, self.now, self.config.max_drift_ms).is_err())
     }
 
     /// Reports that `message` to `to` was not delivered.
@@ -546,10 +1039,14 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 }
             }
         }
+        // Transfers, handoffs and collections are retried by their owners.
     }
 
+    // ---- timers ------------------------------------------------------------------
+
     /// Advances the clock to `now`: flushes gossip and subscriber pushes
-    /// when their interval has passed, and runs anti-entropy and heartbeats.
+    /// when their interval has passed; runs anti-entropy, transfer retries,
+    /// tombstone collection and heartbeats.
     pub fn tick(&mut self, now: u64) {
         self.now = self.now.max(now);
         if !self.is_member() || !self.status().is_live() {
@@ -570,6 +1067,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 let root = self.root_for(peer);
                 self.send(peer, Message::Digest { root });
             }
+            self.move_foreign_leaves(false);
+            self.collect_tombstones();
+            if !self.moving.is_empty() || !self.reaping.is_empty() {
+                self.idle_rounds = 0;
+            }
             let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
             self.next_anti_entropy = now + self.config.anti_entropy_interval_ms * backoff;
             self.idle_rounds = self.idle_rounds.saturating_add(1);
@@ -577,6 +1079,49 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if !self.subscribers.is_empty() && now >= self.next_heartbeat {
             self.effects.push(Effect::Heartbeat);
             self.next_heartbeat = now + self.config.heartbeat_interval_ms;
+        }
+    }
+
+    /// As a key's first replica, asks the others whether they hold its
+    /// tombstone; a key every replica holds is then forgotten everywhere.
+    fn collect_tombstones(&mut self) {
+        let mut asks: BTreeMap<NodeId, Vec<(Key, u64)>> = BTreeMap::new();
+        let tombstones: Vec<Key> = self.tombstones.iter().cloned().collect();
+        for key in tombstones {
+            let replicas = self.replicas(&key);
+            if replicas.first() != Some(&self.id) {
+                self.reaping.remove(&key);
+                continue;
+            }
+            let digest = self.digests.get(&key).copied().unwrap_or(0);
+            let others: BTreeSet<NodeId> = replicas.into_iter().filter(|n| *n != self.id).collect();
+            if others.is_empty() {
+                self.forget_key(&key);
+                continue;
+            }
+            let p = self.reaping.entry(key.clone()).or_insert(Pending {
+                digest,
+                targets: others.clone(),
+                waiting: others.clone(),
+            });
+            if p.digest != digest || p.targets != others {
+                *p = Pending {
+                    digest,
+                    targets: others.clone(),
+                    waiting: others,
+                };
+            }
+            for peer in p.waiting.iter() {
+                let batch = asks.entry(*peer).or_default();
+                if batch.len() < REAP_BATCH && !self.partition.separates(self.id, *peer) {
+                    batch.push((key.clone(), digest));
+                }
+            }
+        }
+        for (to, keys) in asks {
+            if !keys.is_empty() {
+                self.send(to, Message::Reap { keys });
+            }
         }
     }
 
@@ -624,18 +1169,22 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
         }
         self.merge_members(members);
-        if !self.accepts_writes() {
-            // Only an active heir may absorb; the drain waits for an admin.
+        if !self.accepts_writes() || states.iter().any(|(k, _)| !self.key_loaded(k)) {
+            // Only an active heir with the keys at hand may absorb; the
+            // drain waits for a retry.
             return;
         }
         for (key, state) in states {
             // The drained node gossips no more: pass its state on.
             self.apply(key, state, Some(Some(from)));
         }
-        let folds: Vec<(Key, T)> = self
-            .data
+        // The drained node wrote only keys it held, and it sent them all.
+        let folds: Vec<(Key, T)> = states
             .iter()
-            .filter_map(|(k, v)| v.absorb(from, self.id).map(|d| (k.clone(), d)))
+            .filter_map(|(k, _)| {
+                let v = self.data.get(k)?;
+                v.absorb(from, self.id).map(|d| (k.clone(), d))
+            })
             .collect();
         for (key, delta) in &folds {
             self.apply(key, delta, Some(Some(from)));
@@ -645,6 +1194,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.merge_members(&m);
         self.send(from, Message::HandoffDone);
     }
+
+    // ---- state -------------------------------------------------------------------
 
     /// Merges `delta` into `key`. `gossip_except`: `None` to keep it local,
     /// `Some(skip)` to buffer it for every other replica except `skip`.
@@ -665,9 +1216,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 state
             }
         };
-        self.observe(&state);
+        if let Some(t) = state.latest_stamp() {
+            self.clock.observe(t);
+        }
         self.became_busy();
-        self.set_digest(key, &state);
+        self.set_digest(key, Some(&state));
         if self.subscribers.contains_key(key) {
             self.unpublished.insert(key.to_owned());
         }
@@ -679,10 +1232,83 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 }
             }
         }
+        let leaf = self.placement.leaf(key);
         self.effects.push(Effect::Store {
             key: key.to_owned(),
+            leaf,
             state,
         });
+    }
+
+    /// Drops `key` here: stored elsewhere, or a tombstone every replica holds.
+    fn forget_key(&mut self, key: &str) {
+        if self.data.remove(key).is_none() {
+            return;
+        }
+        self.set_digest(key, None);
+        self.loaded_keys.insert(key.to_owned());
+        self.reaping.remove(key);
+        self.unpublished.remove(key);
+        for b in self.outbox.values_mut() {
+            b.states.remove(key);
+        }
+        self.effects.push(Effect::Delete {
+            key: key.to_owned(),
+        });
+    }
+
+    fn forget_leaf(&mut self, leaf: Leaf) {
+        let keys: Vec<Key> = self.leaf_keys(leaf).cloned().collect();
+        for key in keys {
+            self.forget_key(&key);
+        }
+    }
+
+    /// Keeps the key's digest, its leaf's sum and the indexes in step with
+    /// its state (`None`: gone), and queues the leaf's new sum for storage.
+    fn set_digest(&mut self, key: &str, state: Option<&T>) {
+        let leaf = self.placement.leaf(key);
+        let old = self.digests.remove(key).unwrap_or(0);
+        let new = match state {
+            Some(s) => {
+                let d = key_digest(key, s);
+                self.digests.insert(key.to_owned(), d);
+                self.by_leaf.entry(leaf).or_default().insert(key.to_owned());
+                if s.is_tombstone() {
+                    self.tombstones.insert(key.to_owned());
+                } else {
+                    self.tombstones.remove(key);
+                }
+                d
+            }
+            None => {
+                if let Some(keys) = self.by_leaf.get_mut(&leaf) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.by_leaf.remove(&leaf);
+                    }
+                }
+                self.tombstones.remove(key);
+                0
+            }
+        };
+        if !self.leaves.contains_key(&leaf) {
+            // An empty leaf was wholly in memory; it stays so.
+            self.loaded_leaves.insert(leaf);
+        }
+        let sum = self
+            .leaves
+            .get(&leaf)
+            .copied()
+            .unwrap_or(0)
+            .wrapping_sub(old)
+            .wrapping_add(new);
+        if sum == 0 {
+            self.leaves.remove(&leaf);
+        } else {
+            self.leaves.insert(leaf, sum);
+        }
+        self.effects.push(Effect::StoreLeaf { leaf, digest: sum });
     }
 
     /// Back to the full anti-entropy rate after a change.
@@ -692,19 +1318,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             let soon = self.now + self.config.anti_entropy_interval_ms;
             self.next_anti_entropy = self.next_anti_entropy.min(soon);
         }
-    }
-
-    fn observe(&mut self, state: &T) {
-        if let Some(t) = state.latest_stamp() {
-            self.clock.observe(t);
-        }
-    }
-
-    fn set_digest(&mut self, key: &str, state: &T) {
-        let mut bytes = key.as_bytes().to_vec();
-        bytes.extend(postcard::to_allocvec(state).unwrap_or_default());
-        let digest = fnv1a(&bytes);
-        self.digests.insert(key.to_owned(), digest);
     }
 
     fn merge_members(&mut self, other: &Membership) {
@@ -719,6 +1332,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         for peer in peers {
             self.outbox.entry(peer).or_default().members = true;
         }
+        // Replicas may have changed: hand off what this node no longer keeps.
+        self.move_foreign_leaves(false);
     }
 
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -767,7 +1382,7 @@ mod test {
 
     fn add(n: &mut Node<PnCounter, AllNodes>) -> Result<i64, WriteError<PnError>> {
         n.write("k", 0, |s: &PnCounter, at| s.add(at.node, 1))
-            .map(PnCounter::value)
+            .map(|c| c.value())
     }
 
     #[test]
@@ -792,7 +1407,7 @@ mod test {
         for effect in adder.take_effects() {
             if let Effect::Send { to, message } = effect {
                 assert_eq!(to, NodeId(9));
-                stranger.receive(NodeId(0), message);
+                stranger.receive(NodeId(0), message, 0);
             }
         }
         assert!(stranger.accepts_writes());
@@ -877,7 +1492,7 @@ mod test {
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1_442_695_040_888_963_407);
                 if !(lost >> 33).is_multiple_of(3) {
-                    nodes[to.0 as usize].receive(from, message);
+                    nodes[to.0 as usize].receive(from, message, 1_000 + round * 250);
                 }
             }
         }
@@ -898,5 +1513,290 @@ mod test {
                 }
             }
         }
+    }
+
+    /// A small cluster of `Node<Value, ByKind>` with a disk per node, driven
+    /// the way the edge host drives one: needs loaded before every input.
+    struct Ring {
+        nodes: BTreeMap<NodeId, Node<Value, ByKind>>,
+        disks: BTreeMap<NodeId, crate::cluster::MemoryStore<Value>>,
+        now: u64,
+    }
+
+    use crate::cluster::ByKind;
+    use crate::crdt::{CausalContext, Kind, MvRegister, Payload, Value};
+
+    impl Ring {
+        fn new(n: u32) -> Self {
+            let config = Config {
+                initial_nodes: n,
+                ..Config::default()
+            };
+            let nodes = (0..n)
+                .map(|i| {
+                    (
+                        NodeId(i),
+                        Node::new(NodeId(i), config.clone(), ByKind::new(3, 64)),
+                    )
+                })
+                .collect();
+            let disks = (0..n).map(|i| (NodeId(i), Default::default())).collect();
+            Ring {
+                nodes,
+                disks,
+                now: 1_000_000,
+            }
+        }
+
+        fn node(&mut self, id: NodeId) -> &mut Node<Value, ByKind> {
+            self.nodes.get_mut(&id).expect("a node")
+        }
+
+        /// Delivers every message (dropping those `lose` picks) until quiet.
+        fn run(&mut self, mut lose: impl FnMut(&Message<Value>) -> bool) {
+            let mut queue = Vec::new();
+            loop {
+                for (id, n) in &mut self.nodes {
+                    let disk = self.disks.get_mut(id).expect("a disk");
+                    loop {
+                        let wanted = n.wanted();
+                        if wanted.is_empty() {
+                            break;
+                        }
+                        disk.supply(n, wanted);
+                        n.resume();
+                    }
+                    for effect in n.take_effects() {
+                        disk.record(&effect);
+                        if let Effect::Send { to, message } = effect {
+                            queue.push((*id, to, message));
+                        }
+                    }
+                }
+                let Some((from, to, message)) = queue.pop() else {
+                    break;
+                };
+                if lose(&message) {
+                    continue;
+                }
+                let now = self.now;
+                if let (Some(n), Some(disk)) = (self.nodes.get_mut(&to), self.disks.get(&to)) {
+                    disk.supply(n, n.needs_for(from, &message));
+                    n.receive(from, message, now);
+                }
+            }
+        }
+
+        /// Advances time by `ms` in gossip-interval ticks, delivering everything.
+        fn pass(&mut self, ms: u64) {
+            let end = self.now + ms;
+            while self.now < end {
+                self.now += 250;
+                let now = self.now;
+                self.nodes.values_mut().for_each(|n| n.tick(now));
+                self.run(|_| false);
+            }
+        }
+
+        fn put(&mut self, at: NodeId, key: &str, text: &str, seen: &CausalContext) {
+            let now = self.now;
+            let disk = self.disks.get(&at).expect("a disk").clone();
+            let n = self.node(at);
+            disk.supply(n, n.needs_key(&key.to_owned()));
+            n.write(key, now, |v: &Value, stamp| {
+                let reg = v.as_register().cloned().unwrap_or_default();
+                Ok::<_, ()>(Value::Register(reg.write(
+                    stamp.node,
+                    seen,
+                    Payload::Text(text.into()),
+                    stamp.time,
+                )))
+            })
+            .unwrap();
+        }
+
+        /// The stored register of `key` at each node that stores one.
+        fn stored(&self, key: &str) -> BTreeMap<NodeId, MvRegister> {
+            self.disks
+                .iter()
+                .filter_map(|(id, d)| {
+                    d.states()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| v.as_register().cloned())
+                        .map(|r| (*id, r))
+                })
+                .collect()
+        }
+
+        fn texts(reg: &MvRegister) -> Vec<String> {
+            reg.siblings()
+                .map(|(_, v)| match &v.payload {
+                    Payload::Text(t) => t.clone(),
+                    Payload::Bytes(_) => String::new(),
+                })
+                .collect()
+        }
+    }
+
+    fn kv(i: usize) -> String {
+        Kind::Register.key(&format!("k{i}"))
+    }
+
+    /// Growing 4 -> 6 and shrinking to 3 with a third of the transfers
+    /// lost: every key ends stored at exactly its replicas, with its value.
+    #[test]
+    fn resizes_hand_keys_to_their_new_replicas_before_letting_go() {
+        let mut ring = Ring::new(4);
+        let none = CausalContext::default();
+        for i in 0..60 {
+            let at = ring.node(NodeId(0)).replicas(&kv(i))[i % 3];
+            ring.put(at, &kv(i), &format!("v{i}"), &none);
+        }
+        ring.pass(1_000);
+        for new in [4, 5] {
+            let config = Config {
+                initial_nodes: 4,
+                ..Config::default()
+            };
+            ring.nodes.insert(
+                NodeId(new),
+                Node::new(NodeId(new), config, ByKind::new(3, 64)),
+            );
+            ring.disks.insert(NodeId(new), Default::default());
+            let now = ring.now;
+            ring.node(NodeId(0)).add_node(NodeId(new), now).unwrap();
+            let mut turn = 0;
+            ring.run(|m| {
+                turn += 1;
+                matches!(m, Message::Transfer { .. }) && turn % 3 == 0
+            });
+            ring.pass(20_000);
+        }
+        for leaving in [1, 3, 5] {
+            ring.node(NodeId(leaving)).begin_retire().unwrap();
+            ring.pass(20_000);
+            while !matches!(ring.node(NodeId(leaving)).status(), Status::Retired { .. }) {
+                ring.node(NodeId(leaving)).begin_retire().unwrap();
+                ring.pass(2_000);
+            }
+        }
+        ring.pass(30_000);
+        let members = ring.node(NodeId(0)).members().clone();
+        assert_eq!(
+            members.active().collect::<Vec<_>>(),
+            [NodeId(0), NodeId(2), NodeId(4)]
+        );
+        for i in 0..60 {
+            let stored = ring.stored(&kv(i));
+            let holders: Vec<NodeId> = stored.keys().copied().collect();
+            let mut replicas = ByKind::new(3, 64).replicas(&kv(i), &members);
+            replicas.sort();
+            assert_eq!(holders, replicas, "{} stored at", kv(i));
+            for reg in stored.values() {
+                assert_eq!(Ring::texts(reg), [format!("v{i}")]);
+            }
+        }
+    }
+
+    /// A delete leaves a tombstone at every replica; once all three hold
+    /// it, the first replica collects it and every row is gone. A stale
+    /// client context cannot then cover a later write.
+    #[test]
+    fn tombstones_are_collected_once_every_replica_holds_them() {
+        let mut ring = Ring::new(5);
+        let key = kv(7);
+        let replicas = ring.node(NodeId(0)).replicas(&key);
+        let none = CausalContext::default();
+        ring.put(replicas[1], &key, "old", &none);
+        ring.pass(1_000);
+        let read = ring.stored(&key)[&replicas[2]].clone();
+        // The delete reaches one replica only, at first: nothing is collected.
+        let at = replicas[2];
+        let now = ring.now;
+        ring.node(at)
+            .write(&key, now, |v: &Value, _| {
+                let reg = v.as_register().cloned().unwrap_or_default();
+                Ok::<_, ()>(Value::Register(reg.delete(read.context())))
+            })
+            .unwrap();
+        ring.nodes.values_mut().for_each(|n| n.tick(now + 2_000));
+        ring.run(|m| matches!(m, Message::Gossip { .. } | Message::Keys { .. }));
+        assert_eq!(ring.stored(&key).len(), 3, "kept while a replica lacks it");
+        assert!(ring.stored(&key).values().any(|r| !r.is_empty()));
+        ring.pass(20_000);
+        assert!(
+            ring.stored(&key).is_empty(),
+            "collected: {:?}",
+            ring.stored(&key)
+        );
+        // A write from the pre-delete context is a new value, not covered.
+        ring.put(replicas[1], &key, "new", read.context());
+        ring.put(replicas[0], &key, "blind", &none);
+        ring.pass(2_000);
+        for reg in ring.stored(&key).values() {
+            let mut texts = Ring::texts(reg);
+            texts.sort();
+            assert_eq!(texts, ["blind", "new"]);
+        }
+    }
+
+    /// A node restarted from its disk starts with leaf digests only and
+    /// reads keys as inputs need them; anti-entropy still repairs it.
+    #[test]
+    fn a_restarted_node_loads_only_what_inputs_need() {
+        let mut ring = Ring::new(3);
+        let none = CausalContext::default();
+        for i in 0..40 {
+            ring.put(NodeId(0), &kv(i), "x", &none);
+        }
+        ring.pass(1_000);
+        let config = Config {
+            initial_nodes: 3,
+            ..Config::default()
+        };
+        let mut again = Node::new(NodeId(1), config, ByKind::new(3, 64));
+        ring.disks[&NodeId(1)].restore(&mut again);
+        assert_eq!(again.keys().count(), 0);
+        assert_eq!(
+            again.root_for(NodeId(0)),
+            ring.node(NodeId(0)).root_for(NodeId(1))
+        );
+        ring.nodes.insert(NodeId(1), again);
+        // Writes made while it was away reach it by anti-entropy.
+        for i in 0..5 {
+            ring.put(
+                NodeId(0),
+                &kv(i),
+                "y",
+                &ring.stored(&kv(i))[&NodeId(0)].context().clone(),
+            );
+        }
+        ring.pass(10_000);
+        let loaded = ring.node(NodeId(1)).keys().count();
+        assert!(loaded < 40, "loaded {loaded} keys, not all 40");
+        for i in 0..5 {
+            assert_eq!(Ring::texts(&ring.stored(&kv(i))[&NodeId(1)]), ["y"]);
+        }
+    }
+
+    #[test]
+    fn gossip_stamped_beyond_the_drift_is_refused() {
+        let mut a = Node::new(NodeId(0), Config::default(), ByKind::new(3, 64));
+        let far = crate::crdt::Hlc::stamp_of(10_000_000);
+        let reg = MvRegister::default().write(
+            NodeId(1),
+            &CausalContext::default(),
+            Payload::Text("future".into()),
+            far,
+        );
+        let message = Message::Gossip {
+            members: None,
+            states: vec![(kv(1), Value::Register(reg))],
+            want: Vec::new(),
+        };
+        a.receive(NodeId(1), message.clone(), 1_000);
+        assert_eq!((a.read(&kv(1)), a.refused()), (None, 1));
+        a.receive(NodeId(1), message, 10_000_000);
+        assert!(a.read(&kv(1)).is_some(), "accepted once the clock is there");
     }
 }

@@ -15,10 +15,30 @@ use super::{fnv1a, Membership};
 use crate::NodeId;
 use std::cell::RefCell;
 
-/// A placement policy: the replicas of a key among the live members.
+/// A group of keys that share their replicas under every membership: the
+/// unit of anti-entropy digests and of handoff when the replicas change.
+pub type Leaf = u32;
+
+/// Leaves of a key space: keys fall into one of this many by their hash.
+pub const LEAVES: u32 = 1 << 12;
+
+/// A placement policy: the replicas of a key among the members.
 pub trait Placement {
+    /// The leaf of `key`.
+    fn leaf(&self, key: &str) -> Leaf;
+
+    /// The nodes that keep a copy of every key of `leaf`, in preference order.
+    fn leaf_replicas(&self, leaf: Leaf, members: &Membership) -> Vec<NodeId>;
+
     /// The nodes that keep a copy of `key`, in preference order.
-    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId>;
+    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId> {
+        self.leaf_replicas(self.leaf(key), members)
+    }
+}
+
+/// The leaf of a key by its hash: the top bits.
+fn leaf_of(key: &str) -> Leaf {
+    (hash(key) >> (64 - LEAVES.trailing_zeros())) as Leaf
 }
 
 /// Every live node holds every key: the policy of the visit counters.
@@ -26,15 +46,22 @@ pub trait Placement {
 pub struct AllNodes;
 
 impl Placement for AllNodes {
-    fn replicas(&self, _key: &str, members: &Membership) -> Vec<NodeId> {
+    fn leaf(&self, key: &str) -> Leaf {
+        leaf_of(key)
+    }
+
+    fn leaf_replicas(&self, _leaf: Leaf, members: &Membership) -> Vec<NodeId> {
         members.live().collect()
     }
 }
 
-/// A consistent-hash ring: each live node owns `vnodes` points on a 64-bit
-/// circle, and a key's replicas are the first `replicas` distinct nodes
-/// clockwise from the key's hash. Adding one node to `n` moves only the
-/// keys whose arc the new points split: about `1/(n+1)` of them.
+/// A consistent-hash ring: each active node owns `vnodes` points on a
+/// circle of [`LEAVES`] slots, and a key's replicas are the first
+/// `replicas` distinct nodes clockwise from its leaf. Points sit on leaf
+/// boundaries, so every key of a leaf has the same replicas. Adding one
+/// node to `n` moves only the leaves whose arc the new points split: about
+/// `1/(n+1)` of them. Draining nodes hold no points: their keys move to
+/// the nodes that stay.
 #[derive(Debug)]
 pub struct HashRing {
     replicas: usize,
@@ -47,7 +74,7 @@ pub struct HashRing {
 #[derive(Debug)]
 struct Points {
     nodes: Vec<NodeId>,
-    sorted: Vec<(u64, NodeId)>,
+    sorted: Vec<(Leaf, NodeId)>,
 }
 
 impl HashRing {
@@ -61,9 +88,9 @@ impl HashRing {
     }
 
     fn points(&self, nodes: Vec<NodeId>) -> Points {
-        let mut sorted: Vec<(u64, NodeId)> = nodes
+        let mut sorted: Vec<(Leaf, NodeId)> = nodes
             .iter()
-            .flat_map(|n| (0..self.vnodes).map(move |v| (hash(&format!("{n}#{v}")), *n)))
+            .flat_map(|n| (0..self.vnodes).map(move |v| (leaf_of(&format!("{n}#{v}")), *n)))
             .collect();
         sorted.sort_unstable();
         Points { nodes, sorted }
@@ -79,15 +106,20 @@ fn hash(text: &str) -> u64 {
 }
 
 impl Placement for HashRing {
-    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId> {
-        let nodes: Vec<NodeId> = members.live().collect();
+    fn leaf(&self, key: &str) -> Leaf {
+        leaf_of(key)
+    }
+
+    fn leaf_replicas(&self, leaf: Leaf, members: &Membership) -> Vec<NodeId> {
+        let nodes: Vec<NodeId> = members.active().collect();
         let mut cache = self.cache.borrow_mut();
         let want = self.replicas.min(nodes.len());
         if cache.as_ref().is_none_or(|p| p.nodes != nodes) {
             *cache = Some(self.points(nodes));
         }
         let points = &cache.as_ref().expect("filled above").sorted;
-        let start = points.partition_point(|(h, _)| *h < hash(key));
+        // A point at slot p owns the leaves after the previous point, up to p.
+        let start = points.partition_point(|(p, _)| *p < leaf);
         let mut out = Vec::with_capacity(want);
         for (_, node) in points.iter().cycle().skip(start).take(points.len()) {
             if out.len() == want {
@@ -118,10 +150,19 @@ impl ByKind {
 }
 
 impl Placement for ByKind {
-    fn replicas(&self, key: &str, members: &Membership) -> Vec<NodeId> {
+    /// Ring leaves are `0..LEAVES`; the leaves of all-node keys follow.
+    fn leaf(&self, key: &str) -> Leaf {
         match crate::crdt::Kind::of_key(key) {
-            Some((crate::crdt::Kind::Register, _)) => self.ring.replicas(key, members),
-            _ => AllNodes.replicas(key, members),
+            Some((crate::crdt::Kind::Register, _)) => self.ring.leaf(key),
+            _ => LEAVES + AllNodes.leaf(key),
+        }
+    }
+
+    fn leaf_replicas(&self, leaf: Leaf, members: &Membership) -> Vec<NodeId> {
+        if leaf < LEAVES {
+            self.ring.leaf_replicas(leaf, members)
+        } else {
+            AllNodes.leaf_replicas(leaf, members)
         }
     }
 }

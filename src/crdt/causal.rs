@@ -50,13 +50,35 @@ impl CausalContext {
     /// Whether every dot of `other` is in this set.
     pub fn covers(&self, other: &CausalContext) -> bool {
         other.vv.iter().all(|(node, n)| {
-            (1..=*n).all(|counter| {
-                self.contains(Dot {
-                    node: *node,
-                    counter,
-                })
-            })
+            let top = self.vv.get(node).copied().unwrap_or(0);
+            // Past `top`, every dot up to `n` must be in the cloud.
+            top >= *n
+                || self
+                    .cloud
+                    .range(
+                        Dot {
+                            node: *node,
+                            counter: top + 1,
+                        }..=Dot {
+                            node: *node,
+                            counter: *n,
+                        },
+                    )
+                    .count() as u64
+                    == *n - top
         }) && other.cloud.iter().all(|d| self.contains(*d))
+    }
+
+    /// Whether the set holds any dot of `node`.
+    pub fn knows(&self, node: NodeId) -> bool {
+        self.vv.contains_key(&node) || self.cloud.iter().any(|d| d.node == node)
+    }
+
+    /// Adds every dot of `node` up to `counter`.
+    pub fn cover_through(&mut self, node: NodeId, counter: u64) {
+        let top = self.vv.entry(node).or_insert(0);
+        *top = (*top).max(counter);
+        self.compact();
     }
 
     /// The next dot of `node` after every one in the set.

@@ -88,8 +88,19 @@ impl MvRegister {
         payload: Payload,
         stamp: u64,
     ) -> MvRegister {
-        let dot = self.context.next_dot(node);
         let mut context = seen.clone();
+        let dot = if self.context.knows(node) {
+            self.context.next_dot(node)
+        } else {
+            // The node's first dot here (or first since this key's tombstone
+            // was collected): its clock's stamp, above every counter it ever
+            // gave this key, so an old client context cannot cover it.
+            context.cover_through(node, stamp.max(1) - 1);
+            Dot {
+                node,
+                counter: stamp.max(1),
+            }
+        };
         context.insert(dot);
         MvRegister {
             values: BTreeMap::from([(dot, Versioned { payload, stamp })]),
@@ -184,6 +195,10 @@ impl Crdt for MvRegister {
 
     fn latest_stamp(&self) -> Option<u64> {
         self.values.values().map(|v| v.stamp).max()
+    }
+
+    fn is_tombstone(&self) -> bool {
+        self.values.is_empty() && !self.context.is_empty()
     }
 }
 

@@ -160,6 +160,10 @@ impl Crdt for Value {
             Value::Empty => None,
         }
     }
+
+    fn is_tombstone(&self) -> bool {
+        matches!(self, Value::Register(r) if r.is_tombstone())
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! A [`Node`] inside a Durable Object: the only place that turns its effects
 //! into storage writes, peer calls, alarms and SSE pushes.
 //!
-//! Storage keys: `id` (this node's id), `members`, `partition`, and `k:<key>`
-//! for each replicated value, one row per key, each a postcard envelope.
-//! A write is acknowledged after its `put`; the Durable Object output gate
-//! also holds every response until earlier writes are durable.
+//! Storage: `id` (this node's id), `members` and `partition` as key-value
+//! pairs; every replicated value is one row of the SQL table `kv(key, leaf,
+//! state)` (a postcard envelope), indexed by leaf, and each leaf's digest a
+//! row of `leaves(leaf, digest)`. The node starts from the membership and
+//! the leaf digests; keys are read when an input needs them, one by one or
+//! a leaf at a time, never all at once. A write is acknowledged after it
+//! is stored; the Durable Object output gate also holds every response
+//! until earlier writes are durable.
 
 use super::{
     call_node, header, internal_request, json, now_ms, Failure, Outcome, Settings, FORWARDED, FROM,
@@ -12,7 +16,8 @@ use super::{
 };
 use crate::api::ApiError;
 use crate::cluster::{
-    ByKind, Config, Effect, Key, Membership, Message, Node, Partition, Stamp, Status, WriteError,
+    ByKind, Config, Effect, Key, Leaf, Membership, Message, Needs, Node, Partition, Stamp, Status,
+    WriteError,
 };
 use crate::codec::{self, MAX_FRAME};
 use crate::crdt::{Crdt, Kind, Value};
@@ -22,9 +27,11 @@ use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use worker::js_sys::{Object, Reflect, Uint8Array};
-use worker::{Env, Headers, Method, Request, Response, ScheduledTime, State};
+use worker::{Env, Headers, Method, Request, Response, ScheduledTime, SqlStorageValue, State};
 
-const STATE_PREFIX: &str = "k:";
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, leaf INTEGER NOT NULL, state BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS kv_leaf ON kv (leaf);
+CREATE TABLE IF NOT EXISTS leaves (leaf INTEGER PRIMARY KEY, digest BLOB NOT NULL);";
 
 /// What became of a client write.
 pub(crate) enum Written<E> {
@@ -96,17 +103,16 @@ impl Host {
         };
         let members = read_bytes(&storage, "members").await?;
         let partition = read_bytes(&storage, "partition").await?;
-        let rows = storage
-            .list_with_options(worker::ListOptions::new().prefix(STATE_PREFIX))
-            .await?;
-        let mut states = Vec::new();
-        for entry in rows.entries() {
-            let pair = worker::js_sys::Array::from(&entry?);
-            let key = pair.get(0).as_string().unwrap_or_default();
-            let bytes = Uint8Array::new(&pair.get(1)).to_vec();
-            match codec::decode_state::<Value>(&bytes) {
-                Ok(state) => states.push((key[STATE_PREFIX.len()..].to_owned(), state)),
-                Err(e) => worker::console_error!("{id}: skipping stored {key}: {e}"),
+        let sql = storage.sql();
+        sql.exec(SCHEMA, None)?;
+        let mut leaves = Vec::new();
+        for row in sql.exec("SELECT leaf, digest FROM leaves", None)?.raw() {
+            if let [SqlStorageValue::Integer(leaf), SqlStorageValue::Blob(d)] = row?.as_slice() {
+                let digest = <[u8; 8]>::try_from(d.as_slice()).map(u64::from_le_bytes);
+                match (u32::try_from(*leaf), digest) {
+                    (Ok(leaf), Ok(digest)) => leaves.push((leaf, digest)),
+                    _ => worker::console_error!("{id}: skipping a bad leaf row {leaf}"),
+                }
             }
         }
         let members = members.and_then(|b| codec::decode::<Membership>(&b, MAX_FRAME).ok());
@@ -117,9 +123,10 @@ impl Host {
             gossip_interval_ms: s.gossip_interval_ms,
             anti_entropy_interval_ms: s.anti_entropy_interval_ms,
             heartbeat_interval_ms: s.heartbeat_interval_ms,
+            max_drift_ms: s.max_drift_ms,
         };
         let mut node = Node::new(id, config, ByKind::new(s.replicas, 64));
-        node.restore(members, partition, states);
+        node.restore(members, partition, leaves);
         let mut slot = self.node.borrow_mut();
         if slot.is_none() {
             *slot = Some(node);
@@ -127,9 +134,60 @@ impl Host {
         Ok(())
     }
 
+    /// Reads into the node what `needs` names: single keys, whole leaves.
+    fn supply(&self, needs: Needs) -> worker::Result<()> {
+        if needs.is_empty() {
+            return Ok(());
+        }
+        let sql = self.state.storage().sql();
+        let mut keys = Vec::new();
+        for key in needs.keys {
+            let rows = sql.exec(
+                "SELECT key, state FROM kv WHERE key = ?",
+                vec![key.clone().into()],
+            )?;
+            let state = self.decode_rows(rows)?.pop().map(|(_, s)| s);
+            keys.push((key, state));
+        }
+        let mut leaves = Vec::new();
+        for leaf in needs.leaves {
+            let rows = sql.exec(
+                "SELECT key, state FROM kv WHERE leaf = ?",
+                vec![i64::from(leaf).into()],
+            )?;
+            leaves.push((leaf, self.decode_rows(rows)?));
+        }
+        self.with(|n| n.load(keys, leaves));
+        Ok(())
+    }
+
+    /// `(key, state)` rows; a row that does not decode is logged and skipped.
+    fn decode_rows(&self, rows: worker::SqlCursor) -> worker::Result<Vec<(Key, Value)>> {
+        let mut out = Vec::new();
+        for row in rows.raw() {
+            if let [SqlStorageValue::String(key), SqlStorageValue::Blob(bytes)] = row?.as_slice() {
+                match codec::decode_state::<Value>(bytes) {
+                    Ok(state) => out.push((key.clone(), state)),
+                    Err(e) => worker::console_error!("skipping stored {key}: {e}"),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hands `from`'s message to the node, with what it needs loaded.
+    fn receive(&self, from: NodeId, message: Message<Value>) -> worker::Result<()> {
+        let needs = self.with(|n| n.needs_for(from, &message));
+        self.supply(needs)?;
+        self.with(|n| n.receive(from, message, now_ms()));
+        Ok(())
+    }
+
     /// The value of `key` at this node (`Empty` when it has none).
-    pub fn read(&self, key: &str) -> Value {
-        self.with(|n| n.read(key).cloned().unwrap_or_default())
+    pub fn read(&self, key: &str) -> worker::Result<Value> {
+        let needs = self.with(|n| n.needs_key(&key.to_owned()));
+        self.supply(needs)?;
+        Ok(self.with(|n| n.read(key).cloned().unwrap_or_default()))
     }
 
     /// `None` when this node is a replica of `key`; otherwise a replica of
@@ -143,16 +201,29 @@ impl Host {
         })
     }
 
-    /// Up to `limit` keys of this node that start with `prefix` and sort
-    /// after `after`, in key order, with their values.
-    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<(Key, Value)> {
-        self.with(|n| {
-            n.keys()
-                .filter(|k| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
-                .take(limit)
-                .map(|k| (k.clone(), n.read(k).cloned().unwrap_or_default()))
-                .collect()
-        })
+    /// Up to `limit` stored keys that start with `prefix` and sort after
+    /// `after`, in key order, with their values: one indexed range read.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> worker::Result<Vec<(Key, Value)>> {
+        let from = after.filter(|a| *a >= prefix).unwrap_or(prefix);
+        let op = if after.is_some_and(|a| a >= prefix) {
+            ">"
+        } else {
+            ">="
+        };
+        let rows = self.state.storage().sql().exec(
+            &format!("SELECT key, state FROM kv WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"),
+            vec![
+                from.into(),
+                format!("{prefix}\u{10FFFF}").into(),
+                (limit as i64).into(),
+            ],
+        )?;
+        self.decode_rows(rows)
     }
 
     /// A client write: `op` makes a delta from the current value and a
@@ -162,7 +233,9 @@ impl Host {
         key: &str,
         op: impl FnOnce(&Value, Stamp) -> Result<Value, E>,
     ) -> Result<Written<E>, Failure> {
-        let written = self.with(|n| n.write(key, now_ms(), op).cloned());
+        let needs = self.with(|n| n.needs_key(&key.to_owned()));
+        self.supply(needs)?;
+        let written = self.with(|n| n.write(key, now_ms(), op));
         match written {
             Ok(value) => {
                 self.settle(None).await?;
@@ -198,22 +271,40 @@ impl Host {
             .expect("node loaded by ensure()"))
     }
 
-    /// Performs effects until none are left; messages to `reply_to` are
-    /// returned instead of sent, to travel back in the HTTP response.
+    /// Performs effects until none are left, loading what the node's own
+    /// work waits for; messages to `reply_to` are returned instead of sent,
+    /// to travel back in the HTTP response.
     pub async fn settle(&self, reply_to: Option<NodeId>) -> worker::Result<Vec<Message<Value>>> {
         let mut replies = Vec::new();
         loop {
+            let wanted = self.with(|n| n.wanted());
+            if !wanted.is_empty() {
+                self.supply(wanted)?;
+                self.with(|n| n.resume());
+            }
             let effects = self.with(|n| n.take_effects());
             if effects.is_empty() {
                 break;
             }
+            let sql = self.state.storage().sql();
             let mut rows = Vec::new();
             let mut sends = Vec::new();
             for effect in effects {
                 match effect {
-                    Effect::Store { key, state } => {
-                        rows.push((format!("{STATE_PREFIX}{key}"), codec::encode(&state)))
+                    Effect::Store { key, leaf, state } => {
+                        sql.exec(
+                            "INSERT OR REPLACE INTO kv (key, leaf, state) VALUES (?, ?, ?)",
+                            vec![
+                                key.into(),
+                                i64::from(leaf).into(),
+                                codec::encode(&state).into(),
+                            ],
+                        )?;
                     }
+                    Effect::Delete { key } => {
+                        sql.exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
+                    }
+                    Effect::StoreLeaf { leaf, digest } => store_leaf(&sql, leaf, digest)?,
                     Effect::StoreMembers(m) => rows.push(("members".into(), codec::encode(&m))),
                     Effect::StorePartition(p) => rows.push(("partition".into(), codec::encode(&p))),
                     Effect::Publish { key, state } => {
@@ -234,16 +325,16 @@ impl Host {
         Ok(replies)
     }
 
+    /// Writes key-value pairs (the membership, the partition).
     async fn store(&self, rows: Vec<(String, Vec<u8>)>) -> worker::Result<()> {
-        // Durable Object storage takes at most 128 pairs per put.
-        for chunk in rows.chunks(128) {
-            let obj = Object::new();
-            for (k, v) in chunk {
-                Reflect::set(&obj, &k.into(), &Uint8Array::from(&v[..]).into())?;
-            }
-            self.state.storage().put_multiple_raw(obj).await?;
+        if rows.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let obj = Object::new();
+        for (k, v) in rows {
+            Reflect::set(&obj, &k.into(), &Uint8Array::from(&v[..]).into())?;
+        }
+        self.state.storage().put_multiple_raw(obj).await
     }
 
     /// Sends `message` to peer `to` and feeds its replies back into the node.
@@ -272,11 +363,13 @@ impl Host {
         }
         .await;
         match result {
-            Ok(replies) => self.with(|n| {
+            Ok(replies) => {
                 for reply in replies {
-                    n.receive(to, reply);
+                    if let Err(e) = self.receive(to, reply) {
+                        worker::console_warn!("{from}: a reply from {to} was dropped: {e}");
+                    }
                 }
-            }),
+            }
             Err(e) => {
                 worker::console_warn!("{from} -> {to}: send failed: {e}");
                 self.with(|n| n.send_failed(to, message));
@@ -332,10 +425,8 @@ impl Host {
     /// Opens an SSE stream of `key`'s states, starting with the current one.
     pub async fn subscribe(&self, key: &str) -> Outcome {
         let (tx, rx) = unbounded::<Vec<u8>>();
-        let state = self.with(|n| {
-            n.subscribe(key);
-            n.read(key).cloned().unwrap_or_default()
-        });
+        let state = self.read(key)?;
+        self.with(|n| n.subscribe(key));
         let hello = format!(
             "retry: {}\n\ndata: {}\n\n",
             self.settings.sse_retry_ms,
@@ -398,7 +489,7 @@ impl Host {
                 let message = codec::decode::<Message<Value>>(&body, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_frame", e.to_string()))?;
                 validate(&message).map_err(|e| ApiError::new(400, "bad_frame", e))?;
-                self.with(|n| n.receive(from, message));
+                self.receive(from, message)?;
                 let replies = codec::encode(&self.settle(Some(from)).await?);
                 let (frames, bytes) = self.sent.get();
                 self.sent.set((frames, bytes + replies.len() as u64));
@@ -477,7 +568,10 @@ impl Host {
                 "status": members.get(&n.id().to_string()).cloned().unwrap_or(serde_json::json!("active")),
                 "members": members,
                 "partition": groups,
-                "keys": n.keys().count(),
+                "keys_in_memory": n.keys().count(),
+                "leaves": n.leaf_counts().0,
+                "leaves_moving": n.leaf_counts().1,
+                "refused_states": n.refused(),
                 "sent": { "frames": self.sent.get().0, "bytes": self.sent.get().1 },
             })
         })
@@ -486,13 +580,23 @@ impl Host {
 
 /// Checks every state and the membership in a peer frame.
 fn validate(message: &Message<Value>) -> Result<(), String> {
-    let (members, states): (Option<&Membership>, &[(Key, Value)]) = match message {
+    let (members, states): (Option<&Membership>, Vec<&(Key, Value)>) = match message {
         Message::Gossip {
             members, states, ..
-        } => (members.as_ref(), states),
-        Message::Handoff { members, states } => (Some(members), states),
-        Message::Summary { members, .. } => (Some(members), &[]),
-        Message::Digest { .. } | Message::HandoffDone => (None, &[]),
+        } => (members.as_ref(), states.iter().collect()),
+        Message::Handoff { members, states } => (Some(members), states.iter().collect()),
+        Message::Transfer { members, leaves } => (
+            Some(members),
+            leaves.iter().flat_map(|(_, states)| states).collect(),
+        ),
+        Message::Summary { members, .. } => (Some(members), Vec::new()),
+        Message::Digest { .. }
+        | Message::HandoffDone
+        | Message::Keys { .. }
+        | Message::Transferred { .. }
+        | Message::Reap { .. }
+        | Message::Reaped { .. }
+        | Message::Forget { .. } => (None, Vec::new()),
     };
     if let Some(m) = members {
         m.validate().map_err(|e| e.to_string())?;
@@ -501,6 +605,21 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
         crate::api::check_name(key).map_err(|e| e.message)?;
         state.validate().map_err(|e| format!("{key}: {e}"))?;
         state.check_key(key).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn store_leaf(sql: &worker::SqlStorage, leaf: Leaf, digest: u64) -> worker::Result<()> {
+    if digest == 0 {
+        sql.exec(
+            "DELETE FROM leaves WHERE leaf = ?",
+            vec![i64::from(leaf).into()],
+        )?;
+    } else {
+        sql.exec(
+            "INSERT OR REPLACE INTO leaves (leaf, digest) VALUES (?, ?)",
+            vec![i64::from(leaf).into(), digest.to_le_bytes().to_vec().into()],
+        )?;
     }
     Ok(())
 }

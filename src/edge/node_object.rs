@@ -92,7 +92,7 @@ mod counters {
         req: Request,
     ) -> Outcome {
         let state = match op {
-            "read" => host.read(key),
+            "read" => host.read(key)?,
             "increment" => {
                 let by: i64 = header(&req, BY)?;
                 let written = host
@@ -158,17 +158,17 @@ mod sets {
         // writes (the chaos clients' oracle) read it back from there.
         let mut stamp = None;
         let written = match op {
-            "read" => Written::Stored(host.read(key)),
+            "read" => Written::Stored(host.read(key)?),
             "updates" => {
                 let since: u64 = header(&req, SINCE)?;
-                let state = current(&host.read(key));
+                let state = current(&host.read(key)?);
                 let body = set::updates_reply(format, name, id, &state, since);
                 return Ok(bytes(200, format.content_type(), body)?);
             }
             "create" => {
                 let bias = set::BiasName::parse(&header::<String>(&req, BIAS)?)
                     .ok_or_else(|| ApiError::new(400, "bad_request", "unknown bias"))?;
-                if let Some((_, had)) = current(&host.read(key)).created() {
+                if let Some((_, had)) = current(&host.read(key)?).created() {
                     if had != bias {
                         let had = set::BiasName::from(had).as_str();
                         let e = ApiError::new(
