@@ -254,7 +254,7 @@ mod kv {
             // `key` is the stored-key prefix, `kv:PREFIX`.
             let limit: usize = header(&req, LIMIT)?;
             let after = req.headers().get(AFTER)?;
-            let rows = host.list(key, after.as_deref(), limit.saturating_add(1));
+            let rows = host.list(key, after.as_deref(), limit.saturating_add(1))?;
             let page = NodePage::new(rows, limit);
             return Ok(bytes(200, POSTCARD, codec::encode(&page))?);
         }
@@ -269,7 +269,7 @@ mod kv {
         let current = |v: &Value| v.as_register().cloned().unwrap_or_default();
         let resolve = req.headers().get(RESOLVE)?.is_some();
         let written = match op {
-            "kv-read" => Written::Stored(host.read(key)),
+            "kv-read" => Written::Stored(host.read(key)?),
             "kv-put" => {
                 let PutWire { payload, context } = codec::decode(&body().await?, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
@@ -293,7 +293,7 @@ mod kv {
             "kv-delete" => {
                 let seen: Option<CausalContext> = codec::decode(&body().await?, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
-                let register = current(&host.read(key));
+                let register = current(&host.read(key)?);
                 let seen = seen.unwrap_or_else(|| register.context().clone());
                 let delta = register.delete(&seen);
                 // Nothing to delete and nothing new to remember: no write.
