@@ -134,7 +134,8 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// Percent-decodes `s`; `None` when it is not valid percent-encoding of UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

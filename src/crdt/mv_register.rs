@@ -31,8 +31,12 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Most siblings a register keeps.
+/// Most siblings a write may leave at the replica that takes it.
 pub const MAX_SIBLINGS: usize = 64;
+
+/// Most siblings a remote state may carry: replicas that admit writes
+/// concurrently, each within [`MAX_SIBLINGS`], merge to more.
+pub const MAX_MERGED_SIBLINGS: usize = 8 * MAX_SIBLINGS;
 
 /// A write that would leave more than [`MAX_SIBLINGS`] siblings: the
 /// count it would keep besides its own.
@@ -175,9 +179,9 @@ impl Crdt for MvRegister {
 
     fn validate(&self) -> Result<(), InvalidState> {
         self.context.validate()?;
-        if self.values.len() > MAX_SIBLINGS {
+        if self.values.len() > MAX_MERGED_SIBLINGS {
             return Err(InvalidState(format!(
-                "{} siblings, over the limit of {MAX_SIBLINGS}",
+                "{} siblings, over the limit of {MAX_MERGED_SIBLINGS}",
                 self.values.len()
             )));
         }

@@ -166,7 +166,9 @@ impl Host {
         let mut out = Vec::new();
         for row in rows.raw() {
             if let [SqlStorageValue::String(key), SqlStorageValue::Blob(bytes)] = row?.as_slice() {
-                match codec::decode_state::<Value>(bytes) {
+                // This node wrote the row: concurrent writes merged at several
+                // replicas may have taken a register past one write's limits.
+                match codec::decode::<Value>(bytes, MAX_FRAME) {
                     Ok(state) => out.push((key.clone(), state)),
                     Err(e) => worker::console_error!("skipping stored {key}: {e}"),
                 }
@@ -602,7 +604,8 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
         m.validate().map_err(|e| e.to_string())?;
     }
     for (key, state) in states {
-        crate::api::check_name(key).map_err(|e| e.message)?;
+        let (_, name) = Kind::of_key(key).ok_or_else(|| format!("`{key}` names no known kind"))?;
+        crate::api::check_name(name).map_err(|e| e.message)?;
         state.validate().map_err(|e| format!("{key}: {e}"))?;
         state.check_key(key).map_err(|e| e.to_string())?;
     }

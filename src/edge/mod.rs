@@ -9,7 +9,7 @@ mod node_object;
 mod registry;
 mod router;
 
-use crate::api::ApiError;
+use crate::api::{kv, ApiError};
 use crate::NodeId;
 use serde::Serialize;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
@@ -30,6 +30,15 @@ pub(crate) const NEW_NODE: &str = "x-edge-new-node";
 pub(crate) const NEED_ACTIVE: &str = "x-edge-need-active";
 /// Response header listing the active node ids, so the router's table follows resizes.
 pub(crate) const MEMBERS: &str = "x-edge-crdt-members";
+/// `/client/kv-read`: only the last writer's sibling (`?resolve=lww`).
+pub(crate) const RESOLVE: &str = "x-edge-resolve";
+/// `/client/kv-list`: the stored key to list after, and how many keys.
+pub(crate) const AFTER: &str = "x-edge-after";
+pub(crate) const LIMIT: &str = "x-edge-limit";
+/// Client response headers of the kv routes: a key's preference list as the
+/// router sees it, and what the read cache did (`hit`, `miss`, `bypass`).
+pub(crate) const REPLICAS: &str = "x-edge-crdt-replicas";
+pub(crate) const CACHE: &str = "x-edge-crdt-cache";
 
 /// Cluster settings from the `[vars]` of wrangler.toml.
 #[derive(Clone, Debug)]
@@ -41,17 +50,23 @@ pub(crate) struct Settings {
     pub sse_retry_ms: u64,
     pub max_drift_ms: u64,
     pub replicas: usize,
+    /// `KV_MAX_KEY_BYTES` (at most 125) and `KV_MAX_VALUE_BYTES` (at most 48 KiB).
+    pub kv_limits: kv::Limits,
+    /// `KV_CACHE_MS`: how long the Worker caches a key's read; 0 disables.
+    pub kv_cache_ms: u64,
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Settings {
-        let num = |name: &str, default: u64, max: u64| {
+        let num_from = |name: &str, default: u64, min: u64, max: u64| {
             env.var(name)
                 .ok()
                 .and_then(|v| v.to_string().trim().parse::<u64>().ok())
-                .filter(|v| (1..=max).contains(v))
+                .filter(|v| (min..=max).contains(v))
                 .unwrap_or(default)
         };
+        let num = |name: &str, default: u64, max: u64| num_from(name, default, 1, max);
+        let limits = kv::Limits::default();
         Settings {
             nodes: num("NODES", 4, 64) as u32,
             gossip_interval_ms: num("GOSSIP_INTERVAL_MS", 250, 60_000),
@@ -60,6 +75,19 @@ impl Settings {
             sse_retry_ms: num("SSE_RETRY_MS", 2_000, 600_000),
             max_drift_ms: num("MAX_DRIFT_MS", 60_000, 86_400_000),
             replicas: num("REPLICAS", 3, 64) as usize,
+            kv_limits: kv::Limits {
+                max_key: num(
+                    "KV_MAX_KEY_BYTES",
+                    limits.max_key as u64,
+                    kv::MAX_KEY as u64,
+                ) as usize,
+                max_value: num(
+                    "KV_MAX_VALUE_BYTES",
+                    limits.max_value as u64,
+                    kv::MAX_VALUE as u64,
+                ) as usize,
+            },
+            kv_cache_ms: num_from("KV_CACHE_MS", 2_000, 0, 3_600_000),
         }
     }
 }
@@ -109,6 +137,23 @@ pub(crate) fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> worker::R
     headers.set("content-type", content_type)?;
     headers.set("cache-control", "no-store")?;
     Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// A copy of `res` with its own, mutable headers (a fetched response's are
+/// immutable), `cache-control: no-store`, and `extra` headers.
+pub(crate) async fn fresh(mut res: Response, extra: &[(&str, &str)]) -> worker::Result<Response> {
+    let headers = Headers::new();
+    for (k, v) in res.headers().entries() {
+        headers.set(&k, &v)?;
+    }
+    headers.set("cache-control", "no-store")?;
+    for (k, v) in extra {
+        headers.set(k, v)?;
+    }
+    let status = res.status_code();
+    Ok(Response::from_bytes(res.bytes().await?)?
         .with_status(status)
         .with_headers(headers))
 }

@@ -1,6 +1,6 @@
 //! The node object: a [`Host`] plus the client operations of each kind of
 //! value. Gossip, storage and streams stay in [`Host`]; a new kind adds one
-//! module like [`counters`] or [`sets`] and one arm in `handle`.
+//! module like [`counters`], [`sets`] or [`kv`] and one arm in `handle`.
 
 use super::host::Host;
 use super::{header, Failure, Outcome, FORMAT, KEY, MEMBERS, NODE};
@@ -60,6 +60,9 @@ impl ClusterNode {
             }
             Some((Kind::Set, name)) => {
                 sets::handle(&self.host, op, &key, name, format, req).await?
+            }
+            Some((Kind::Register, name)) => {
+                kv::handle(&self.host, op, &key, name, format, req).await?
             }
             _ => {
                 return Err(
@@ -215,6 +218,131 @@ mod sets {
             200,
             format.content_type(),
             set::reply(format, name, id, &state, stamp),
+        )?)
+    }
+}
+
+/// `/client/{kv-read,kv-put,kv-delete,kv-list}` for the multi-value
+/// registers. A register lives on the few replicas its key's place on the
+/// ring names: a node that is not one of them forwards the request (once)
+/// to one that is.
+mod kv {
+    use super::super::host::{Host, Written};
+    use super::super::{bytes, fresh, header, Outcome, AFTER, FORWARDED, LIMIT, RESOLVE};
+    use crate::api::kv::{self as api, NodePage, PutWire};
+    use crate::api::{not_found, ApiError, Format, POSTCARD};
+    use crate::codec::{self, MAX_FRAME, MAX_STATE};
+    use crate::crdt::{CausalContext, Crdt, TooManySiblings, Value, MAX_SIBLINGS};
+    use worker::Request;
+
+    /// Why a write was refused.
+    enum Refusal {
+        TooManySiblings(TooManySiblings),
+        /// the register's stored state would have this many bytes
+        TooLarge(usize),
+    }
+
+    pub async fn handle(
+        host: &Host,
+        op: &str,
+        key: &str,
+        name: &str,
+        format: Format,
+        req: Request,
+    ) -> Outcome {
+        if op == "kv-list" {
+            // `key` is the stored-key prefix, `kv:PREFIX`.
+            let limit: usize = header(&req, LIMIT)?;
+            let after = req.headers().get(AFTER)?;
+            let rows = host.list(key, after.as_deref(), limit.saturating_add(1))?;
+            let page = NodePage::new(rows, limit);
+            return Ok(bytes(200, POSTCARD, codec::encode(&page))?);
+        }
+        // Placement views may differ for a moment: a forwarded request is
+        // served where it lands rather than bounced again.
+        if let Some(target) = host.replica_target(key) {
+            if req.headers().get(FORWARDED)?.is_none() {
+                return Ok(fresh(host.forward(req, Some(target)).await?, &[]).await?);
+            }
+        }
+        let body = || async { req.clone_mut()?.bytes().await };
+        let current = |v: &Value| v.as_register().cloned().unwrap_or_default();
+        let resolve = req.headers().get(RESOLVE)?.is_some();
+        let written = match op {
+            "kv-read" => Written::Stored(host.read(key)?),
+            "kv-put" => {
+                let PutWire { payload, context } = codec::decode(&body().await?, MAX_FRAME)
+                    .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
+                host.write(key, |v, at| {
+                    let register = current(v);
+                    register
+                        .admits(&context)
+                        .map_err(Refusal::TooManySiblings)?;
+                    let delta = register.write(at.node, &context, payload, at.time);
+                    // A stored state over MAX_STATE would not load again.
+                    let mut after = register;
+                    after.merge(&delta);
+                    let size = codec::encode(&Value::Register(after)).len();
+                    if size > MAX_STATE {
+                        return Err(Refusal::TooLarge(size));
+                    }
+                    Ok(Value::Register(delta))
+                })
+                .await?
+            }
+            "kv-delete" => {
+                let seen: Option<CausalContext> = codec::decode(&body().await?, MAX_FRAME)
+                    .map_err(|e| ApiError::new(400, "bad_request", e.to_string()))?;
+                let register = current(&host.read(key)?);
+                let seen = seen.unwrap_or_else(|| register.context().clone());
+                let delta = register.delete(&seen);
+                // Nothing to delete and nothing new to remember: no write.
+                if !register.clone().merge(&delta) {
+                    Written::Stored(Value::Register(register))
+                } else {
+                    host.write(key, |v, _| {
+                        Ok::<_, Refusal>(Value::Register(current(v).delete(&seen)))
+                    })
+                    .await?
+                }
+            }
+            _ => return Err(not_found(op).into()),
+        };
+        let register = match written {
+            Written::Stored(v) => current(&v),
+            Written::Elsewhere(target) => {
+                return Ok(fresh(host.forward(req, target).await?, &[]).await?)
+            }
+            Written::Refused(Refusal::TooManySiblings(TooManySiblings(kept))) => {
+                return Err(ApiError::new(
+                    409,
+                    "too_many_siblings",
+                    format!(
+                        "this write would keep {kept} siblings besides its own, over the limit \
+                         of {MAX_SIBLINGS}: read the key (GET) and write with the `context` \
+                         of that read, which replaces the siblings it saw"
+                    ),
+                )
+                .into())
+            }
+            Written::Refused(Refusal::TooLarge(size)) => {
+                return Err(ApiError::new(
+                    413,
+                    "register_too_large",
+                    format!(
+                        "with its siblings the key would hold {size} bytes, over the limit of \
+                         {MAX_STATE}: read the key (GET) and write with the `context` of that \
+                         read, which replaces the siblings it saw"
+                    ),
+                )
+                .into())
+            }
+        };
+        let id = host.with(|n| n.id());
+        Ok(bytes(
+            200,
+            format.content_type(),
+            api::reply(format, name, id, &register, resolve),
         )?)
     }
 }

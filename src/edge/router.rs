@@ -2,18 +2,24 @@
 //! node object. Static pages are served by the assets binding before this
 //! runs. Only `/api/*` reaches objects for clients; `/admin/*` needs the
 //! bearer token; no client path reaches an object's `/peer` or `/admin/*`.
+//!
+//! A key-value request goes to one replica of its key (`/api/kv/:key`),
+//! through the Worker's read cache for `GET`; a listing (`/api/kv`) asks
+//! every active node and merges their pages.
 
 use super::{
-    call_node, internal_request, json, now_ms, Failure, Outcome, Settings, BIAS, BY, FORMAT, KEY,
-    MEMBERS, NEED_ACTIVE, NEW_NODE, SINCE,
+    bytes, call_node, fresh, internal_request, json, now_ms, Failure, Outcome, Settings, AFTER,
+    BIAS, BY, CACHE, FORMAT, KEY, LIMIT, MEMBERS, NEED_ACTIVE, NEW_NODE, REPLICAS, RESOLVE, SINCE,
 };
+use crate::api::kv::{self, NodePage, PutWire};
 use crate::api::{self, counter, set, ApiError, Format};
+use crate::cluster::{ByKind, Membership, Placement, Status};
 use crate::codec;
 use crate::crdt::Kind;
 use crate::NodeId;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use worker::{event, Context, Env, Method, Request, Response};
+use worker::{event, Cache, Context, Env, Headers, Method, Request, Response};
 
 thread_local! {
     /// Active nodes as last reported by a node; refreshed from every reply.
@@ -39,6 +45,8 @@ async fn route(req: Request, env: &Env) -> Outcome {
             };
             client(req, env, &settings, kind, name, rest).await
         }
+        ["api", "kv"] => kv_list(req, env, &settings).await,
+        ["api", "kv", key, rest @ ..] => kv_key(req, env, &settings, key, rest).await,
         ["admin", rest @ ..] => admin(req, env, &settings, rest).await,
         ["bench", "naive", "increment"] if bench_enabled(env) => {
             if method != Method::Post {
@@ -69,7 +77,7 @@ fn operation(kind: Kind, rest: &[&str], method: &Method) -> Result<&'static str,
             ("updates", Get, "updates"),
             ("events", Get, "events"),
         ],
-        // The key-value routes come with the Ring issue.
+        // Registers have routes of their own: `kv_key` and `kv_list`.
         Kind::Register => vec![],
     };
     let sub = match rest {
@@ -175,14 +183,23 @@ fn pick_node(req: &Request, settings: &Settings) -> Result<NodeId, Failure> {
     if let Some(hint) = api::query_param(&req.inner().url(), "node") {
         return parse_node(&hint);
     }
+    let active: Vec<NodeId> = active_nodes(settings);
+    Ok(random(&active).unwrap_or(NodeId(0)))
+}
+
+/// The active nodes as last reported, or the initial ones before any reply.
+fn active_nodes(settings: &Settings) -> Vec<NodeId> {
     let active = ACTIVE.with(|a| a.borrow().clone());
-    let active = if active.is_empty() {
-        (0..settings.nodes).collect()
+    if active.is_empty() {
+        (0..settings.nodes).map(NodeId).collect()
     } else {
-        active
-    };
-    let i = (worker::js_sys::Math::random() * active.len() as f64) as usize;
-    Ok(NodeId(active[i.min(active.len() - 1)]))
+        active.into_iter().map(NodeId).collect()
+    }
+}
+
+fn random(nodes: &[NodeId]) -> Option<NodeId> {
+    let i = (worker::js_sys::Math::random() * nodes.len() as f64) as usize;
+    nodes.get(i.min(nodes.len().saturating_sub(1))).copied()
 }
 
 fn learn_members(res: &Response) {
@@ -341,4 +358,291 @@ fn parse_groups(body: &[u8]) -> Result<Vec<BTreeSet<NodeId>>, Failure> {
         groups.push(set);
     }
     Ok(groups)
+}
+
+/// The replicas of a stored key among the active nodes, in preference order.
+fn preference_list(settings: &Settings, key: &str) -> Vec<NodeId> {
+    let mut members = Membership::default();
+    for id in active_nodes(settings) {
+        members.set(id, Status::Active);
+    }
+    ByKind::new(settings.replicas, 64).replicas(key, &members)
+}
+
+/// `GET`, `PUT` and `DELETE /api/kv/:key`: validated here, then sent to one
+/// replica of the key (the `?node=` hint, or a random one of its preference
+/// list); reads go through the cache.
+async fn kv_key(
+    mut req: Request,
+    env: &Env,
+    settings: &Settings,
+    segment: &str,
+    rest: &[&str],
+) -> Outcome {
+    if !rest.is_empty() {
+        return Err(api::not_found(&req.path()).into());
+    }
+    let limits = settings.kv_limits;
+    let name = kv::parse_key(segment, &limits)?;
+    let method = req.method();
+    let op = match method {
+        Method::Get => "kv-read",
+        Method::Put => "kv-put",
+        Method::Delete => "kv-delete",
+        m => return Err(api::wrong_method(m.as_ref(), "GET, PUT or DELETE").into()),
+    };
+    let key = Kind::Register.key(&name);
+    let url = req.inner().url();
+    let hint = api::query_param(&url, "node");
+    let replicas = preference_list(settings, &key);
+    let node = match &hint {
+        Some(hint) => parse_node(hint)?,
+        None => random(&replicas).unwrap_or(NodeId(0)),
+    };
+    let content_type = req.headers().get("content-type")?;
+    let format = match (&method, content_type) {
+        (Method::Put, ct) => Format::from_content_type(ct.as_deref())?,
+        (Method::Delete, Some(ct)) => Format::from_content_type(Some(&ct))?,
+        _ => Format::from_content_type(req.headers().get("accept")?.as_deref())
+            .unwrap_or(Format::Json),
+    };
+    let mut headers = vec![(KEY, key.clone()), (FORMAT, format_name(format).to_owned())];
+    let mut body = None;
+    let mut resolve = false;
+    match op {
+        "kv-read" => {
+            resolve = kv::parse_resolve(api::query_param(&url, "resolve").as_deref())?;
+            if resolve {
+                headers.push((RESOLVE, "lww".to_owned()));
+            }
+        }
+        "kv-put" => {
+            let put = kv::parse_put(
+                format,
+                &read_body(&mut req, limits.max_body()).await?,
+                &limits,
+            )?;
+            body = Some(codec::encode(&PutWire {
+                payload: put.payload,
+                context: put.context,
+            }));
+        }
+        _ => {
+            let seen = kv::parse_delete(format, &read_body(&mut req, api::MAX_BODY).await?)?;
+            body = Some(codec::encode(&seen));
+        }
+    }
+    let listed = replicas
+        .iter()
+        .map(NodeId::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let cache = ReadCache::new(settings, &req, &name)?;
+    // A read pinned to a node (`?node=`) asks for that node's view: never cached.
+    let cacheable = op == "kv-read" && hint.is_none() && cache.is_some();
+    let bypass = !cacheable || no_cache(&req)?;
+    if op == "kv-read" && !bypass {
+        if let Some(hit) = cache
+            .as_ref()
+            .expect("cacheable")
+            .get(format, resolve)
+            .await
+        {
+            let res = fresh(hit, &[(REPLICAS, &listed), (CACHE, "hit")]).await?;
+            res.headers().delete(CACHED_UNTIL)?;
+            return Ok(res);
+        }
+    }
+    let inner = internal_request(&format!("/client/{op}"), method, &headers, body)?;
+    let res = call_node(env, node, inner).await?;
+    learn_members(&res);
+    let mut extra = vec![(REPLICAS, listed.as_str())];
+    if op == "kv-read" {
+        extra.push((CACHE, if bypass { "bypass" } else { "miss" }));
+    }
+    let mut res = fresh(res, &extra).await?;
+    if let (Some(cache), 200) = (&cache, res.status_code()) {
+        if cacheable {
+            cache.put(format, resolve, &mut res).await;
+        } else if op != "kv-read" {
+            cache.purge().await;
+        }
+    }
+    Ok(res)
+}
+
+fn format_name(format: Format) -> &'static str {
+    if format == Format::Postcard {
+        "postcard"
+    } else {
+        "json"
+    }
+}
+
+/// Whether the client asked to skip the cache: `Cache-Control: no-cache`
+/// (or `no-store`, or `Pragma: no-cache`).
+fn no_cache(req: &Request) -> worker::Result<bool> {
+    let says = |v: Option<String>| {
+        v.is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("no-cache") || v.contains("no-store")
+        })
+    };
+    Ok(says(req.headers().get("cache-control")?) || says(req.headers().get("pragma")?))
+}
+
+/// The Worker's read cache of one key (the Cache API): one entry per reply
+/// format and `resolve`, kept for `KV_CACHE_MS`.
+struct ReadCache {
+    /// the entries' URL without its query: `{origin}/api/kv/{key}`
+    base: String,
+    ttl_ms: u64,
+}
+
+/// When a cached entry stops being served, in ms since the epoch: the Cache
+/// API's own `max-age` counts whole seconds.
+const CACHED_UNTIL: &str = "x-edge-crdt-cached-until";
+
+impl ReadCache {
+    /// `None` when `KV_CACHE_MS` is 0.
+    fn new(settings: &Settings, req: &Request, name: &str) -> worker::Result<Option<Self>> {
+        if settings.kv_cache_ms == 0 {
+            return Ok(None);
+        }
+        let origin = req.url()?.origin().ascii_serialization();
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        Ok(Some(ReadCache {
+            base: format!("{origin}/api/kv/{encoded}"),
+            ttl_ms: settings.kv_cache_ms,
+        }))
+    }
+
+    fn url(&self, format: Format, resolve: bool) -> String {
+        let resolve = if resolve { "lww" } else { "all" };
+        format!(
+            "{}?edge-crdt-cache={}-{resolve}",
+            self.base,
+            format_name(format)
+        )
+    }
+
+    /// The cached reply, unless there is none or it has expired.
+    async fn get(&self, format: Format, resolve: bool) -> Option<Response> {
+        let found = Cache::default().get(self.url(format, resolve), false).await;
+        let res = match found {
+            Ok(res) => res?,
+            Err(e) => {
+                worker::console_warn!("cache get: {e}");
+                return None;
+            }
+        };
+        let until: u64 = res.headers().get(CACHED_UNTIL).ok()??.parse().ok()?;
+        (now_ms() < until).then_some(res)
+    }
+
+    /// Stores a copy of `res` for `ttl_ms`.
+    async fn put(&self, format: Format, resolve: bool, res: &mut Response) {
+        let stored = async {
+            let headers = Headers::new();
+            if let Some(ct) = res.headers().get("content-type")? {
+                headers.set("content-type", &ct)?;
+            }
+            headers.set(
+                "cache-control",
+                &format!("public, max-age={}", self.ttl_ms.div_ceil(1000)),
+            )?;
+            headers.set(CACHED_UNTIL, &(now_ms() + self.ttl_ms).to_string())?;
+            let copy = Response::from_bytes(res.bytes().await?)?.with_headers(headers);
+            Cache::default().put(self.url(format, resolve), copy).await
+        };
+        if let Err(e) = stored.await {
+            worker::console_warn!("cache put: {e}");
+        }
+    }
+
+    /// Deletes every cached reply of the key, after a write.
+    async fn purge(&self) {
+        for format in [Format::Json, Format::Postcard] {
+            for resolve in [false, true] {
+                if let Err(e) = Cache::default()
+                    .delete(self.url(format, resolve), false)
+                    .await
+                {
+                    worker::console_warn!("cache delete: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/kv?prefix=&limit=&cursor=`: every active node's page of keys,
+/// merged. A node that does not answer makes the reply `partial`.
+async fn kv_list(req: Request, env: &Env, settings: &Settings) -> Outcome {
+    let method = req.method();
+    if method != Method::Get {
+        return Err(api::wrong_method(method.as_ref(), "GET").into());
+    }
+    let url = req.inner().url();
+    let param = |name: &str| api::query_param(&url, name);
+    let listing = kv::parse_listing(
+        param("prefix").as_deref(),
+        param("limit").as_deref(),
+        param("cursor").as_deref(),
+        &settings.kv_limits,
+    )?;
+    let format =
+        Format::from_content_type(req.headers().get("accept")?.as_deref()).unwrap_or(Format::Json);
+    let mut headers = vec![
+        (KEY, Kind::Register.key(&listing.prefix)),
+        (LIMIT, listing.limit.to_string()),
+    ];
+    if let Some(cursor) = &listing.cursor {
+        headers.push((AFTER, Kind::Register.key(cursor)));
+    }
+    let nodes = active_nodes(settings);
+    let asks = nodes.iter().map(|id| {
+        let headers = &headers;
+        async move {
+            let inner = internal_request("/client/kv-list", Method::Get, headers, None)?;
+            let mut res = call_node(env, *id, inner).await?;
+            if res.status_code() != 200 {
+                return Err(worker::Error::RustError(format!(
+                    "status {}",
+                    res.status_code()
+                )));
+            }
+            learn_members(&res);
+            codec::decode::<NodePage>(&res.bytes().await?, codec::MAX_FRAME)
+                .map_err(|e| worker::Error::RustError(e.to_string()))
+        }
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    let mut pages = Vec::new();
+    let mut unreachable = Vec::new();
+    for (id, answer) in nodes.iter().zip(answers) {
+        match answer {
+            Ok(page) => pages.push(page),
+            Err(e) => {
+                worker::console_warn!("listing: {id} did not answer: {e}");
+                unreachable.push(*id);
+            }
+        }
+    }
+    if pages.is_empty() {
+        return Err(ApiError::new(503, "unavailable", "no node answered the listing").into());
+    }
+    let page = kv::merge_pages(&pages, listing.limit);
+    Ok(bytes(
+        200,
+        format.content_type(),
+        kv::listing_reply(format, &page, &unreachable),
+    )?)
 }

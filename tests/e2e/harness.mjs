@@ -110,6 +110,23 @@ export class Cluster {
   }
 
   /**
+   * A request to `/api/kv/:key` (`key` is percent-encoded here; `null` for
+   * the listing `/api/kv`), with `query` parameters and `node` as `?node=`.
+   */
+  kv(method, key, { body, node, query = {}, headers } = {}) {
+    const params = new URLSearchParams({ ...query, ...(node ? { node } : {}) }).toString();
+    const path = key === null ? '/api/kv' : `/api/kv/${encodeURIComponent(key)}`;
+    return this.request(method, `${path}${params ? `?${params}` : ''}`, { body, headers });
+  }
+
+  /** Cuts gossip between `groups` of nodes; with no groups, heals. */
+  async partition(groups) {
+    const res = groups ? await this.admin('PUT', '/partition', { groups }) : await this.admin('DELETE', '/partition');
+    if (res.status !== 200) throw new Error(`partition ${JSON.stringify(groups)}: ${res.status} ${JSON.stringify(res.data)}`);
+    return res;
+  }
+
+  /**
    * Reads the server-sent events of `path` (each the text before a blank
    * line) until `done(events)` is true or `timeoutMs` passes.
    */

@@ -11,13 +11,18 @@ after(async () => { await cluster.destroy(); });
 
 const KEYS = 40;
 const key = (i) => `resize/k${String(i).padStart(3, '0')}`;
-/** The last acknowledged value of each key. */
+/** The last acknowledged value of each key, and the context its write returned. */
 const acked = new Map();
+const contexts = new Map();
 
+/** Each write carries the context of the key's previous write: a causal
+ * chain, so the last write must end as the one sibling everywhere. */
 async function put(i, text) {
-  const res = await cluster.kv('PUT', key(i), { body: { value: text } });
+  const body = { value: text, ...(contexts.has(key(i)) ? { context: contexts.get(key(i)) } : {}) };
+  const res = await cluster.kv('PUT', key(i), { body });
   assert.equal(res.status, 200, `PUT ${key(i)}: ${JSON.stringify(res.data)}`);
   acked.set(key(i), text);
+  contexts.set(key(i), res.data.context);
 }
 
 /** Every key reads back its last acknowledged value, bypassing the cache. */
