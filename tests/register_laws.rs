@@ -28,7 +28,8 @@ use common::{duplicated_and_shuffled, for_each_permutation};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
-    CausalContext, Crdt, Dot, Hlc, MvRegister, Payload, Versioned, MAX_SIBLINGS,
+    CausalContext, Crdt, Dot, Hlc, MvRegister, Payload, TooManySiblings, Versioned,
+    MAX_MERGED_SIBLINGS, MAX_SIBLINGS,
 };
 use edge_crdt::NodeId;
 use proptest::collection::vec;
@@ -1255,19 +1256,20 @@ fn validate_rejects_broken_states() {
     // Timestamp 0.
     bad(raw(&[(dot(0, 1), 0)], &[(0, 1)], &[]), "stamp 0");
 
-    // More than MAX_SIBLINGS siblings: reachable through concurrent blind
-    // writes, and rejected.
+    // Replicas that admit writes concurrently merge past MAX_SIBLINGS: a
+    // remote state may carry up to MAX_MERGED_SIBLINGS, and no more.
     let none = CausalContext::default();
     let mut reg = MvRegister::default();
-    for i in 0..MAX_SIBLINGS {
+    for i in 0..MAX_MERGED_SIBLINGS {
         let node = NodeId(i as u32);
         assert!(reg.merge(&MvRegister::default().write(node, &none, Payload::Bytes(vec![]), 1)));
     }
-    assert_eq!(reg.siblings().count(), MAX_SIBLINGS);
+    assert_eq!(reg.siblings().count(), MAX_MERGED_SIBLINGS);
     assert_eq!(reg.validate(), Ok(()));
+    assert_eq!(reg.admits(&none), Err(TooManySiblings(MAX_MERGED_SIBLINGS)));
     let one_more = reg.write(NodeId(0), &none, Payload::Bytes(vec![]), 2);
     reg.merge(&one_more);
-    assert_eq!(reg.siblings().count(), MAX_SIBLINGS + 1);
+    assert_eq!(reg.siblings().count(), MAX_MERGED_SIBLINGS + 1);
     assert!(reg.validate().is_err());
     assert!(matches!(
         codec::decode_state::<MvRegister>(&codec::encode(&reg)),

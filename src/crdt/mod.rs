@@ -14,7 +14,9 @@ pub use causal::{CausalContext, Dot};
 pub use g_counter::{Entry, GCounter, Overflow};
 pub use hlc::{Hlc, StampError, COUNTER_BITS};
 pub use lww_set::{Bias, Element, LwwSet, MAX_ELEMENT, MAX_ELEMENTS};
-pub use mv_register::{MvRegister, Payload, TooManySiblings, Versioned, MAX_SIBLINGS};
+pub use mv_register::{
+    MvRegister, Payload, TooManySiblings, Versioned, MAX_MERGED_SIBLINGS, MAX_SIBLINGS,
+};
 pub use pn_counter::{PnCounter, PnError};
 pub use value::{Kind, Value};
 
