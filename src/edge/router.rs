@@ -256,7 +256,8 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             let inner = internal_request("/admin/members", Method::Get, &[], None)?;
             Ok(call_node(env, parse_node(id)?, inner).await?)
         }
-        (["nodes", id, "retire"], Method::Post) => {
+        // Removing a node is retiring it: `DELETE` says the same thing.
+        (["nodes", id, "retire"], Method::Post) | (["nodes", id], Method::Delete) => {
             let id = parse_node(id)?;
             let inner = internal_request("/admin/retire", Method::Post, &[], None)?;
             let res = call_node(env, id, inner).await?;
