@@ -59,22 +59,6 @@ pub enum Message<T> {
         /// leaves and digests
         leaves: Vec<(Leaf, u64)>,
     },
-    /// Tombstone collection, from a key's first replica: does the receiver
-    /// hold these states (by digest) too?
-    Reap {
-        /// keys and the digests of their tombstones
-        keys: Vec<(Key, u64)>,
-    },
-    /// The keys of a [`Message::Reap`] whose tombstones the receiver holds.
-    Reaped {
-        /// the keys
-        keys: Vec<Key>,
-    },
-    /// Every replica holds these tombstones: drop them.
-    Forget {
-        /// keys and the digests of their tombstones
-        keys: Vec<(Key, u64)>,
-    },
 }
 
 impl<T> Message<T> {

@@ -20,9 +20,6 @@ pub const MAX_IDLE_BACKOFF: u64 = 8;
 /// Most leaves one anti-entropy round compares key by key.
 const LEAVES_PER_ROUND: usize = 32;
 
-/// Most tombstones one collection message names.
-const REAP_BATCH: usize = 256;
-
 /// Most leaves one transfer carries.
 const TRANSFER_BATCH: usize = 64;
 
@@ -35,7 +32,7 @@ pub struct Config {
     /// per this interval.
     pub gossip_interval_ms: u64,
     /// How often the node compares digests with one peer (and retries
-    /// transfers and collects tombstones).
+    /// transfers).
     pub anti_entropy_interval_ms: u64,
     /// How often subscribers get a heartbeat.
     pub heartbeat_interval_ms: u64,
@@ -74,7 +71,7 @@ pub enum Effect<T> {
         /// its whole state
         state: T,
     },
-    /// Remove `key` from storage: handed off, or a collected tombstone.
+    /// Remove `key` from storage: it was handed off.
     Delete {
         /// the key
         key: Key,
@@ -174,9 +171,9 @@ impl<T> Outbox<T> {
 /// A leaf with every state in it.
 type LeafStates<T> = (Leaf, Vec<(Key, T)>);
 
-/// A leaf on its way to its replicas, or a tombstone on its way out: the
-/// digest it had when sent, and the replicas that have not confirmed it.
-/// Both are sent again every anti-entropy round until confirmed.
+/// A leaf on its way to its replicas: the digest it had when sent, the
+/// replicas it goes to and those that have not confirmed it. It is sent
+/// again every anti-entropy round until confirmed.
 #[derive(Debug)]
 struct Pending {
     digest: u64,
@@ -202,11 +199,8 @@ pub struct Node<T: Crdt, P: Placement> {
     complete: bool,
     loaded_keys: BTreeSet<Key>,
     loaded_leaves: BTreeSet<Leaf>,
-    tombstones: BTreeSet<Key>,
     /// Leaves this node no longer replicates, being handed to their replicas.
     moving: BTreeMap<Leaf, Pending>,
-    /// Tombstones this node (their first replica) is collecting.
-    reaping: BTreeMap<Key, Pending>,
     outbox: BTreeMap<NodeId, Outbox<T>>,
     subscribers: BTreeMap<Key, usize>,
     unpublished: BTreeSet<Key>,
@@ -263,9 +257,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             complete: true,
             loaded_keys: BTreeSet::new(),
             loaded_leaves: BTreeSet::new(),
-            tombstones: BTreeSet::new(),
             moving: BTreeMap::new(),
-            reaping: BTreeMap::new(),
             outbox: BTreeMap::new(),
             subscribers: BTreeMap::new(),
             unpublished: BTreeSet::new(),
@@ -424,10 +416,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
             Message::Keys { leaves } => self.needs_leaves(leaves.iter().map(|(l, _)| *l)),
             Message::Handoff { states, .. } => self.needs_keys(states.iter().map(|(k, _)| k)),
-            Message::Reap { keys } | Message::Forget { keys } => {
-                self.needs_keys(keys.iter().map(|(k, _)| k))
-            }
-            Message::Reaped { keys } => self.needs_keys(keys),
             Message::Digest { .. } | Message::HandoffDone | Message::Transferred { .. } => {
                 Needs::default()
             }
@@ -473,9 +461,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             self.clock.observe(t);
         }
         let leaf = self.placement.leaf(&key);
-        if state.is_tombstone() {
-            self.tombstones.insert(key.clone());
-        }
         self.digests.insert(key.clone(), key_digest(&key, &state));
         self.by_leaf.entry(leaf).or_default().insert(key.clone());
         self.data.insert(key, state);
@@ -837,7 +822,9 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     self.merge_members(&m);
                 }
                 for (key, state) in &states {
-                    if !self.key_loaded(key) {
+                    // The sender keeps what it sends: a key this node does not
+                    // replicate (any more) stays with those that do.
+                    if !self.key_loaded(key) || !self.replicas(key).contains(&self.id) {
                         continue;
                     }
                     if self.too_far_ahead(state) {
@@ -874,6 +861,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
             Message::Summary { members, leaves } => {
                 self.merge_members(&members);
+                if members != self.members {
+                    // The peer's view is older: the next gossip brings it ours
+                    // (a newcomer that missed its addition learns it here).
+                    self.outbox.entry(from).or_default().members = true;
+                }
                 let theirs: BTreeMap<Leaf, u64> = leaves.into_iter().collect();
                 let leaves: Vec<(Leaf, Vec<(Key, u64)>)> = self
                     .differing_leaves(&theirs, from)
@@ -976,49 +968,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     self.move_foreign_leaves(true);
                 }
             }
-            Message::Reap { keys } => {
-                let held: Vec<Key> = keys
-                    .into_iter()
-                    .filter(|(k, d)| self.tombstones.contains(k) && self.digests.get(k) == Some(d))
-                    .map(|(k, _)| k)
-                    .collect();
-                if !held.is_empty() {
-                    self.send(from, Message::Reaped { keys: held });
-                }
-            }
-            Message::Reaped { keys } => {
-                let mut done = Vec::new();
-                for key in keys {
-                    let current = self.digests.get(&key).copied();
-                    if let Some(p) = self.reaping.get_mut(&key) {
-                        if Some(p.digest) == current {
-                            p.waiting.remove(&from);
-                            if p.waiting.is_empty() {
-                                done.push((key, p.digest));
-                            }
-                        }
-                    }
-                }
-                let mut forget: BTreeMap<NodeId, Vec<(Key, u64)>> = BTreeMap::new();
-                for (key, digest) in done {
-                    for peer in self.replicas(&key) {
-                        if peer != self.id {
-                            forget.entry(peer).or_default().push((key.clone(), digest));
-                        }
-                    }
-                    self.forget_key(&key);
-                }
-                for (to, keys) in forget {
-                    self.send(to, Message::Forget { keys });
-                }
-            }
-            Message::Forget { keys } => {
-                for (key, digest) in keys {
-                    if self.tombstones.contains(&key) && self.digests.get(&key) == Some(&digest) {
-                        self.forget_key(&key);
-                    }
-                }
-            }
         }
     }
 
@@ -1071,8 +1020,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 self.send(peer, Message::Digest { root });
             }
             self.move_foreign_leaves(false);
-            self.collect_tombstones();
-            if !self.moving.is_empty() || !self.reaping.is_empty() {
+            if !self.moving.is_empty() {
                 self.idle_rounds = 0;
             }
             let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
@@ -1082,49 +1030,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if !self.subscribers.is_empty() && now >= self.next_heartbeat {
             self.effects.push(Effect::Heartbeat);
             self.next_heartbeat = now + self.config.heartbeat_interval_ms;
-        }
-    }
-
-    /// As a key's first replica, asks the others whether they hold its
-    /// tombstone; a key every replica holds is then forgotten everywhere.
-    fn collect_tombstones(&mut self) {
-        let mut asks: BTreeMap<NodeId, Vec<(Key, u64)>> = BTreeMap::new();
-        let tombstones: Vec<Key> = self.tombstones.iter().cloned().collect();
-        for key in tombstones {
-            let replicas = self.replicas(&key);
-            if replicas.first() != Some(&self.id) {
-                self.reaping.remove(&key);
-                continue;
-            }
-            let digest = self.digests.get(&key).copied().unwrap_or(0);
-            let others: BTreeSet<NodeId> = replicas.into_iter().filter(|n| *n != self.id).collect();
-            if others.is_empty() {
-                self.forget_key(&key);
-                continue;
-            }
-            let p = self.reaping.entry(key.clone()).or_insert(Pending {
-                digest,
-                targets: others.clone(),
-                waiting: others.clone(),
-            });
-            if p.digest != digest || p.targets != others {
-                *p = Pending {
-                    digest,
-                    targets: others.clone(),
-                    waiting: others,
-                };
-            }
-            for peer in p.waiting.iter() {
-                let batch = asks.entry(*peer).or_default();
-                if batch.len() < REAP_BATCH && !self.partition.separates(self.id, *peer) {
-                    batch.push((key.clone(), digest));
-                }
-            }
-        }
-        for (to, keys) in asks {
-            if !keys.is_empty() {
-                self.send(to, Message::Reap { keys });
-            }
         }
     }
 
@@ -1243,14 +1148,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         });
     }
 
-    /// Drops `key` here: stored elsewhere, or a tombstone every replica holds.
+    /// Drops `key` here: its replicas store it.
     fn forget_key(&mut self, key: &str) {
         if self.data.remove(key).is_none() {
             return;
         }
         self.set_digest(key, None);
         self.loaded_keys.insert(key.to_owned());
-        self.reaping.remove(key);
         self.unpublished.remove(key);
         for b in self.outbox.values_mut() {
             b.states.remove(key);
@@ -1277,11 +1181,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 let d = key_digest(key, s);
                 self.digests.insert(key.to_owned(), d);
                 self.by_leaf.entry(leaf).or_default().insert(key.to_owned());
-                if s.is_tombstone() {
-                    self.tombstones.insert(key.to_owned());
-                } else {
-                    self.tombstones.remove(key);
-                }
                 d
             }
             None => {
@@ -1291,7 +1190,6 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                         self.by_leaf.remove(&leaf);
                     }
                 }
-                self.tombstones.remove(key);
                 0
             }
         };
@@ -1701,11 +1599,12 @@ mod test {
         }
     }
 
-    /// A delete leaves a tombstone at every replica; once all three hold
-    /// it, the first replica collects it and every row is gone. A stale
-    /// client context cannot then cover a later write.
+    /// A delete leaves a tombstone at every replica, repaired by
+    /// anti-entropy where gossip lost it; a stale copy of the deleted value
+    /// never comes back, and a write from a context read before the delete
+    /// is not covered by the tombstone.
     #[test]
-    fn tombstones_are_collected_once_every_replica_holds_them() {
+    fn a_delete_reaches_every_replica_and_the_deleted_value_stays_gone() {
         let mut ring = Ring::new(5);
         let key = kv(7);
         let replicas = ring.node(NodeId(0)).replicas(&key);
@@ -1713,7 +1612,11 @@ mod test {
         ring.put(replicas[1], &key, "old", &none);
         ring.pass(1_000);
         let read = ring.stored(&key)[&replicas[2]].clone();
-        // The delete reaches one replica only, at first: nothing is collected.
+        let stale = Message::Gossip {
+            members: None,
+            states: vec![(key.clone(), Value::Register(read.clone()))],
+            want: Vec::new(),
+        };
         let at = replicas[2];
         let now = ring.now;
         ring.node(at)
@@ -1722,24 +1625,22 @@ mod test {
                 Ok::<_, ()>(Value::Register(reg.delete(read.context())))
             })
             .unwrap();
-        ring.nodes.values_mut().for_each(|n| n.tick(now + 2_000));
-        ring.run(|m| matches!(m, Message::Gossip { .. } | Message::Keys { .. }));
-        assert_eq!(ring.stored(&key).len(), 3, "kept while a replica lacks it");
-        assert!(ring.stored(&key).values().any(|r| !r.is_empty()));
+        // Gossip of the delete is lost: anti-entropy must carry it.
+        ring.nodes.values_mut().for_each(|n| n.tick(now + 250));
+        ring.run(|m| matches!(m, Message::Gossip { want, .. } if want.is_empty()));
         ring.pass(20_000);
-        assert!(
-            ring.stored(&key).is_empty(),
-            "collected: {:?}",
-            ring.stored(&key)
-        );
-        // A write from the pre-delete context is a new value, not covered.
+        let stored = ring.stored(&key);
+        assert_eq!(stored.len(), 3, "a tombstone at every replica");
+        assert!(stored.values().all(MvRegister::is_empty), "{stored:?}");
+        for to in &replicas {
+            ring.node(*to).receive(replicas[1], stale.clone(), now);
+        }
+        ring.pass(2_000);
+        assert!(ring.stored(&key).values().all(MvRegister::is_empty));
         ring.put(replicas[1], &key, "new", read.context());
-        ring.put(replicas[0], &key, "blind", &none);
         ring.pass(2_000);
         for reg in ring.stored(&key).values() {
-            let mut texts = Ring::texts(reg);
-            texts.sort();
-            assert_eq!(texts, ["blind", "new"]);
+            assert_eq!(Ring::texts(reg), ["new"]);
         }
     }
 

@@ -1,8 +1,11 @@
 //! Dots and causal contexts: the causal metadata of [`MvRegister`](super::MvRegister).
 //!
-//! A dot `(node, n)` names the `n`-th write a node made. A causal context is
+//! A dot `(node, n)` names one write of a node to one register: `n` follows
+//! the node's previous dot there, or is the node's clock stamp when the
+//! register holds none of its dots (see [`MvRegister::write`](super::MvRegister::write)),
+//! so a node's writes form runs of consecutive counters. A causal context is
 //! a set of dots, kept compact as a version vector (every dot of a node up to
-//! a counter) plus a cloud of dots beyond the gaps.
+//! a counter) plus runs of dots beyond the gaps.
 //!
 //! ```
 //! use edge_crdt::crdt::{CausalContext, Dot};
@@ -20,7 +23,7 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Most nodes and cloud dots one context may hold.
+/// Most version-vector entries and runs one context may hold.
 const MAX_CONTEXT: usize = 4096;
 
 /// One write's identity: the node and its write counter.
@@ -28,15 +31,17 @@ const MAX_CONTEXT: usize = 4096;
 pub struct Dot {
     /// the writing node
     pub node: NodeId,
-    /// that node's write number, from 1
+    /// that node's write number (see [`MvRegister::write`](super::MvRegister::write))
     pub counter: u64,
 }
 
-/// A set of dots: a version vector plus the dots past its gaps.
+/// A set of dots: a version vector, plus runs of dots past its gaps.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CausalContext {
+    /// every dot `1..=n` of a node
     vv: BTreeMap<NodeId, u64>,
-    cloud: BTreeSet<Dot>,
+    /// per node, runs `first..=last` above `vv + 1`, disjoint and not adjacent
+    cloud: BTreeMap<NodeId, BTreeMap<u64, u64>>,
 }
 
 impl CausalContext {
@@ -44,62 +49,59 @@ impl CausalContext {
     pub fn contains(&self, dot: Dot) -> bool {
         dot.counter > 0
             && (self.vv.get(&dot.node).is_some_and(|n| *n >= dot.counter)
-                || self.cloud.contains(&dot))
+                || self.run_holding(dot.node, dot.counter, dot.counter))
+    }
+
+    /// Whether one run of `node` holds every counter `first..=last`.
+    fn run_holding(&self, node: NodeId, first: u64, last: u64) -> bool {
+        self.cloud
+            .get(&node)
+            .and_then(|runs| runs.range(..=first).next_back())
+            .is_some_and(|(_, end)| *end >= last)
     }
 
     /// Whether every dot of `other` is in this set.
     pub fn covers(&self, other: &CausalContext) -> bool {
-        other.vv.iter().all(|(node, n)| {
-            let top = self.vv.get(node).copied().unwrap_or(0);
-            // Past `top`, every dot up to `n` must be in the cloud.
-            top >= *n
-                || self
-                    .cloud
-                    .range(
-                        Dot {
-                            node: *node,
-                            counter: top + 1,
-                        }..=Dot {
-                            node: *node,
-                            counter: *n,
-                        },
-                    )
-                    .count() as u64
-                    == *n - top
-        }) && other.cloud.iter().all(|d| self.contains(*d))
+        // Compact: past `vv`, no run of `self` starts at `vv + 1`.
+        other
+            .vv
+            .iter()
+            .all(|(node, n)| self.vv.get(node).copied().unwrap_or(0) >= *n)
+            && other.cloud.iter().all(|(node, runs)| {
+                runs.iter().all(|(first, last)| {
+                    self.vv.get(node).copied().unwrap_or(0) >= *last
+                        || self.run_holding(*node, *first, *last)
+                })
+            })
     }
 
     /// Whether the set holds any dot of `node`.
     pub fn knows(&self, node: NodeId) -> bool {
-        self.vv.contains_key(&node) || self.cloud.iter().any(|d| d.node == node)
-    }
-
-    /// Adds every dot of `node` up to `counter`.
-    pub fn cover_through(&mut self, node: NodeId, counter: u64) {
-        let top = self.vv.entry(node).or_insert(0);
-        *top = (*top).max(counter);
-        self.compact();
+        self.vv.contains_key(&node) || self.cloud.contains_key(&node)
     }
 
     /// The next dot of `node` after every one in the set.
     pub fn next_dot(&self, node: NodeId) -> Dot {
         let top = self.vv.get(&node).copied().unwrap_or(0);
-        let cloud = self
+        let last = self
             .cloud
-            .iter()
-            .filter(|d| d.node == node)
-            .map(|d| d.counter);
+            .get(&node)
+            .and_then(|runs| runs.values().next_back().copied())
+            .unwrap_or(0);
         Dot {
             node,
-            counter: cloud.max().unwrap_or(0).max(top) + 1,
+            counter: top.max(last) + 1,
         }
     }
 
     /// Adds `dot`.
     pub fn insert(&mut self, dot: Dot) {
-        if !self.contains(dot) {
-            self.cloud.insert(dot);
-            self.compact();
+        if dot.counter > 0 && !self.contains(dot) {
+            self.cloud
+                .entry(dot.node)
+                .or_default()
+                .insert(dot.counter, dot.counter);
+            self.compact(dot.node);
         }
     }
 
@@ -109,8 +111,17 @@ impl CausalContext {
             let slot = self.vv.entry(*node).or_insert(0);
             *slot = (*slot).max(*n);
         }
-        self.cloud.extend(other.cloud.iter().copied());
-        self.compact();
+        for (node, runs) in &other.cloud {
+            let mine = self.cloud.entry(*node).or_default();
+            for (first, last) in runs {
+                let end = mine.entry(*first).or_insert(*last);
+                *end = (*end).max(*last);
+            }
+        }
+        let nodes: BTreeSet<NodeId> = other.vv.keys().chain(other.cloud.keys()).copied().collect();
+        for node in nodes {
+            self.compact(node);
+        }
     }
 
     /// Whether the set is empty.
@@ -118,33 +129,53 @@ impl CausalContext {
         self.vv.is_empty() && self.cloud.is_empty()
     }
 
-    /// Moves cloud dots that close a gap into the version vector.
-    fn compact(&mut self) {
-        let cloud = std::mem::take(&mut self.cloud);
-        for dot in cloud {
-            let top = self.vv.entry(dot.node).or_insert(0);
-            if dot.counter == *top + 1 {
-                *top = dot.counter;
-            } else if dot.counter > *top {
-                self.cloud.insert(dot);
+    /// Merges `node`'s overlapping or adjacent runs, and folds the runs that
+    /// reach `vv + 1` into the version vector.
+    fn compact(&mut self, node: NodeId) {
+        let mut top = self.vv.get(&node).copied().unwrap_or(0);
+        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
+        for (first, last) in self.cloud.remove(&node).unwrap_or_default() {
+            if first <= top.saturating_add(1) {
+                top = top.max(last);
+                continue;
+            }
+            match merged.iter_mut().next_back() {
+                Some((_, end)) if first <= end.saturating_add(1) => *end = (*end).max(last),
+                _ => {
+                    merged.insert(first, last);
+                }
             }
         }
-        self.vv.retain(|_, n| *n > 0);
+        if top > 0 {
+            self.vv.insert(node, top);
+        }
+        if !merged.is_empty() {
+            self.cloud.insert(node, merged);
+        }
     }
 
     /// Checks a context that came from outside: bounded, compact, counters from 1.
     pub fn validate(&self) -> Result<(), InvalidState> {
-        if self.vv.len() + self.cloud.len() > MAX_CONTEXT {
+        let runs: usize = self.cloud.values().map(BTreeMap::len).sum();
+        if self.vv.len() + runs > MAX_CONTEXT {
             return Err(InvalidState(format!(
                 "a causal context over {MAX_CONTEXT} entries"
             )));
         }
-        if self.vv.values().any(|n| *n == 0) || self.cloud.iter().any(|d| d.counter == 0) {
+        let bad_run = self
+            .cloud
+            .values()
+            .flatten()
+            .any(|(first, last)| *first == 0 || last < first);
+        if self.vv.values().any(|n| *n == 0) || bad_run {
             return Err(InvalidState("dot counters start at 1".into()));
         }
         let mut compacted = self.clone();
-        compacted.compact();
-        if compacted != *self {
+        let nodes: Vec<NodeId> = self.cloud.keys().copied().collect();
+        for node in nodes {
+            compacted.compact(node);
+        }
+        if compacted != *self || self.cloud.values().any(BTreeMap::is_empty) {
             return Err(InvalidState("a causal context that is not compact".into()));
         }
         Ok(())
@@ -186,5 +217,27 @@ mod test {
         assert!(a.covers(&b));
         assert_eq!(a.next_dot(NodeId(1)).counter, 4);
         assert!(a.cloud.is_empty(), "1..=3 of node 1 compacted");
+    }
+
+    #[test]
+    fn runs_past_a_gap_stay_one_entry_and_fold_in_when_it_closes() {
+        let mut c = CausalContext::default();
+        for n in 5_000..6_000 {
+            c.insert(dot(3, n));
+        }
+        assert_eq!(c.cloud[&NodeId(3)].len(), 1, "one run");
+        assert!(c.validate().is_ok());
+        assert!(c.contains(dot(3, 5_500)) && !c.contains(dot(3, 4_999)));
+        assert_eq!(c.next_dot(NodeId(3)).counter, 6_000);
+        let mut run = CausalContext::default();
+        run.insert(dot(3, 5_200));
+        run.insert(dot(3, 5_201));
+        assert!(c.covers(&run) && !run.covers(&c));
+        let mut prefix = CausalContext::default();
+        for n in 1..5_000 {
+            prefix.insert(dot(3, n));
+        }
+        c.join(&prefix);
+        assert_eq!((c.vv[&NodeId(3)], c.cloud.len()), (5_999, 0));
     }
 }

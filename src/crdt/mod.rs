@@ -50,13 +50,6 @@ pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + Deseriali
     fn latest_stamp(&self) -> Option<u64> {
         None
     }
-
-    /// Whether this state holds no value and only shadows older writes (a
-    /// causal tombstone). The engine drops such a key once every replica
-    /// holds the same state.
-    fn is_tombstone(&self) -> bool {
-        false
-    }
 }
 
 /// A remote state that breaks an invariant of its type.

@@ -96,10 +96,9 @@ impl MvRegister {
         let dot = if self.context.knows(node) {
             self.context.next_dot(node)
         } else {
-            // The node's first dot here (or first since this key's tombstone
-            // was collected): its clock's stamp, above every counter it ever
-            // gave this key, so an old client context cannot cover it.
-            context.cover_through(node, stamp.max(1) - 1);
+            // The node's first dot here (or first since it forgot the key):
+            // its clock's stamp, above every counter it ever gave this key,
+            // so the dot is new even where older ones of it still live.
             Dot {
                 node,
                 counter: stamp.max(1),
@@ -199,10 +198,6 @@ impl Crdt for MvRegister {
 
     fn latest_stamp(&self) -> Option<u64> {
         self.values.values().map(|v| v.stamp).max()
-    }
-
-    fn is_tombstone(&self) -> bool {
-        self.values.is_empty() && !self.context.is_empty()
     }
 }
 

@@ -79,6 +79,16 @@ impl Value {
         }
     }
 
+    /// Whether this is the bottom of its kind: equal to nothing at all.
+    fn is_bottom(&self) -> bool {
+        match self {
+            Value::Empty => true,
+            Value::Counter(c) => *c == PnCounter::default(),
+            Value::Set(s) => *s == LwwSet::default(),
+            Value::Register(r) => *r == MvRegister::default(),
+        }
+    }
+
     /// The counter, if this is one.
     pub fn as_counter(&self) -> Option<&PnCounter> {
         match self {
@@ -122,6 +132,8 @@ impl Crdt for Value {
     fn merge(&mut self, other: &Value) -> bool {
         match (&mut *self, other) {
             (_, Value::Empty) => false,
+            // A bottom value of a kind (an empty delete) is still nothing.
+            (Value::Empty, other) if other.is_bottom() => false,
             (Value::Empty, other) => {
                 *self = other.clone();
                 true
@@ -159,10 +171,6 @@ impl Crdt for Value {
             Value::Register(r) => r.latest_stamp(),
             Value::Empty => None,
         }
-    }
-
-    fn is_tombstone(&self) -> bool {
-        matches!(self, Value::Register(r) if r.is_tombstone())
     }
 }
 

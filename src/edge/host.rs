@@ -595,10 +595,7 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
         Message::Digest { .. }
         | Message::HandoffDone
         | Message::Keys { .. }
-        | Message::Transferred { .. }
-        | Message::Reap { .. }
-        | Message::Reaped { .. }
-        | Message::Forget { .. } => (None, Vec::new()),
+        | Message::Transferred { .. } => (None, Vec::new()),
     };
     if let Some(m) = members {
         m.validate().map_err(|e| e.to_string())?;
