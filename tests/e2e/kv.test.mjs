@@ -105,11 +105,12 @@ class Reader {
   dot() { return { node: this.num(), counter: this.num() }; }
   /** A `Payload`: 0 = Text, 1 = Bytes. */
   payload() { return this.num() === 0 ? this.str() : { base64: b64(this.bytes()) }; }
-  /** A `CausalContext`: a version vector, then the cloud; returns its bytes. */
+  /** A `CausalContext`: a version vector, then the cloud (per node, runs
+   * of counters `first..=last`); returns its bytes. */
   context() {
     const start = this.i;
     this.list(() => [this.num(), this.num()]);
-    this.list(() => this.dot());
+    this.list(() => [this.num(), this.list(() => [this.num(), this.num()])]);
     return this.b.slice(start, this.i);
   }
 }
