@@ -18,9 +18,10 @@
 //!
 //! Dot numbering, as the oracle models it: a write's dot is `(node, top + 1)`
 //! when the writing replica's context (per the log) holds a dot of `node`
-//! up to `top`, and `(node, stamp)` when it holds none, in which case the
-//! write also saw every dot of `node` below its stamp. So a node's dots never
-//! repeat, even for a key whose tombstone was collected.
+//! up to `top`, and `(node, stamp)` when it holds none. Either way the write
+//! saw exactly the dots of the context it carried, nothing below its own
+//! dot. A node's clock only moves forward, so its dots never repeat, even
+//! for a key it forgot (handed off) and writes again.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -41,99 +42,70 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Most replicas a history has.
 const MAX_NODES: usize = 5;
 
-/// A set of dots as the oracle keeps it: explicit dots, plus for each node
-/// a floor with every dot `(node, 1..=floor)` in the set. A node's first
-/// write saw all of its node's dots below its stamp, thousands of them, so
-/// they are a floor rather than expanded.
-#[derive(Clone, Debug, Default)]
-struct Dots {
-    floor: BTreeMap<NodeId, u64>,
-    explicit: BTreeSet<Dot>,
-}
+/// A history has fewer operations than this, so fewer writes than
+/// [`MAX_SIBLINGS`]: blind writes never reach the sibling limit.
+const MAX_OPS: usize = 48;
+const _: () = assert!(MAX_OPS < MAX_SIBLINGS);
+
+/// A set of dots as the oracle keeps it: every dot, explicitly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Dots(BTreeSet<Dot>);
 
 impl Dots {
     fn contains(&self, d: &Dot) -> bool {
-        d.counter > 0
-            && (self.floor.get(&d.node).is_some_and(|f| d.counter <= *f)
-                || self.explicit.contains(d))
+        self.0.contains(d)
     }
 
     fn insert(&mut self, d: Dot) {
-        self.explicit.insert(d);
-    }
-
-    /// Adds every dot of `d.node` below `d.counter`.
-    fn cover_below(&mut self, d: Dot) {
-        if d.counter > 1 {
-            let f = self.floor.entry(d.node).or_insert(0);
-            *f = (*f).max(d.counter - 1);
-        }
+        assert!(d.counter > 0, "counter 0 is never a dot");
+        self.0.insert(d);
     }
 
     fn extend(&mut self, other: &Dots) {
-        for (node, f) in &other.floor {
-            let mine = self.floor.entry(*node).or_insert(0);
-            *mine = (*mine).max(*f);
-        }
-        self.explicit.extend(other.explicit.iter().copied());
+        self.0.extend(other.0.iter().copied());
     }
 
     /// The greatest counter of `node` in the set, if it holds any.
     fn top(&self, node: NodeId) -> Option<u64> {
-        let floor = self.floor.get(&node).copied();
-        let explicit = self
-            .explicit
-            .iter()
-            .filter(|d| d.node == node)
-            .map(|d| d.counter)
-            .max();
-        floor.max(explicit)
+        self.of(node).max()
     }
 
     fn is_empty(&self) -> bool {
-        self.floor.is_empty() && self.explicit.is_empty()
+        self.0.is_empty()
+    }
+
+    /// The counters of `node` in the set, ascending.
+    fn of(&self, node: NodeId) -> impl Iterator<Item = u64> + '_ {
+        self.0
+            .iter()
+            .filter(move |d| d.node == node)
+            .map(|d| d.counter)
     }
 
     /// Counters of `node` around every place where membership may change.
     fn edges(&self, node: NodeId) -> impl Iterator<Item = u64> + '_ {
-        let floor = self.floor.get(&node).copied();
-        let explicit = self
-            .explicit
-            .iter()
-            .filter(move |d| d.node == node)
-            .map(|d| d.counter);
-        floor
-            .into_iter()
-            .chain(explicit)
-            .flat_map(|c| [c.saturating_sub(1), c, c + 1])
+        self.of(node).flat_map(|c| [c - 1, c, c + 1])
     }
 
     /// The compact layout of this set, built by hand: the vector entry of a
-    /// node is the longest run `1..=n` in the set, the cloud the rest.
+    /// node is the longest run `1..=n` in the set, the cloud the maximal
+    /// runs of consecutive counters above it.
     fn layout(&self) -> RawContext {
         let mut out = RawContext::default();
-        let nodes: BTreeSet<NodeId> = self
-            .floor
-            .keys()
-            .copied()
-            .chain(self.explicit.iter().map(|d| d.node))
-            .collect();
-        for node in nodes {
-            let mut n = self.floor.get(&node).copied().unwrap_or(0);
-            while self.explicit.contains(&Dot {
-                node,
-                counter: n + 1,
-            }) {
-                n += 1;
+        // In dot order: by node, then counter.
+        for d in &self.0 {
+            let n = out.vv.get(&d.node).copied().unwrap_or(0);
+            if d.counter == n + 1 && !out.cloud.contains_key(&d.node) {
+                out.vv.insert(d.node, d.counter);
+                continue;
             }
-            if n > 0 {
-                out.vv.insert(node, n);
+            let runs = out.cloud.entry(d.node).or_default();
+            match runs.values_mut().next_back() {
+                Some(last) if *last + 1 == d.counter => *last = d.counter,
+                _ => {
+                    runs.insert(d.counter, d.counter);
+                }
             }
-            out.cloud.extend(
-                self.explicit
-                    .iter()
-                    .filter(|d| d.node == node && d.counter > n),
-            );
         }
         out
     }
@@ -142,9 +114,8 @@ impl Dots {
 /// One logged operation; a state's knowledge is a set of indices of these.
 #[derive(Clone, Debug)]
 enum Event {
-    /// A write: its dot, its sibling and the dots it saw: those of the
-    /// context it carried, and for a node's first write at its replica every
-    /// dot of the node below its own (its own dot excluded).
+    /// A write: its dot, its sibling and the dots it saw: exactly those of
+    /// the context it carried.
     Write {
         dot: Dot,
         value: Versioned,
@@ -188,9 +159,20 @@ fn truth(log: &[Event], known: &BTreeSet<usize>) -> Truth {
     }
 }
 
+/// The dot of a write by `node` at `stamp`, at a replica whose context (per
+/// the log) is `context`: the next after the node's top there, or with none
+/// there the stamp.
+fn next_dot(context: &Dots, node: NodeId, stamp: u64) -> Dot {
+    let counter = match context.top(node) {
+        Some(top) => top + 1,
+        None => stamp.max(1),
+    };
+    Dot { node, counter }
+}
+
 /// Every dot worth probing: for each node, counters 0 (never a dot) to 2,
-/// and each side of every dot and floor in the log, so each end of every
-/// run of dots a set of them can hold.
+/// and each side of every dot in the log, so each end of every run of dots
+/// a set of them can hold.
 fn universe(log: &[Event]) -> Vec<Dot> {
     let mut out = BTreeSet::new();
     for node in 0..MAX_NODES as u32 {
@@ -227,16 +209,32 @@ fn context_of(dots: &Dots) -> CausalContext {
     decoded.context().clone()
 }
 
-/// The same set built through the context's own API.
-fn context_by_api(dots: &Dots) -> CausalContext {
-    let mut ctx = CausalContext::default();
-    for (node, f) in &dots.floor {
-        ctx.cover_through(*node, *f);
+/// The same set built through the context's own API, three ways: dots
+/// inserted in ascending order (each run grows at its end), in descending
+/// order (at its start), and single-dot contexts joined odd positions
+/// first (runs bridged from both sides).
+fn contexts_by_api(dots: &Dots) -> [CausalContext; 3] {
+    let mut ascending = CausalContext::default();
+    for d in &dots.0 {
+        ascending.insert(*d);
     }
-    for d in &dots.explicit {
-        ctx.insert(*d);
+    let mut descending = CausalContext::default();
+    for d in dots.0.iter().rev() {
+        descending.insert(*d);
     }
-    ctx
+    let mut joined = CausalContext::default();
+    let odd_first = dots
+        .0
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .chain(dots.0.iter().step_by(2));
+    for d in odd_first {
+        let mut one = CausalContext::default();
+        one.insert(*d);
+        joined.join(&one);
+    }
+    [ascending, descending, joined]
 }
 
 fn sibling_dots(reg: &MvRegister) -> BTreeSet<Dot> {
@@ -313,7 +311,10 @@ fn check(log: &[Event], s: &Sample) -> Result<(), TestCaseError> {
     }
     let canonical = context_of(&want.context);
     prop_assert_eq!(ctx, &canonical);
-    prop_assert_eq!(&context_by_api(&want.context), &canonical);
+    for (how, by_api) in contexts_by_api(&want.context).iter().enumerate() {
+        prop_assert_eq!(by_api, &canonical, "built by the API, way {}", how);
+        prop_assert_eq!(by_api.validate(), Ok(()));
+    }
     prop_assert!(ctx.covers(&canonical) && canonical.covers(ctx));
     prop_assert_eq!(ctx.is_empty(), want.context.is_empty());
     for node in 0..MAX_NODES as u32 {
@@ -541,26 +542,10 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
             let value = Versioned { payload, stamp };
             let delta = r.state.reg.write(id, &ctx, value.payload.clone(), stamp);
             // The dot: the next one after the node's top in the replica's
-            // context, per the log; with none there, the write's stamp, and
-            // the write also saw every dot of the node below it.
-            let (dot, saw) = match truth(&out.log, &r.state.known).context.top(id) {
-                Some(top) => (
-                    Dot {
-                        node: id,
-                        counter: top + 1,
-                    },
-                    dots.clone(),
-                ),
-                None => {
-                    let dot = Dot {
-                        node: id,
-                        counter: stamp.max(1),
-                    };
-                    let mut saw = dots.clone();
-                    saw.cover_below(dot);
-                    (dot, saw)
-                }
-            };
+            // context, per the log; with none there, the write's stamp. The
+            // write saw exactly the context it carried.
+            let dot = next_dot(&truth(&out.log, &r.state.known).context, id, stamp);
+            let saw = dots;
             // A node's dots never repeat: each is above all its earlier ones.
             for e in &out.log {
                 if let Event::Write { dot: d, .. } = e {
@@ -573,6 +558,13 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
             let written: Vec<(Dot, Versioned)> =
                 delta.siblings().map(|(d, v)| (*d, v.clone())).collect();
             assert_eq!(written, vec![(dot, value.clone())], "the write's delta");
+            let mut carried = saw.clone();
+            carried.insert(dot);
+            assert_eq!(
+                delta.context(),
+                &context_of(&carried),
+                "the delta's context is what the write saw and its dot, nothing below"
+            );
             for e in &out.log {
                 if let Event::Write {
                     value: v, dot: d, ..
@@ -696,11 +688,11 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A random history over 2 to 5 replicas, with fewer than
-/// [`MAX_SIBLINGS`] writes.
+/// A random history over 2 to 5 replicas, with fewer than [`MAX_OPS`]
+/// operations.
 fn history() -> impl Strategy<Value = Run> {
     (2..=MAX_NODES)
-        .prop_flat_map(|n| (Just(n), vec(op(n), 1..48)))
+        .prop_flat_map(|n| (Just(n), vec(op(n), 1..MAX_OPS)))
         .prop_map(|(n, ops)| run(n, &ops))
 }
 
@@ -871,30 +863,34 @@ proptest! {
     }
 
     #[test]
-    fn prop_after_a_collected_tombstone_no_old_context_covers_a_new_write(
+    fn prop_a_node_that_forgot_the_key_writes_a_fresh_dot_and_removes_nothing_unseen(
         run in history(),
         writer in any::<Index>(),
         stale in any::<Index>(),
         other in any::<Index>(),
         back in 0..3u64,
+        deleted in any::<bool>(),
         delivered in any::<bool>(),
     ) {
-        collected(&run, writer, stale, other, back, delivered)?;
+        forgotten(&run, writer, stale, other, back, deleted, delivered)?;
     }
 }
 
-/// Every replica deletes what the whole history wrote and, once all hold
-/// that tombstone, drops it (a fresh register everywhere). Then a node
-/// that wrote before writes again at its replica: its dot is its clock's
-/// stamp, which no context read before the delete contains, so a client's
-/// write at `other` that carries such a context (`stale`) keeps the new
-/// value as a sibling.
-fn collected(
+/// A node that wrote before forgets the key (it handed the key off) while
+/// the other replicas keep theirs, after a delete of everything at `other`
+/// when `deleted`. Its next write there starts a fresh register: its dot is
+/// its clock's stamp, above every dot it gave before and in no context read
+/// before, and its delta carries that dot alone, so it removes no value it
+/// did not see, the node's own earlier writes included. A client's write at
+/// `other` that carries an old context (`stale`) keeps the new value as a
+/// sibling, and a client that read everything replaces every value.
+fn forgotten(
     run: &Run,
     writer: Index,
     stale: Index,
     other: Index,
     back: u64,
+    deleted: bool,
     delivered: bool,
 ) -> Result<(), TestCaseError> {
     let writers: Vec<NodeId> = run
@@ -911,31 +907,50 @@ fn collected(
         return Ok(());
     }
     let w = *writer.get(&writers);
+    let at_w = w.0 as usize;
     let n = run.finals.len();
+    let o = other.index(n);
+    let mut log = run.log.clone();
+    let mut replicas = run.finals.clone();
+    let mut clocks = run.clocks.clone();
+    let wall = run.time.saturating_sub(back);
+
     let mut all = Sample::empty();
     for f in &run.finals {
         all.absorb(f);
     }
     prop_assert_eq!(&all.known, &run.everything());
-    let read_before = all.reg.context().clone();
-    let tombstone = all.reg.delete(&read_before);
-    all.reg.merge(&tombstone);
-    prop_assert!(all.reg.is_tombstone());
-    // The old numbering would give `w` its dot 1 again: the delete saw it.
-    prop_assert!(read_before.contains(dot(w.0, 1)));
+    let read_before = Read {
+        ctx: all.reg.context().clone(),
+        dots: truth(&log, &all.known).context,
+        state: all.clone(),
+    };
+    prop_assert!(read_before.ctx.knows(w));
+    if deleted {
+        let tombstone = Sample {
+            reg: replicas[o].reg.delete(&read_before.ctx),
+            known: BTreeSet::from([log.len()]),
+        };
+        log.push(Event::Delete {
+            saw: read_before.dots.clone(),
+        });
+        replicas[o].absorb(&tombstone);
+        all.absorb(&tombstone);
+        prop_assert!(all.reg.is_empty() && !all.reg.context().is_empty());
+        check(&log, &replicas[o])?;
+    }
 
-    // Collection: no replica keeps anything of the key; the clocks go on.
-    let mut replicas = vec![MvRegister::default(); n];
-    let mut clocks = run.clocks.clone();
-    let wall = run.time.saturating_sub(back);
-
-    let stamp = clocks[w.0 as usize].now(wall);
-    let at_w = &mut replicas[w.0 as usize];
+    // `w` forgets the key; its clock goes on.
+    replicas[at_w] = Sample::empty();
+    let stamp = clocks[at_w].now(wall);
     let fresh = Versioned {
-        payload: Payload::Text("after the collection".into()),
+        payload: Payload::Text("after forgetting".into()),
         stamp,
     };
-    let delta = at_w.write(w, &at_w.context().clone(), fresh.payload.clone(), stamp);
+    let delta =
+        replicas[at_w]
+            .reg
+            .write(w, &CausalContext::default(), fresh.payload.clone(), stamp);
     let new_dot = Dot {
         node: w,
         counter: stamp,
@@ -947,12 +962,18 @@ fn collected(
             .collect::<Vec<_>>(),
         vec![(new_dot, fresh.clone())]
     );
-    // The first write saw every dot of `w` below its own.
-    let mut saw = Dots::default();
-    saw.cover_below(new_dot);
-    saw.insert(new_dot);
-    prop_assert_eq!(delta.context(), &context_of(&saw));
-    for e in &run.log {
+    // A blind first write saw nothing: its context is its own dot alone.
+    let mut own = Dots::default();
+    own.insert(new_dot);
+    prop_assert_eq!(delta.context(), &context_of(&own));
+    for below in [1, stamp - 1] {
+        let d = Dot {
+            node: w,
+            counter: below,
+        };
+        prop_assert!(!delta.context().contains(d), "{:?} covers {:?}", delta, d);
+    }
+    for e in &log {
         if let Event::Write { dot: d, .. } = e {
             prop_assert!(
                 d.node != w || d.counter < stamp,
@@ -962,42 +983,105 @@ fn collected(
             );
         }
     }
-    prop_assert!(!read_before.contains(new_dot));
+    prop_assert!(!read_before.ctx.contains(new_dot));
     for r in &run.reads {
         prop_assert!(!r.ctx.contains(new_dot) && !r.dots.contains(&new_dot));
     }
-    at_w.merge(&delta);
+    let delta = Sample {
+        reg: delta,
+        known: BTreeSet::from([log.len()]),
+    };
+    log.push(Event::Write {
+        dot: new_dot,
+        value: fresh.clone(),
+        saw: Dots::default(),
+    });
+    replicas[at_w].absorb(&delta);
+    check(&log, &replicas[at_w])?;
 
-    // A client writes at `other` with a context read before the delete.
-    let mut olds: Vec<&CausalContext> = run.reads.iter().map(|r| &r.ctx).collect();
+    // Where the key lives on, the write removes nothing: every value stays,
+    // `w`'s own earlier ones included.
+    let with_all = join(&all, &delta);
+    check(&log, &with_all)?;
+    let mut kept = sibling_dots(&all.reg);
+    kept.insert(new_dot);
+    prop_assert_eq!(sibling_dots(&with_all.reg), kept);
+
+    // A client writes at `other` with a context read before.
+    let mut olds: Vec<&Read> = run.reads.iter().collect();
     olds.push(&read_before);
-    let old = stale.get(&olds);
-    let o = other.index(n);
-    if o != w.0 as usize && delivered {
-        replicas[o].merge(&delta);
+    let old = *stale.get(&olds);
+    if o != at_w && delivered {
+        replicas[o].absorb(&delta);
     }
+    let id = NodeId(o as u32);
     let stamp = clocks[o].now(wall);
-    let late = replicas[o].write(NodeId(o as u32), old, Payload::Text("stale".into()), stamp);
+    let late_value = Versioned {
+        payload: Payload::Text("stale".into()),
+        stamp,
+    };
+    let late_dot = next_dot(&truth(&log, &replicas[o].known).context, id, stamp);
+    let late = replicas[o]
+        .reg
+        .write(id, &old.ctx, late_value.payload.clone(), stamp);
+    prop_assert_eq!(
+        late.siblings()
+            .map(|(d, v)| (*d, v.clone()))
+            .collect::<Vec<_>>(),
+        vec![(late_dot, late_value.clone())]
+    );
+    let mut carried = old.dots.clone();
+    carried.insert(late_dot);
+    prop_assert_eq!(late.context(), &context_of(&carried));
     prop_assert!(!late.context().contains(new_dot));
-    replicas[o].merge(&late);
-    let mut everywhere = replicas[w.0 as usize].clone();
-    everywhere.merge(&replicas[o]);
-    let mut other_way = replicas[o].clone();
-    other_way.merge(&replicas[w.0 as usize]);
-    prop_assert_eq!(&everywhere, &other_way);
-    prop_assert_eq!(everywhere.validate(), Ok(()));
-    let mut both = sibling_dots(&late);
-    both.insert(new_dot);
-    prop_assert_eq!(sibling_dots(&everywhere), both);
+    let late = Sample {
+        reg: late,
+        known: BTreeSet::from([log.len()]),
+    };
+    log.push(Event::Write {
+        dot: late_dot,
+        value: late_value,
+        saw: old.dots.clone(),
+    });
+    replicas[o].absorb(&late);
+    check(&log, &replicas[o])?;
+    let everywhere = join(&replicas[at_w], &replicas[o]);
+    let other_way = join(&replicas[o], &replicas[at_w]);
+    prop_assert_eq!(&everywhere.reg, &other_way.reg);
+    check(&log, &everywhere)?;
     prop_assert!(everywhere
+        .reg
         .siblings()
         .any(|(d, v)| *d == new_dot && *v == fresh));
 
-    // A client that read the new value does replace it.
-    let seen = everywhere.context().clone();
-    let stamp = clocks[w.0 as usize].now(wall);
-    everywhere.merge(&everywhere.write(w, &seen, Payload::Text("read".into()), stamp));
-    prop_assert_eq!(everywhere.siblings().count(), 1);
+    // A client that read the new value does replace it, and all the rest.
+    let mut last = everywhere;
+    let seen = last.reg.context().clone();
+    let stamp = clocks[at_w].now(wall);
+    let value = Versioned {
+        payload: Payload::Text("read".into()),
+        stamp,
+    };
+    let known = truth(&log, &last.known).context;
+    let last_dot = next_dot(&known, w, stamp);
+    let delta = Sample {
+        reg: last.reg.write(w, &seen, value.payload.clone(), stamp),
+        known: BTreeSet::from([log.len()]),
+    };
+    log.push(Event::Write {
+        dot: last_dot,
+        value: value.clone(),
+        saw: known,
+    });
+    last.absorb(&delta);
+    check(&log, &last)?;
+    prop_assert_eq!(
+        last.reg
+            .siblings()
+            .map(|(d, v)| (*d, v.clone()))
+            .collect::<Vec<_>>(),
+        vec![(last_dot, value)]
+    );
     Ok(())
 }
 
@@ -1074,8 +1158,8 @@ fn a_stale_write_keeps_what_arrived_after_its_read() {
     a.merge(&b);
     a.merge(&a.write(NodeId(0), &read, Payload::Text("c".into()), 3));
     assert!(
-        a.context().contains(dot(1, 1)),
-        "b's first write covers below"
+        !a.context().contains(dot(1, 1)),
+        "b's first write covers nothing below its dot"
     );
     // b's first dot is its stamp; a's second write continues after a's first.
     assert_eq!(sibling_dots(&a), BTreeSet::from([dot(0, 2), dot(1, 2)]));
@@ -1094,12 +1178,123 @@ fn a_stale_write_keeps_what_arrived_after_its_read() {
 }
 
 #[test]
+fn a_node_that_forgot_a_key_keeps_its_earlier_writes() {
+    let none = CausalContext::default();
+    // Node 0 writes at its replica, then hands the key to node 1's replica
+    // and forgets it.
+    let mut a = MvRegister::default();
+    a.merge(&a.write(NodeId(0), &none, Payload::Text("first".into()), 5));
+    let mut b = a.clone();
+    b.merge(&b.write(NodeId(1), &none, Payload::Text("concurrent".into()), 6));
+    // Node 0 writes again to a fresh register: the dot is its stamp, and
+    // the delta saw nothing else.
+    let again = MvRegister::default().write(NodeId(0), &none, Payload::Text("again".into()), 9);
+    assert_eq!(sibling_dots(&again), BTreeSet::from([dot(0, 9)]));
+    let mut only = CausalContext::default();
+    only.insert(dot(0, 9));
+    assert_eq!(again.context(), &only);
+    assert!(!again.context().contains(dot(0, 5)) && !again.context().contains(dot(0, 8)));
+    // Where the key lives on, the earlier write stays a sibling.
+    assert!(b.merge(&again));
+    assert_eq!(
+        sibling_dots(&b),
+        BTreeSet::from([dot(0, 5), dot(0, 9), dot(1, 6)])
+    );
+    // Back at node 0's replica the dots continue after its stamp.
+    let mut c = MvRegister::default();
+    c.merge(&again);
+    let next = c.write(NodeId(0), &none, Payload::Text("next".into()), 10);
+    assert_eq!(sibling_dots(&next), BTreeSet::from([dot(0, 10)]));
+}
+
+#[test]
+fn consecutive_writes_keep_one_context_entry_per_node() {
+    // Node 0 writes 1,000 times at its replica, half of them with a stale
+    // read, and node 1 writes at its own; the replicas exchange states now
+    // and then. Each node's dots form one run from its first stamp.
+    let mut clocks = [Hlc::default(); 2];
+    let mut a = MvRegister::default();
+    let mut b = MvRegister::default();
+    let mut stale = a.context().clone();
+    let (mut first_a, mut first_b) = (None, None);
+    for i in 0..1_000u64 {
+        let wall = 1_000 + i / 3;
+        let seen = if i % 2 == 0 {
+            a.context().clone()
+        } else {
+            stale.clone()
+        };
+        if i % 10 == 0 {
+            stale = a.context().clone();
+        }
+        let stamp = clocks[0].now(wall);
+        first_a.get_or_insert(stamp);
+        a.merge(&a.write(
+            NodeId(0),
+            &seen,
+            Payload::Bytes(i.to_le_bytes().to_vec()),
+            stamp,
+        ));
+        let stamp = clocks[1].now(wall);
+        first_b.get_or_insert(stamp);
+        let seen = b.context().clone();
+        b.merge(&b.write(NodeId(1), &seen, Payload::Bytes(vec![1]), stamp));
+        if i % 100 == 99 {
+            a.merge(&b);
+            b.merge(&a);
+            clocks[0].observe(a.latest_stamp().unwrap());
+            clocks[1].observe(b.latest_stamp().unwrap());
+        }
+        assert!(
+            a.siblings().count() <= 12,
+            "{i}: {} siblings",
+            a.siblings().count()
+        );
+    }
+    a.merge(&b);
+    assert_eq!(a.validate(), Ok(()));
+    let (first_a, first_b) = (first_a.unwrap(), first_b.unwrap());
+    let want = RawContext {
+        vv: BTreeMap::new(),
+        cloud: BTreeMap::from([
+            (NodeId(0), BTreeMap::from([(first_a, first_a + 999)])),
+            (NodeId(1), BTreeMap::from([(first_b, first_b + 999)])),
+        ]),
+    };
+    let got: RawContext = codec::decode(&codec::encode(a.context()), codec::MAX_STATE).unwrap();
+    assert_eq!(got, want, "one run per node");
+    // The version byte, two lengths, and per node its id, a length and a
+    // run's two counters (3 bytes each at these stamps).
+    assert!(
+        codec::encode(a.context()).len() <= 20,
+        "a context of two runs stays small: {:?}",
+        codec::encode(a.context())
+    );
+    assert_eq!(a.context().next_dot(NodeId(0)).counter, first_a + 1_000);
+    // A node whose first dot is 1 keeps one vector entry instead.
+    let mut c = MvRegister::default();
+    for stamp in 1..=1_000 {
+        let seen = c.context().clone();
+        c.merge(&c.write(NodeId(2), &seen, Payload::Bytes(vec![]), stamp));
+    }
+    let got: RawContext = codec::decode(&codec::encode(c.context()), codec::MAX_STATE).unwrap();
+    assert_eq!(
+        got,
+        RawContext {
+            vv: BTreeMap::from([(NodeId(2), 1_000)]),
+            cloud: BTreeMap::new(),
+        }
+    );
+}
+
+#[test]
 fn the_generator_reaches_the_interesting_cases() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = history();
     let cases = 200;
     let mut totals = Stats::default();
     let (mut concurrent, mut emptied, mut tie_resolved, mut stale_deltas) = (0, 0, 0, 0);
+    let (mut long_runs, mut split_runs) = (0, 0);
     for _ in 0..cases {
         let run = proptest::strategy::ValueTree::current(&strategy.new_tree(&mut runner).unwrap());
         let s = &run.stats;
@@ -1124,6 +1319,22 @@ fn the_generator_reaches_the_interesting_cases() {
                 .count()
                 >= 2
         }));
+        // Contexts whose runs hold several dots, and nodes with several runs.
+        let layouts: Vec<RawContext> = run
+            .pool()
+            .iter()
+            .map(|s| truth(&run.log, &s.known).context.layout())
+            .collect();
+        long_runs += usize::from(
+            layouts
+                .iter()
+                .any(|l| l.cloud.values().flatten().any(|(first, last)| last > first)),
+        );
+        split_runs += usize::from(
+            layouts
+                .iter()
+                .any(|l| l.cloud.values().any(|runs| runs.len() >= 2)),
+        );
         // A replica received a delta whose write another write had already replaced.
         stale_deltas += usize::from(run.deltas.iter().any(|d| {
             run.finals
@@ -1132,7 +1343,7 @@ fn the_generator_reaches_the_interesting_cases() {
         }));
     }
     eprintln!(
-        "of {cases} histories: {totals:?}, {concurrent} with concurrent siblings at the end, {emptied} emptied by a delete, {tie_resolved} with a stamp tie among siblings, {stale_deltas} with a delta some replica never got"
+        "of {cases} histories: {totals:?}, {concurrent} with concurrent siblings at the end, {emptied} emptied by a delete, {tie_resolved} with a stamp tie among siblings, {stale_deltas} with a delta some replica never got, {long_runs} with a run of several dots, {split_runs} with a node's dots in several runs"
     );
     assert!(totals.stale_kept >= cases / 4, "stale writes kept siblings");
     assert!(
@@ -1149,6 +1360,8 @@ fn the_generator_reaches_the_interesting_cases() {
     assert!(emptied >= cases / 5, "deleted registers");
     assert!(tie_resolved >= cases / 20, "stamp ties among siblings");
     assert!(stale_deltas >= cases / 4, "deltas some replica never got");
+    assert!(long_runs >= cases / 2, "runs of several dots");
+    assert!(split_runs >= cases / 5, "a node's dots in several runs");
 }
 
 /// The serde layout of [`MvRegister`], to build states its API cannot.
@@ -1158,13 +1371,24 @@ struct RawRegister {
     context: RawContext,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The serde layout of [`CausalContext`]: the version vector, and per node
+/// the runs of dots above it, first counter to last.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct RawContext {
     vv: BTreeMap<NodeId, u64>,
-    cloud: BTreeSet<Dot>,
+    cloud: BTreeMap<NodeId, BTreeMap<u64, u64>>,
 }
 
-fn raw(values: &[(Dot, u64)], vv: &[(u32, u64)], cloud: &[Dot]) -> RawRegister {
+/// A register with `values` (dot, stamp), vector entries (node, n) and
+/// runs (node, first, last).
+fn raw(values: &[(Dot, u64)], vv: &[(u32, u64)], runs: &[(u32, u64, u64)]) -> RawRegister {
+    let mut cloud: BTreeMap<NodeId, BTreeMap<u64, u64>> = BTreeMap::new();
+    for (node, first, last) in runs {
+        cloud
+            .entry(NodeId(*node))
+            .or_default()
+            .insert(*first, *last);
+    }
     RawRegister {
         values: values
             .iter()
@@ -1180,7 +1404,7 @@ fn raw(values: &[(Dot, u64)], vv: &[(u32, u64)], cloud: &[Dot]) -> RawRegister {
             .collect(),
         context: RawContext {
             vv: vv.iter().map(|(n, c)| (NodeId(*n), *c)).collect(),
-            cloud: cloud.iter().copied().collect(),
+            cloud,
         },
     }
 }
@@ -1193,29 +1417,41 @@ fn decode_raw(r: &RawRegister) -> Result<MvRegister, DecodeError> {
 fn the_raw_layout_matches() {
     let none = CausalContext::default();
     let mut reg = MvRegister::default();
-    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("x".into()), 5));
-    reg.merge(&MvRegister::default().write(NodeId(1), &none, Payload::Bytes(vec![2]), 6));
-    // The first dots are the stamps, each node's dots below them covered:
-    // (1, 8) leaves a gap at 7.
+    // Node 0's first dot is its stamp 1, then the next: a vector entry.
+    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("x".into()), 1));
+    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("y".into()), 2));
+    // Node 1's are 6 and 7, a run; a delete that saw (1, 9) leaves a gap at 8.
+    let mut other = MvRegister::default();
+    other.merge(&other.write(NodeId(1), &none, Payload::Bytes(vec![2]), 6));
+    other.merge(&other.write(NodeId(1), &none, Payload::Bytes(vec![3]), 8));
+    reg.merge(&other);
     let mut gap = CausalContext::default();
-    gap.insert(dot(1, 8));
+    gap.insert(dot(1, 9));
     reg.merge(&reg.delete(&gap));
     let bytes = codec::encode(&reg);
     let back: RawRegister = codec::decode(&bytes, codec::MAX_STATE).unwrap();
     assert_eq!(codec::encode(&back), bytes);
     assert_eq!(
         back.values.keys().copied().collect::<Vec<_>>(),
-        vec![dot(0, 5), dot(1, 6)]
+        vec![dot(0, 1), dot(0, 2), dot(1, 6), dot(1, 7)]
     );
+    assert_eq!(back.context.vv, BTreeMap::from([(NodeId(0), 2)]));
     assert_eq!(
-        back.context.vv,
-        BTreeMap::from([(NodeId(0), 5), (NodeId(1), 6)])
+        back.context.cloud,
+        BTreeMap::from([(NodeId(1), BTreeMap::from([(6, 7), (9, 9)]))])
     );
-    assert_eq!(back.context.cloud, BTreeSet::from([dot(1, 8)]));
     assert_eq!(decode_raw(&back), Ok(reg));
-    // A hand-built valid state is accepted.
-    let ok = raw(&[(dot(0, 1), 1), (dot(2, 4), 9)], &[(0, 2)], &[dot(2, 4)]);
+    // The same bytes, built by hand.
+    let by_hand = RawRegister {
+        values: back.values.clone(),
+        context: raw(&[], &[(0, 2)], &[(1, 6, 7), (1, 9, 9)]).context,
+    };
+    assert_eq!(codec::encode(&by_hand), bytes);
+    // Hand-built valid states are accepted.
+    let ok = raw(&[(dot(0, 1), 1), (dot(2, 4), 9)], &[(0, 2)], &[(2, 4, 4)]);
     assert!(decode_raw(&ok).is_ok());
+    let inside = raw(&[(dot(0, 5), 1)], &[], &[(0, 4, 6), (0, 8, 8)]);
+    assert!(decode_raw(&inside).is_ok());
 }
 
 #[test]
@@ -1230,21 +1466,47 @@ fn validate_rejects_broken_states() {
     // A value whose dot is outside the context.
     bad(raw(&[(dot(0, 1), 1)], &[], &[]), "no context");
     bad(raw(&[(dot(0, 3), 1)], &[(0, 2)], &[]), "past the vector");
-    bad(raw(&[(dot(0, 3), 1)], &[(0, 1)], &[dot(0, 4)]), "in a gap");
+    bad(raw(&[(dot(0, 3), 1)], &[(0, 1)], &[(0, 4, 5)]), "in a gap");
+    bad(raw(&[(dot(0, 7), 1)], &[], &[(0, 4, 6)]), "past a run");
+    bad(raw(&[(dot(0, 3), 1)], &[], &[(0, 4, 6)]), "before a run");
     bad(raw(&[(dot(1, 1), 1)], &[(0, 1)], &[]), "another node");
+    bad(
+        raw(&[(dot(1, 4), 1)], &[], &[(0, 4, 4)]),
+        "another node's run",
+    );
     // A context that is not compact.
     bad(
-        raw(&[], &[(0, 1)], &[dot(0, 2)]),
-        "a cloud dot closing the gap",
+        raw(&[], &[(0, 1)], &[(0, 2, 2)]),
+        "a cloud run closing the gap",
     );
     bad(
-        raw(&[], &[(0, 3)], &[dot(0, 2)]),
-        "a cloud dot under the vector",
+        raw(&[], &[(0, 1)], &[(0, 2, 5)]),
+        "a longer cloud run closing the gap",
     );
-    bad(raw(&[], &[], &[dot(0, 1)]), "a first dot in the cloud");
+    bad(
+        raw(&[], &[(0, 3)], &[(0, 2, 2)]),
+        "a cloud run under the vector",
+    );
+    bad(
+        raw(&[], &[(0, 3)], &[(0, 2, 6)]),
+        "a cloud run overlapping the vector",
+    );
+    bad(raw(&[], &[], &[(0, 1, 1)]), "a first dot in the cloud");
+    bad(raw(&[], &[], &[(0, 1, 4)]), "a first run in the cloud");
+    bad(raw(&[], &[], &[(0, 3, 4), (0, 5, 6)]), "adjacent runs");
+    bad(raw(&[], &[], &[(0, 3, 5), (0, 4, 6)]), "overlapping runs");
+    bad(raw(&[], &[], &[(0, 3, 8), (0, 4, 6)]), "a run inside a run");
+    bad(
+        raw(&[], &[], &[(0, 5, 3)]),
+        "a run that ends before it starts",
+    );
+    let mut empty_runs = raw(&[], &[(0, 1)], &[]);
+    empty_runs.context.cloud.insert(NodeId(1), BTreeMap::new());
+    bad(empty_runs, "a node with no runs");
     // A zero counter: in the vector, in the cloud, or in a value's dot.
     bad(raw(&[], &[(0, 0)], &[]), "a zero vector entry");
-    bad(raw(&[], &[(0, 1)], &[dot(1, 0)]), "a zero cloud dot");
+    bad(raw(&[], &[(0, 1)], &[(1, 0, 0)]), "a zero cloud dot");
+    bad(raw(&[], &[(0, 1)], &[(1, 0, 3)]), "a cloud run from 0");
     bad(
         raw(&[(dot(0, 0), 1)], &[(0, 2)], &[]),
         "a value at counter 0",
@@ -1255,6 +1517,16 @@ fn validate_rejects_broken_states() {
     );
     // Timestamp 0.
     bad(raw(&[(dot(0, 1), 0)], &[(0, 1)], &[]), "stamp 0");
+    // At most 4096 vector entries and runs in all.
+    let sized = |entries: u64| {
+        let vv: Vec<(u32, u64)> = (0..8).map(|n| (n, 1)).collect();
+        let runs: Vec<(u32, u64, u64)> = (0..entries - 8)
+            .map(|i| (9, 3 + 2 * i, 3 + 2 * i))
+            .collect();
+        raw(&[], &vv, &runs)
+    };
+    assert!(decode_raw(&sized(4096)).is_ok());
+    bad(sized(4097), "4097 entries");
 
     // Replicas that admit writes concurrently merge past MAX_SIBLINGS: a
     // remote state may carry up to MAX_MERGED_SIBLINGS, and no more.
