@@ -35,8 +35,11 @@
 //! is still moving), and every acknowledged register write is either a
 //! live sibling or covered by the context of an acknowledged write or
 //! delete; no live sibling is one an acknowledged context covered (a
-//! resurrection) or one nobody wrote. A register every write of which was
-//! deleted must then be collected: no node keeps a row for it.
+//! resurrection) or one nobody wrote, and the context every replica holds
+//! covers every acknowledged write and every acknowledged context (no
+//! acknowledged write or delete is lost). A register every write of which
+//! was deleted reads, at each of its replicas, as an empty register that
+//! keeps its context (a tombstone: the core keeps them for good).
 //!
 //! Focused scenarios at the end of the file reproduce, each with calm
 //! faults and a fixed seed, one way a register could go wrong.
@@ -279,12 +282,12 @@ struct KvSummary {
     /// Acknowledged writes live at the end, and superseded by a context.
     live: u64,
     superseded: u64,
-    /// Keys whose every write was deleted and whose rows are all gone.
-    collected: u64,
+    /// Keys whose every write was deleted, held as a tombstone by each of
+    /// their replicas.
+    deleted: u64,
     /// Keys holding values at the end.
     kept: u64,
     transfers: u64,
-    forgets: u64,
     row_deletes: u64,
     handoffs: u64,
     added: u64,
@@ -299,10 +302,9 @@ impl KvSummary {
         self.off_replica += o.off_replica;
         self.live += o.live;
         self.superseded += o.superseded;
-        self.collected += o.collected;
+        self.deleted += o.deleted;
         self.kept += o.kept;
         self.transfers += o.transfers;
-        self.forgets += o.forgets;
         self.row_deletes += o.row_deletes;
         self.handoffs += o.handoffs;
         self.added += o.added;
@@ -473,8 +475,6 @@ struct Stats {
     transfers: u64,
     transferred: u64,
     handoffs: u64,
-    reaps: u64,
-    forgets: u64,
     row_deletes: u64,
 }
 
@@ -542,8 +542,6 @@ fn mentions(message: &Message<Value>, key: &str) -> bool {
         Message::Keys { leaves } => leaves
             .iter()
             .any(|(_, ks)| ks.iter().any(|(k, _)| k == key)),
-        Message::Reap { keys } | Message::Forget { keys } => keys.iter().any(|(k, _)| k == key),
-        Message::Reaped { keys } => keys.iter().any(|k| k == key),
         Message::Digest { .. }
         | Message::Summary { .. }
         | Message::HandoffDone
@@ -852,8 +850,6 @@ impl Sim {
                     Message::Transfer { .. } => self.stats.transfers += 1,
                     Message::Transferred { .. } => self.stats.transferred += 1,
                     Message::Handoff { .. } => self.stats.handoffs += 1,
-                    Message::Reap { .. } => self.stats.reaps += 1,
-                    Message::Forget { .. } => self.stats.forgets += 1,
                     _ => {}
                 }
                 sends.push((to, message));
@@ -1384,8 +1380,8 @@ impl Sim {
     }
 
     /// Under the faults still, clients read a third of the registers at a
-    /// replica and delete what they read: some keys end deleted, for their
-    /// tombstones to be collected.
+    /// replica and delete what they read: some keys end deleted, as
+    /// tombstones.
     fn kv_closing_wave(&mut self) {
         for i in 0..KV_KEYS {
             self.step(1, false);
@@ -1739,10 +1735,7 @@ impl Sim {
         if !registers {
             return Ok(());
         }
-        // A tombstone counts as no row here: collection takes it away at
-        // each replica in turn.
-        let row =
-            |id: &NodeId, key: &str| self.slots[id].disk.get(key).filter(|v| !v.is_tombstone());
+        let row = |id: &NodeId, key: &str| self.slots[id].disk.get(key);
         for key in self.regs.keys() {
             let replicas = self.placement.replicas(key, members);
             let first = row(&replicas[0], key);
@@ -1768,37 +1761,47 @@ impl Sim {
         Ok(())
     }
 
-    /// Register rows that hold only a tombstone, at any node.
-    fn tombstones_left(&self) -> Vec<(NodeId, String)> {
-        self.slots
-            .iter()
-            .flat_map(|(id, slot)| {
-                slot.disk
-                    .store
-                    .states()
-                    .filter(|(k, v)| is_kv(k) && v.is_tombstone())
-                    .map(|(k, _)| (*id, k.clone()))
-            })
-            .collect()
-    }
-
-    /// The register oracle, on a converged cluster: every acknowledged write
-    /// is a live sibling or was covered by an acknowledged context; every
-    /// live sibling is an acknowledged write no acknowledged context
-    /// covered; a register with no value left has no row anywhere.
-    fn check_registers_final(&self) -> KvSummary {
+    /// The register oracle, on a converged cluster, read at every replica
+    /// of each key in the final membership (loading as a client read does):
+    /// the replicas hold the same state; every acknowledged write is a live
+    /// sibling or was covered by an acknowledged context; every live
+    /// sibling is an acknowledged write no acknowledged context covered (no
+    /// resurrection); the context covers every acknowledged write and every
+    /// acknowledged context (no write or delete lost); a register every
+    /// write of which was deleted reads as an empty register with its
+    /// context (its tombstone) at every replica, and a register nobody
+    /// wrote has no row anywhere.
+    fn check_registers_final(&mut self) -> KvSummary {
         let mut s = KvSummary::default();
         let Some(live) = self.not_retired().first().copied() else {
             return s;
         };
         let members = self.node(live).expect("up").members().clone();
-        for (key, log) in &self.regs {
+        let keys: Vec<String> = self.regs.keys().cloned().collect();
+        for key in &keys {
             let replicas = self.placement.replicas(key, &members);
-            let held = self.slots[&replicas[0]].disk.get(key);
+            let held: Vec<(NodeId, Option<Value>)> =
+                replicas.iter().map(|r| (*r, self.read(*r, key))).collect();
+            let (first, first_held) = &held[0];
+            for (r, v) in &held[1..] {
+                if v != first_held {
+                    self.fail(format!(
+                        "{key}: replicas disagree: {} at {first}, {} at {r}",
+                        show(key, first_held.as_ref()),
+                        show(key, v.as_ref())
+                    ));
+                }
+            }
+            let held = first_held.clone();
+            if held.as_ref().is_some_and(|v| v.as_register().is_none()) {
+                self.fail(format!("{key} holds {held:?}"));
+            }
             let reg = held
+                .as_ref()
                 .and_then(Value::as_register)
                 .cloned()
                 .unwrap_or_default();
+            let log = &self.regs[key];
             for w in &log.writes {
                 let payload = &log.payloads[&w.dot];
                 match reg.siblings().find(|(d, _)| **d == w.dot) {
@@ -1820,9 +1823,28 @@ impl Sim {
                         w.at,
                         w.when,
                         if w.replica { "a" } else { "not a" },
-                        show(key, held)
+                        show(key, held.as_ref())
                     )),
                 }
+                if !reg.context().contains(w.dot) {
+                    self.fail(format!(
+                        "{key}: the acknowledged write of {} ({:?}, taken by {} at {} ms) \
+                         is outside the context its replicas {replicas:?} hold: {:?}",
+                        text(payload),
+                        w.dot,
+                        w.at,
+                        w.when,
+                        reg.context()
+                    ));
+                }
+            }
+            if !reg.context().covers(&log.superseded) {
+                self.fail(format!(
+                    "{key}: the replicas {replicas:?} hold the context {:?}, which lacks \
+                     dots of the acknowledged contexts {:?}: a write or delete is lost",
+                    reg.context(),
+                    log.superseded
+                ));
             }
             for (dot, v) in reg.siblings() {
                 if log.payloads.get(dot) != Some(&v.payload) {
@@ -1839,26 +1861,31 @@ impl Sim {
                     ));
                 }
             }
-            if reg.is_empty() {
+            if !reg.is_empty() {
+                s.kept += 1;
+            } else if log.writes.is_empty() {
                 for (id, slot) in &self.slots {
                     if let Some(v) = slot.disk.get(key) {
                         self.fail(format!(
-                            "{key}: every write was deleted, yet {id} keeps a row: {v:?}"
+                            "{key}: nobody wrote it, yet {id} keeps a row: {}",
+                            show(key, Some(v))
                         ));
                     }
                 }
-                if !log.writes.is_empty() {
-                    s.collected += 1;
-                }
             } else {
-                s.kept += 1;
+                if reg.context().is_empty() || held.is_none() {
+                    self.fail(format!(
+                        "{key}: every write was deleted, yet its replicas {replicas:?} hold \
+                         no tombstone: {held:?}"
+                    ));
+                }
+                s.deleted += 1;
             }
         }
         s.writes = self.stats.kv_writes;
         s.deletes = self.stats.kv_deletes;
         s.off_replica = self.stats.kv_off_replica;
         s.transfers = self.stats.transfers;
-        s.forgets = self.stats.forgets;
         s.row_deletes = self.stats.row_deletes;
         s.handoffs = self.stats.handoffs;
         s.added = self.admin.added.len() as u64;
@@ -1867,37 +1894,9 @@ impl Sim {
         s
     }
 
-    /// Tombstones left, and where their replicas stand.
-    fn uncollected(&self, left: &[(NodeId, String)]) -> String {
-        let live = self.not_retired()[0];
-        let members = self.node(live).expect("up").members().clone();
-        let detail: Vec<String> = left
-            .iter()
-            .map(|(id, key)| {
-                let state = |r: &NodeId| {
-                    let held = self.slots[r].disk.get(key).is_some();
-                    let loaded = self.node(*r).is_some_and(|n| n.read(key).is_some());
-                    let restarted = self.slots[r].restarted;
-                    format!("{r} (holds it {held}, in memory {loaded}, restarted {restarted})")
-                };
-                let replicas: Vec<String> = self
-                    .placement
-                    .replicas(key, &members)
-                    .iter()
-                    .map(state)
-                    .collect();
-                format!(
-                    "{key} at {id} ({:?}); replicas {replicas:?}",
-                    self.own_status(*id)
-                )
-            })
-            .collect();
-        format!("tombstones not collected: {detail:?}")
-    }
-
     /// Stops every fault and runs until converged, at most `limit_ms` more;
-    /// then, with registers, until their replicas agree and every tombstone
-    /// is collected, and checks the register oracle. Returns the virtual time convergence took.
+    /// then, with registers, until their replicas agree, and checks the
+    /// register oracle. Returns the virtual time convergence took.
     fn settle_down(&mut self, limit_ms: u64) -> u64 {
         self.faults = Faults::calm();
         self.heal();
@@ -1926,16 +1925,11 @@ impl Sim {
             self.fail(format!("diverged again after converging: {why}"));
         }
         if !self.regs.is_empty() {
-            // The registers: until their replicas agree and every tombstone
-            // is collected, for a second on end.
+            // The registers: until their replicas agree, for a second on end.
             let start = self.now;
             let mut quiet = 0;
             while quiet < 100 {
-                let why = self.converged(true).err().or_else(|| {
-                    let left = self.tombstones_left();
-                    (!left.is_empty()).then(|| self.uncollected(&left))
-                });
-                match why {
+                match self.converged(true).err() {
                     None => quiet += 1,
                     Some(why) if self.now - start > limit_ms => self.fail(format!(
                         "registers not settled {limit_ms} ms after convergence: {why}"
@@ -2156,8 +2150,8 @@ fn chaos_registers_on_a_resizing_ring_keep_every_acknowledged_write() {
             "too few superseded writes: {total:?}"
         );
         assert!(
-            total.collected >= 20,
-            "too few tombstones collected: {total:?}"
+            total.deleted >= 20,
+            "too few registers deleted to the end: {total:?}"
         );
         assert!(
             total.off_replica >= 10,
@@ -2557,31 +2551,6 @@ fn a_delete_with_an_empty_context_stores_nothing() {
 }
 
 #[test]
-fn a_restarted_first_replica_collects_the_tombstones_it_stored() {
-    // The key's first replica stores a tombstone from gossip and restarts
-    // before its next collection round: it restores lazily, holds the same
-    // tombstone as the other replicas, and must still collect it.
-    let mut sim = Sim::new(52, config(4), Faults::calm());
-    let key = kv_key(0);
-    let replicas = sim.replicas_of(&key);
-    let (first, other) = (replicas[0], replicas[1]);
-    assert!(sim.kv_request(first, &key, Ctx::Blind, false));
-    sim.run(1_000);
-    assert!(sim.kv_request(other, &key, Ctx::Read, true));
-    while !sim.slots[&first]
-        .disk
-        .get(&key)
-        .is_some_and(Value::is_tombstone)
-    {
-        sim.step(1, false);
-    }
-    sim.crash(first, 0);
-    sim.restart(first);
-    sim.settle_down(10_000);
-    assert_eq!(sim.rows(&key), vec![]);
-}
-
-#[test]
 fn a_blind_write_at_a_node_that_handed_the_key_off_keeps_the_earlier_write() {
     // A node that is no replica takes a blind write, hands the key to its
     // replicas and forgets it; a second blind write there must leave the
@@ -2602,12 +2571,27 @@ fn a_blind_write_at_a_node_that_handed_the_key_off_keeps_the_earlier_write() {
     assert_eq!(siblings, Some(2), "{}", show(&key, held.as_ref()));
 }
 
+impl Sim {
+    /// Every replica of `key` holds its tombstone: no value, a context.
+    fn assert_tombstones(&self, key: &str) {
+        for r in self.replicas_of(key) {
+            let held = self.slots[&r].disk.get(key);
+            let reg = held.and_then(Value::as_register);
+            assert!(
+                reg.is_some_and(|r| r.is_empty() && !r.context().is_empty()),
+                "{r} holds no tombstone: {}",
+                show(key, held)
+            );
+        }
+    }
+}
+
 #[test]
-fn a_node_never_reuses_a_dot_once_a_tombstone_is_collected() {
+fn a_write_after_a_delete_never_reuses_a_dot() {
     // Replica a writes v1 and v2; a client reads after v1 only; everything
-    // is deleted and collected. The old client writes through b with what
-    // it read, which names a's first dot: a, knowing that one dot of its
-    // own, must not give its next write the dot v2 had.
+    // is deleted (the tombstone stays). The old client writes through b
+    // with what it read, which names a's first dot; then a writes blind:
+    // no write may take the dot v2 had (every dot is checked new).
     let mut sim = Sim::new(54, config(4), Faults::calm());
     let key = kv_key(0);
     let replicas = sim.replicas_of(&key);
@@ -2619,18 +2603,17 @@ fn a_node_never_reuses_a_dot_once_a_tombstone_is_collected() {
     sim.run(500);
     assert!(sim.kv_request(a, &key, Ctx::Read, true));
     sim.run(8_000);
-    assert_eq!(sim.rows(&key), vec![], "collected");
+    sim.assert_tombstones(&key);
     assert!(sim.kv_request(b, &key, Ctx::Given(saw_v1), false));
     sim.run(500);
-    // The write's dot is checked against every acknowledged one.
     assert!(sim.kv_request(a, &key, Ctx::Blind, false));
     sim.settle_down(10_000);
 }
 
 #[test]
-fn a_late_copy_of_a_collected_register_does_not_bring_it_back() {
+fn a_late_copy_of_a_deleted_register_does_not_bring_it_back() {
     // The network delivers a copy of a gossip message after the value it
-    // carries was deleted and the tombstone collected.
+    // carries was deleted everywhere: the kept tombstone shadows it.
     let mut sim = Sim::new(55, config(4), Faults::calm());
     let key = kv_key(0);
     let replicas = sim.replicas_of(&key);
@@ -2640,7 +2623,7 @@ fn a_late_copy_of_a_collected_register_does_not_bring_it_back() {
     let old = sim.read(a, &key).expect("written");
     assert!(sim.kv_request(a, &key, Ctx::Read, true));
     sim.run(8_000);
-    assert_eq!(sim.rows(&key), vec![], "collected");
+    sim.assert_tombstones(&key);
     let late = Message::Gossip {
         members: None,
         states: vec![(key.clone(), old)],
@@ -2649,7 +2632,7 @@ fn a_late_copy_of_a_collected_register_does_not_bring_it_back() {
     sim.send(a, b, late);
     // The oracle: the deleted value must not be live again.
     sim.settle_down(10_000);
-    assert_eq!(sim.rows(&key), vec![]);
+    sim.assert_tombstones(&key);
 }
 
 #[test]
