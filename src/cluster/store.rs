@@ -14,7 +14,8 @@
 //! let mut again = Node::new(NodeId(0), Config::default(), AllNodes);
 //! disk.restore(&mut again);
 //! let key = "hits".to_string();
-//! disk.supply(&mut again, again.needs_key(&key));
+//! let needs = again.needs_key(&key);
+//! disk.supply(&mut again, needs);
 //! assert_eq!(again.read("hits").map(|c| c.value()), Some(2));
 //! ```
 
