@@ -25,6 +25,19 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The postcard varint (LEB128) of `n` (a number or a BigInt), as bytes. */
+export function varint(n) {
+  let v = BigInt(n);
+  const out = [];
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v > 0n) b |= 0x80;
+    out.push(b);
+  } while (v > 0n);
+  return out;
+}
+
 /** A local cluster. `vars` override wrangler.toml's [vars]. */
 export class Cluster {
   constructor(vars = {}) {

@@ -6,7 +6,7 @@
 // the sibling and size limits, and bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, NODES } from './harness.mjs';
+import { Cluster, NODES, varint } from './harness.mjs';
 
 // KV_CACHE_MS is wrangler.toml's 2000; the limits are its 125 and 16384.
 const cluster = new Cluster();
@@ -124,17 +124,6 @@ function decodeRegister(bytes) {
   const context = r.context();
   assert.equal(r.i, bytes.length, 'nothing after the context');
   return { key, node, siblings, context };
-}
-function varint(n) {
-  let v = BigInt(n);
-  const out = [];
-  do {
-    let b = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) b |= 0x80;
-    out.push(b);
-  } while (v > 0n);
-  return out;
 }
 const pcBytes = (bytes) => [...varint(bytes.length), ...bytes];
 const EMPTY_CONTEXT = [0, 0];

@@ -4,7 +4,7 @@
 // attacks on it (missing token, forged timestamps), and bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, NODES } from './harness.mjs';
+import { Cluster, NODES, varint } from './harness.mjs';
 
 // Heartbeats every second, so the SSE test sees one without waiting 15 s.
 const cluster = new Cluster({ HEARTBEAT_INTERVAL_MS: '1000' });
@@ -97,17 +97,6 @@ function assertError(res, status, error, what, message = /.{10}/) {
 }
 
 // Postcard, for the binary bodies: varints, strings, elements, replicas.
-function varint(n) {
-  let v = BigInt(n);
-  const out = [];
-  do {
-    let b = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) b |= 0x80;
-    out.push(b);
-  } while (v > 0n);
-  return out;
-}
 const pcString = (s) => { const b = [...new TextEncoder().encode(s)]; return [...varint(b.length), ...b]; };
 /** An `Element`: Bool = 0, Num = 1 (canonical text), Str = 2. */
 function pcElement(e) {
