@@ -1,5 +1,6 @@
 // Starts `wrangler dev` (workerd, real Durable Objects and their SQLite
 // storage) on a free port with its own storage folder, for one test file.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,6 +25,16 @@ export function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Checks a 4xx JSON error: status, code, and a message that says something. */
+export function assertError(res, status, error, what, message = /.{10}/) {
+  const body = JSON.stringify(res.data);
+  assert.equal(res.status, status, `${what}: ${body}`);
+  assert.match(res.headers.get('content-type') ?? '', /application\/json/, what);
+  assert.deepEqual(Object.keys(res.data).sort(), ['error', 'message'], what);
+  assert.equal(res.data.error, error, `${what}: ${body}`);
+  assert.match(res.data.message, message, what);
+}
 
 /** The postcard varint (LEB128) of `n` (a number or a BigInt), as bytes. */
 export function varint(n) {

@@ -6,7 +6,7 @@
 // the sibling and size limits, and bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, NODES, varint } from './harness.mjs';
+import { Cluster, NODES, assertError, varint } from './harness.mjs';
 
 // KV_CACHE_MS is wrangler.toml's 2000; the limits are its 125 and 16384.
 const cluster = new Cluster();
@@ -74,15 +74,6 @@ async function snapshot(k, replicas) {
     assert.equal(res.status, 200, show(res.data));
     return { node: res.data.node, siblings: res.data.siblings, context: res.data.context };
   }));
-}
-
-/** Checks a 4xx JSON error: status, code, and a message that says something. */
-function assertError(res, status, error, what, message = /.{10}/) {
-  assert.equal(res.status, status, `${what}: ${show(res.data)}`);
-  assert.match(res.headers.get('content-type') ?? '', /application\/json/, what);
-  assert.deepEqual(Object.keys(res.data).sort(), ['error', 'message'], what);
-  assert.equal(res.data.error, error, `${what}: ${show(res.data)}`);
-  assert.match(res.data.message, message, what);
 }
 
 // Postcard: a reader for the replies, and the bodies of writes.

@@ -4,7 +4,7 @@
 // attacks on it (missing token, forged timestamps), and bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, NODES, varint } from './harness.mjs';
+import { Cluster, NODES, assertError, varint } from './harness.mjs';
 
 // Heartbeats every second, so the SSE test sees one without waiting 15 s.
 const cluster = new Cluster({ HEARTBEAT_INTERVAL_MS: '1000' });
@@ -85,15 +85,6 @@ async function unchangedEverywhere(name, before, expectedMembers) {
     assert.deepEqual(now.removes.filter((x) => !isMarker(x)), before[i].removes, `${NODES[i]}: removes`);
   }
   return markers;
-}
-
-/** Checks a 4xx JSON error: status, code, and a message that says something. */
-function assertError(res, status, error, what, message = /.{10}/) {
-  assert.equal(res.status, status, `${what}: ${key(res.data)}`);
-  assert.match(res.headers.get('content-type') ?? '', /application\/json/, what);
-  assert.deepEqual(Object.keys(res.data).sort(), ['error', 'message'], what);
-  assert.equal(res.data.error, error, `${what}: ${key(res.data)}`);
-  assert.match(res.data.message, message, what);
 }
 
 // Postcard, for the binary bodies: varints, strings, elements, replicas.
