@@ -771,7 +771,7 @@ impl Sim {
         else {
             return;
         };
-        let needs = node.needs_key(&key.to_owned());
+        let needs = node.needs_key(key);
         if !needs.is_empty() {
             self.stats.loads += 1;
         }

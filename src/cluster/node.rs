@@ -397,8 +397,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     }
 
     /// What a client write or read of `key` needs in memory.
-    pub fn needs_key(&self, key: &Key) -> Needs {
-        self.needs_keys([key])
+    pub fn needs_key(&self, key: &str) -> Needs {
+        self.needs_keys([&key.to_owned()])
     }
 
     /// What handling `message` needs in memory.
@@ -1503,7 +1503,7 @@ mod test {
             let now = self.now;
             let disk = self.disks.get(&at).expect("a disk").clone();
             let n = self.node(at);
-            disk.supply(n, n.needs_key(&key.to_owned()));
+            disk.supply(n, n.needs_key(key));
             n.write(key, now, |v: &Value, stamp| {
                 let reg = v.as_register().cloned().unwrap_or_default();
                 Ok::<_, ()>(Value::Register(reg.write(

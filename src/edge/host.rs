@@ -187,7 +187,7 @@ impl Host {
 
     /// The value of `key` at this node (`Empty` when it has none).
     pub fn read(&self, key: &str) -> worker::Result<Value> {
-        let needs = self.with(|n| n.needs_key(&key.to_owned()));
+        let needs = self.with(|n| n.needs_key(key));
         self.supply(needs)?;
         Ok(self.with(|n| n.read(key).cloned().unwrap_or_default()))
     }
@@ -235,7 +235,7 @@ impl Host {
         key: &str,
         op: impl FnOnce(&Value, Stamp) -> Result<Value, E>,
     ) -> Result<Written<E>, Failure> {
-        let needs = self.with(|n| n.needs_key(&key.to_owned()));
+        let needs = self.with(|n| n.needs_key(key));
         self.supply(needs)?;
         let written = self.with(|n| n.write(key, now_ms(), op));
         match written {
