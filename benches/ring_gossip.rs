@@ -60,9 +60,9 @@
 //! then our bytes by message kind, the anti-entropy counts, and the
 //! registers' size at the end. Progress goes to stderr.
 
-use edge_crdt::cluster::{ByKind, Config, Effect, Membership, Message, Node, Placement, Stamp};
+use edge_crdt::cluster::{ByKind, Config, Effect, Membership, Message, Node, Placement};
 use edge_crdt::codec;
-use edge_crdt::crdt::{Kind, MvRegister, TooManySiblings, Value};
+use edge_crdt::crdt::{Kind, MvRegister, Stamp, TooManySiblings, Value};
 use edge_crdt::NodeId;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -315,7 +315,7 @@ impl Sim {
                 let reg = v.as_register().unwrap_or(&empty);
                 let seen = reg.context().clone();
                 reg.admits(&seen)?;
-                let d = Value::Register(reg.write(stamp.node, &seen, payload, stamp.time));
+                let d = Value::Register(reg.write(stamp, &seen, payload));
                 delta = Some(d.clone());
                 Ok::<_, TooManySiblings>(d)
             })

@@ -29,7 +29,7 @@ use common::{duplicated_and_shuffled, for_each_permutation};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
-    CausalContext, Crdt, Dot, Hlc, MvRegister, Payload, TooManySiblings, Versioned,
+    CausalContext, Crdt, Dot, Hlc, MvRegister, Payload, Stamp, TooManySiblings, Versioned,
     MAX_MERGED_SIBLINGS, MAX_SIBLINGS,
 };
 use edge_crdt::NodeId;
@@ -38,6 +38,15 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A write at `node` that has kept the key since its last write there.
+fn at(node: NodeId, time: u64) -> Stamp {
+    Stamp {
+        node,
+        time,
+        holds_own_writes: true,
+    }
+}
 
 /// Most replicas a history has.
 const MAX_NODES: usize = 5;
@@ -540,7 +549,10 @@ fn play(op: &Op, replicas: &mut [Replica], time: &mut u64, out: &mut Run) {
                 Payload::Bytes(index.to_le_bytes().to_vec())
             };
             let value = Versioned { payload, stamp };
-            let delta = r.state.reg.write(id, &ctx, value.payload.clone(), stamp);
+            let delta = r
+                .state
+                .reg
+                .write(at(id, stamp), &ctx, value.payload.clone());
             // The dot: the next one after the node's top in the replica's
             // context, per the log; with none there, the write's stamp. The
             // write saw exactly the context it carried.
@@ -947,10 +959,11 @@ fn forgotten(
         payload: Payload::Text("after forgetting".into()),
         stamp,
     };
-    let delta =
-        replicas[at_w]
-            .reg
-            .write(w, &CausalContext::default(), fresh.payload.clone(), stamp);
+    let delta = replicas[at_w].reg.write(
+        at(w, stamp),
+        &CausalContext::default(),
+        fresh.payload.clone(),
+    );
     let new_dot = Dot {
         node: w,
         counter: stamp,
@@ -1023,7 +1036,7 @@ fn forgotten(
     let late_dot = next_dot(&truth(&log, &replicas[o].known).context, id, stamp);
     let late = replicas[o]
         .reg
-        .write(id, &old.ctx, late_value.payload.clone(), stamp);
+        .write(at(id, stamp), &old.ctx, late_value.payload.clone());
     prop_assert_eq!(
         late.siblings()
             .map(|(d, v)| (*d, v.clone()))
@@ -1065,7 +1078,7 @@ fn forgotten(
     let known = truth(&log, &last.known).context;
     let last_dot = next_dot(&known, w, stamp);
     let delta = Sample {
-        reg: last.reg.write(w, &seen, value.payload.clone(), stamp),
+        reg: last.reg.write(at(w, stamp), &seen, value.payload.clone()),
         known: BTreeSet::from([log.len()]),
     };
     log.push(Event::Write {
@@ -1151,12 +1164,12 @@ fn every_order_of_six_deltas_agrees_with_the_oracle() {
 fn a_stale_write_keeps_what_arrived_after_its_read() {
     let none = CausalContext::default();
     let mut a = MvRegister::default();
-    a.merge(&a.write(NodeId(0), &none, Payload::Text("a".into()), 1));
+    a.merge(&a.write(at(NodeId(0), 1), &none, Payload::Text("a".into())));
     let read = a.context().clone();
     let mut b = MvRegister::default();
-    b.merge(&b.write(NodeId(1), &none, Payload::Text("b".into()), 2));
+    b.merge(&b.write(at(NodeId(1), 2), &none, Payload::Text("b".into())));
     a.merge(&b);
-    a.merge(&a.write(NodeId(0), &read, Payload::Text("c".into()), 3));
+    a.merge(&a.write(at(NodeId(0), 3), &read, Payload::Text("c".into())));
     assert!(
         !a.context().contains(dot(1, 1)),
         "b's first write covers nothing below its dot"
@@ -1169,7 +1182,7 @@ fn a_stale_write_keeps_what_arrived_after_its_read() {
     );
     // Equal stamps: the greater dot wins.
     let mut c = MvRegister::default();
-    c.merge(&c.write(NodeId(2), &none, Payload::Text("d".into()), 3));
+    c.merge(&c.write(at(NodeId(2), 3), &none, Payload::Text("d".into())));
     a.merge(&c);
     assert_eq!(
         a.resolve().map(|v| &v.payload),
@@ -1183,12 +1196,12 @@ fn a_node_that_forgot_a_key_keeps_its_earlier_writes() {
     // Node 0 writes at its replica, then hands the key to node 1's replica
     // and forgets it.
     let mut a = MvRegister::default();
-    a.merge(&a.write(NodeId(0), &none, Payload::Text("first".into()), 5));
+    a.merge(&a.write(at(NodeId(0), 5), &none, Payload::Text("first".into())));
     let mut b = a.clone();
-    b.merge(&b.write(NodeId(1), &none, Payload::Text("concurrent".into()), 6));
+    b.merge(&b.write(at(NodeId(1), 6), &none, Payload::Text("concurrent".into())));
     // Node 0 writes again to a fresh register: the dot is its stamp, and
     // the delta saw nothing else.
-    let again = MvRegister::default().write(NodeId(0), &none, Payload::Text("again".into()), 9);
+    let again = MvRegister::default().write(at(NodeId(0), 9), &none, Payload::Text("again".into()));
     assert_eq!(sibling_dots(&again), BTreeSet::from([dot(0, 9)]));
     let mut only = CausalContext::default();
     only.insert(dot(0, 9));
@@ -1203,7 +1216,7 @@ fn a_node_that_forgot_a_key_keeps_its_earlier_writes() {
     // Back at node 0's replica the dots continue after its stamp.
     let mut c = MvRegister::default();
     c.merge(&again);
-    let next = c.write(NodeId(0), &none, Payload::Text("next".into()), 10);
+    let next = c.write(at(NodeId(0), 10), &none, Payload::Text("next".into()));
     assert_eq!(sibling_dots(&next), BTreeSet::from([dot(0, 10)]));
 }
 
@@ -1230,15 +1243,14 @@ fn consecutive_writes_keep_one_context_entry_per_node() {
         let stamp = clocks[0].now(wall);
         first_a.get_or_insert(stamp);
         a.merge(&a.write(
-            NodeId(0),
+            at(NodeId(0), stamp),
             &seen,
             Payload::Bytes(i.to_le_bytes().to_vec()),
-            stamp,
         ));
         let stamp = clocks[1].now(wall);
         first_b.get_or_insert(stamp);
         let seen = b.context().clone();
-        b.merge(&b.write(NodeId(1), &seen, Payload::Bytes(vec![1]), stamp));
+        b.merge(&b.write(at(NodeId(1), stamp), &seen, Payload::Bytes(vec![1])));
         if i % 100 == 99 {
             a.merge(&b);
             b.merge(&a);
@@ -1275,7 +1287,7 @@ fn consecutive_writes_keep_one_context_entry_per_node() {
     let mut c = MvRegister::default();
     for stamp in 1..=1_000 {
         let seen = c.context().clone();
-        c.merge(&c.write(NodeId(2), &seen, Payload::Bytes(vec![]), stamp));
+        c.merge(&c.write(at(NodeId(2), stamp), &seen, Payload::Bytes(vec![])));
     }
     let got: RawContext = codec::decode(&codec::encode(c.context()), codec::MAX_STATE).unwrap();
     assert_eq!(
@@ -1418,12 +1430,12 @@ fn the_raw_layout_matches() {
     let none = CausalContext::default();
     let mut reg = MvRegister::default();
     // Node 0's first dot is its stamp 1, then the next: a vector entry.
-    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("x".into()), 1));
-    reg.merge(&reg.write(NodeId(0), &none, Payload::Text("y".into()), 2));
+    reg.merge(&reg.write(at(NodeId(0), 1), &none, Payload::Text("x".into())));
+    reg.merge(&reg.write(at(NodeId(0), 2), &none, Payload::Text("y".into())));
     // Node 1's are 6 and 7, a run; a delete that saw (1, 9) leaves a gap at 8.
     let mut other = MvRegister::default();
-    other.merge(&other.write(NodeId(1), &none, Payload::Bytes(vec![2]), 6));
-    other.merge(&other.write(NodeId(1), &none, Payload::Bytes(vec![3]), 8));
+    other.merge(&other.write(at(NodeId(1), 6), &none, Payload::Bytes(vec![2])));
+    other.merge(&other.write(at(NodeId(1), 8), &none, Payload::Bytes(vec![3])));
     reg.merge(&other);
     let mut gap = CausalContext::default();
     gap.insert(dot(1, 9));
@@ -1534,12 +1546,16 @@ fn validate_rejects_broken_states() {
     let mut reg = MvRegister::default();
     for i in 0..MAX_MERGED_SIBLINGS {
         let node = NodeId(i as u32);
-        assert!(reg.merge(&MvRegister::default().write(node, &none, Payload::Bytes(vec![]), 1)));
+        assert!(reg.merge(&MvRegister::default().write(
+            at(node, 1),
+            &none,
+            Payload::Bytes(vec![])
+        )));
     }
     assert_eq!(reg.siblings().count(), MAX_MERGED_SIBLINGS);
     assert_eq!(reg.validate(), Ok(()));
     assert_eq!(reg.admits(&none), Err(TooManySiblings(MAX_MERGED_SIBLINGS)));
-    let one_more = reg.write(NodeId(0), &none, Payload::Bytes(vec![]), 2);
+    let one_more = reg.write(at(NodeId(0), 2), &none, Payload::Bytes(vec![]));
     reg.merge(&one_more);
     assert_eq!(reg.siblings().count(), MAX_MERGED_SIBLINGS + 1);
     assert!(reg.validate().is_err());

@@ -51,11 +51,11 @@
 
 use edge_crdt::cluster::{
     ByKind, Config, Effect, Membership, MemoryStore, Message, Node, Partition, Placement,
-    RetireError, Stamp, Status, WriteError,
+    RetireError, Status, WriteError,
 };
 use edge_crdt::crdt::{
-    Bias, CausalContext, Crdt, Dot, Element, Kind, LwwSet, Payload, PnCounter, TooManySiblings,
-    Value,
+    Bias, CausalContext, Crdt, Dot, Element, Kind, LwwSet, Payload, PnCounter, Stamp,
+    TooManySiblings, Value,
 };
 use edge_crdt::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,7 +71,8 @@ const UP_KEY: &str = "counter:visits";
 /// Set keys. Clients create the first now and then, with either bias; the
 /// second is never created, so it stays add-wins.
 const SET_KEYS: [&str; 2] = ["set:fruits", "set:tags"];
-/// How many register keys clients write.
+/// How many register keys clients write (in a steady run, ten times as
+/// many, so that a deleted key is often left alone long enough to collect).
 const KV_KEYS: u64 = 20;
 /// Wall-clock time at virtual time 0, in Unix milliseconds.
 const WALL_START: u64 = 1_700_000_000_000;
@@ -257,6 +258,9 @@ struct RegLog {
     superseded: CausalContext,
     /// Acknowledged deletes with a non-empty context.
     deletes: u64,
+    /// The contexts of the tombstones of the key that were collected: the
+    /// replicas may have forgotten these dots.
+    collected: CausalContext,
 }
 
 /// Where a register client's context comes from.
@@ -282,9 +286,13 @@ struct KvSummary {
     /// Acknowledged writes live at the end, and superseded by a context.
     live: u64,
     superseded: u64,
-    /// Keys whose every write was deleted, held as a tombstone by each of
-    /// their replicas.
+    /// Keys whose every write was deleted, and whose tombstones were
+    /// collected: no node holds a row of them.
     deleted: u64,
+    /// Tombstones collected, by the nodes that collect them; and of those,
+    /// while clients still wrote.
+    collected: u64,
+    collected_while_writing: u64,
     /// Keys holding values at the end.
     kept: u64,
     transfers: u64,
@@ -303,6 +311,8 @@ impl KvSummary {
         self.live += o.live;
         self.superseded += o.superseded;
         self.deleted += o.deleted;
+        self.collected += o.collected;
+        self.collected_while_writing += o.collected_while_writing;
         self.kept += o.kept;
         self.transfers += o.transfers;
         self.row_deletes += o.row_deletes;
@@ -457,6 +467,8 @@ struct Stats {
     stale_after_restart: u64,
     kv_writes: u64,
     kv_deletes: u64,
+    /// Tombstones collected (counted at the node that collects them).
+    collected: u64,
     /// Register requests by where their context came from.
     kv_blind: u64,
     kv_read: u64,
@@ -522,6 +534,8 @@ struct Sim {
     set_share: u64,
     /// Per mille of client writes that go to registers.
     kv_share: u64,
+    /// How many register keys clients write.
+    kv_keys: u64,
     /// The placement the checks use (its own, so nodes keep their caches).
     placement: ByKind,
     /// `SIM_TRACE=<key>`: print every event that touches the key.
@@ -542,6 +556,8 @@ fn mentions(message: &Message<Value>, key: &str) -> bool {
         Message::Keys { leaves } => leaves
             .iter()
             .any(|(_, ks)| ks.iter().any(|(k, _)| k == key)),
+        Message::Reap { keys, .. } | Message::Forget { keys } => keys.iter().any(|(k, _)| k == key),
+        Message::Reaped { keys, .. } => keys.iter().any(|k| k == key),
         Message::Digest { .. }
         | Message::Summary { .. }
         | Message::HandoffDone
@@ -588,6 +604,8 @@ fn config(n: u32) -> Config {
         gossip_interval_ms: 50,
         anti_entropy_interval_ms: 400,
         heartbeat_interval_ms: 15_000,
+        // Longer than any message is in flight (`Faults`: 2,080 ms at most).
+        tombstone_grace_ms: 3_000,
         ..Config::default()
     }
 }
@@ -616,6 +634,7 @@ impl Sim {
             kv_seq: 0,
             set_share: 300,
             kv_share: 0,
+            kv_keys: KV_KEYS,
             placement: placement(),
             trace: std::env::var("SIM_TRACE").ok(),
             stats: Stats::default(),
@@ -816,9 +835,32 @@ impl Sim {
         }
         let effects = node.take_effects();
         let mut sends = Vec::new();
+        // Tombstones this node dropped, and those it collected (it tells
+        // the other replicas to forget them).
+        let mut dropped: BTreeMap<String, CausalContext> = BTreeMap::new();
+        let mut collected = BTreeMap::new();
         for effect in effects {
+            if let Effect::Delete { key } = &effect {
+                let reg = disk.get(key).and_then(Value::as_register);
+                if let Some(r) = reg.filter(|r| r.is_tombstone()) {
+                    dropped.insert(key.clone(), r.context().clone());
+                }
+            }
+            if let Effect::Send {
+                message: Message::Forget { keys },
+                ..
+            } = &effect
+            {
+                for (key, _) in keys {
+                    if let Some(context) = dropped.get(key) {
+                        collected.insert(key.clone(), context.clone());
+                    }
+                }
+            }
             match &effect {
-                Effect::Store { key, leaf, state } => {
+                Effect::Store {
+                    key, leaf, state, ..
+                } => {
                     if let Err(e) = state.validate() {
                         problem = Some(format!("{id} stores an invalid {key}: {e}"));
                     }
@@ -857,6 +899,10 @@ impl Sim {
         }
         if let Some(why) = problem {
             self.fail(why);
+        }
+        for (key, context) in collected {
+            self.stats.collected += 1;
+            self.regs.entry(key).or_default().collected.join(&context);
         }
         for (to, message) in sends {
             self.send(id, to, message);
@@ -1200,7 +1246,7 @@ impl Sim {
                     reg.delete(&ctx)
                 } else {
                     reg.admits(&ctx)?;
-                    reg.write(stamp.node, &ctx, payload.clone(), stamp.time)
+                    reg.write(stamp, &ctx, payload.clone())
                 };
                 made = Some((stamp, delta.context().clone()));
                 Ok(Value::Register(delta))
@@ -1348,7 +1394,7 @@ impl Sim {
     /// a random live node's view names them, blind or with a context it
     /// read, writing or deleting.
     fn random_kv_op(&mut self) {
-        let key = kv_key(self.rng.below(KV_KEYS));
+        let key = kv_key(self.rng.below(self.kv_keys));
         let viewers: Vec<NodeId> = self
             .ids()
             .into_iter()
@@ -1383,7 +1429,7 @@ impl Sim {
     /// replica and delete what they read: some keys end deleted, as
     /// tombstones.
     fn kv_closing_wave(&mut self) {
-        for i in 0..KV_KEYS {
+        for i in 0..self.kv_keys {
             self.step(1, false);
             self.random_faults();
             if !self.rng.chance(333) {
@@ -1826,7 +1872,7 @@ impl Sim {
                         show(key, held.as_ref())
                     )),
                 }
-                if !reg.context().contains(w.dot) {
+                if !reg.context().contains(w.dot) && !log.collected.contains(w.dot) {
                     self.fail(format!(
                         "{key}: the acknowledged write of {} ({:?}, taken by {} at {} ms) \
                          is outside the context its replicas {replicas:?} hold: {:?}",
@@ -1838,11 +1884,15 @@ impl Sim {
                     ));
                 }
             }
-            if !reg.context().covers(&log.superseded) {
+            let mut known = reg.context().clone();
+            known.join(&log.collected);
+            if !known.covers(&log.superseded) {
                 self.fail(format!(
-                    "{key}: the replicas {replicas:?} hold the context {:?}, which lacks \
-                     dots of the acknowledged contexts {:?}: a write or delete is lost",
+                    "{key}: the replicas {replicas:?} hold the context {:?}, which with the \
+                     collected tombstones {:?} lacks dots of the acknowledged contexts {:?}: \
+                     a write or delete is lost",
                     reg.context(),
+                    log.collected,
                     log.superseded
                 ));
             }
@@ -1863,23 +1913,19 @@ impl Sim {
             }
             if !reg.is_empty() {
                 s.kept += 1;
-            } else if log.writes.is_empty() {
+            } else {
+                // Never written, or deleted and collected: no row anywhere.
                 for (id, slot) in &self.slots {
                     if let Some(v) = slot.disk.get(key) {
                         self.fail(format!(
-                            "{key}: nobody wrote it, yet {id} keeps a row: {}",
+                            "{key}: no value is live, yet {id} keeps a row: {}",
                             show(key, Some(v))
                         ));
                     }
                 }
-            } else {
-                if reg.context().is_empty() || held.is_none() {
-                    self.fail(format!(
-                        "{key}: every write was deleted, yet its replicas {replicas:?} hold \
-                         no tombstone: {held:?}"
-                    ));
+                if !log.writes.is_empty() {
+                    s.deleted += 1;
                 }
-                s.deleted += 1;
             }
         }
         s.writes = self.stats.kv_writes;
@@ -1887,11 +1933,28 @@ impl Sim {
         s.off_replica = self.stats.kv_off_replica;
         s.transfers = self.stats.transfers;
         s.row_deletes = self.stats.row_deletes;
+        s.collected = self.stats.collected;
         s.handoffs = self.stats.handoffs;
         s.added = self.admin.added.len() as u64;
         s.retired = self.admin.retired.len() as u64;
         s.lazy_loads = self.stats.loads;
         s
+    }
+
+    /// Runs until the registers' replicas agree, for a second on end.
+    fn registers_settle(&mut self, limit_ms: u64) {
+        let start = self.now;
+        let mut quiet = 0;
+        while quiet < 100 {
+            match self.converged(true).err() {
+                None => quiet += 1,
+                Some(why) if self.now - start > limit_ms => self.fail(format!(
+                    "registers not settled {limit_ms} ms after convergence: {why}"
+                )),
+                Some(_) => quiet = 0,
+            }
+            self.step(10, false);
+        }
     }
 
     /// Stops every fault and runs until converged, at most `limit_ms` more;
@@ -1925,19 +1988,26 @@ impl Sim {
             self.fail(format!("diverged again after converging: {why}"));
         }
         if !self.regs.is_empty() {
-            // The registers: until their replicas agree, for a second on end.
+            self.registers_settle(limit_ms);
+            // Then until every tombstone is collected: two rounds of
+            // questions, a grace period apart.
             let start = self.now;
-            let mut quiet = 0;
-            while quiet < 100 {
-                match self.converged(true).err() {
-                    None => quiet += 1,
-                    Some(why) if self.now - start > limit_ms => self.fail(format!(
-                        "registers not settled {limit_ms} ms after convergence: {why}"
-                    )),
-                    Some(_) => quiet = 0,
+            let grace = self.config.tombstone_grace_ms;
+            while let Some((id, held)) = self
+                .not_retired()
+                .into_iter()
+                .filter_map(|id| Some((id, self.node(id)?.tombstone_counts().0)))
+                .find(|(_, held)| *held > 0)
+            {
+                if self.now - start > limit_ms + 4 * grace {
+                    self.fail(format!(
+                        "{id} still holds {held} tombstones {} ms after convergence",
+                        self.now - start
+                    ));
                 }
                 self.step(10, false);
             }
+            self.registers_settle(limit_ms);
             self.check_registers_final();
         }
         for id in self.ids() {
@@ -1962,6 +2032,10 @@ struct Workload {
     resizes: Option<(u64, u64)>,
     /// Between retries of a retirement.
     retry_ms: u64,
+    /// No crashes or partitions (loss, duplicates and delays stay), and
+    /// twice as long: every node answers, so tombstones are collected
+    /// while clients still write.
+    steady: bool,
 }
 
 /// What a chaotic run did with sets.
@@ -1981,11 +2055,23 @@ fn chaos_run(seed: u64, workload: Workload) -> (SetSummary, KvSummary) {
     let mut rng = Rng(seed ^ 0x5eed);
     let n = rng.range(6, 8) as u32;
     let n = workload.nodes.unwrap_or(n);
-    let mut sim = Sim::new(seed, config(n), Faults::chaos());
+    let faults = if workload.steady {
+        Faults {
+            crash: 0,
+            partition: 0,
+            ..Faults::chaos()
+        }
+    } else {
+        Faults::chaos()
+    };
+    let mut sim = Sim::new(seed, config(n), faults);
     sim.set_share = workload.set_share;
     sim.kv_share = workload.kv_share;
+    if workload.steady {
+        sim.kv_keys = 10 * KV_KEYS;
+    }
     sim.admin.retry_ms = workload.retry_ms;
-    let chaos_ms = 10_000;
+    let chaos_ms = if workload.steady { 20_000 } else { 10_000 };
     // Retirements: the admin starts each as soon as its time has come and
     // the previous one is done, so they may follow closely.
     let (mut adds, mut at): (Vec<u64>, Vec<u64>) = match workload.resizes {
@@ -2012,6 +2098,7 @@ fn chaos_run(seed: u64, workload: Workload) -> (SetSummary, KvSummary) {
         sim.step(dt, true);
         sim.random_faults();
     }
+    let collected_while_writing = sim.stats.collected;
     if workload.set_share > 0 && workload.kv_share < 1000 {
         sim.closing_wave();
     }
@@ -2049,7 +2136,8 @@ fn chaos_run(seed: u64, workload: Workload) -> (SetSummary, KvSummary) {
             .count(),
         stale_after_restart: sim.stats.stale_after_restart,
     };
-    let kv = sim.check_registers_final();
+    let mut kv = sim.check_registers_final();
+    kv.collected_while_writing = collected_while_writing;
     let active = sim.active_up().len();
     eprintln!(
         "seed {seed}: {n} nodes, retired {:?}, added {:?}, {active} active at the end, \
@@ -2085,6 +2173,7 @@ fn chaos_converges_to_the_acknowledged_totals() {
         kv_share: 150,
         resizes: None,
         retry_ms: 300,
+        steady: false,
     };
     for seed in seeds() {
         eprintln!("simulating seed {seed} (replay with SIM_SEED={seed})");
@@ -2101,6 +2190,7 @@ fn chaos_sets_on_eight_nodes_converge_to_the_oracle() {
         kv_share: 0,
         resizes: None,
         retry_ms: 300,
+        steady: false,
     };
     let mut total = SetSummary::default();
     for seed in seeds() {
@@ -2124,6 +2214,18 @@ fn chaos_sets_on_eight_nodes_converge_to_the_oracle() {
     }
 }
 
+/// Runs `workload` with every seed; the register summaries added up.
+fn register_runs(what: &str, workload: Workload) -> KvSummary {
+    let mut total = KvSummary::default();
+    for seed in seeds() {
+        eprintln!("simulating {what}, seed {seed} (replay with SIM_SEED={seed})");
+        let (_, kv) = chaos_run(seed, workload);
+        total.add(&kv);
+    }
+    eprintln!("{what} over all seeds: {total:?}");
+    total
+}
+
 #[test]
 fn chaos_registers_on_a_resizing_ring_keep_every_acknowledged_write() {
     // R=3 on 8 nodes, grown to 10 and shrunk to 6 during the faults; most
@@ -2134,14 +2236,9 @@ fn chaos_registers_on_a_resizing_ring_keep_every_acknowledged_write() {
         kv_share: 700,
         resizes: Some((2, 4)),
         retry_ms: 0,
+        steady: false,
     };
-    let mut total = KvSummary::default();
-    for seed in seeds() {
-        eprintln!("simulating registers, seed {seed} (replay with SIM_SEED={seed})");
-        let (_, kv) = chaos_run(seed, workload);
-        total.add(&kv);
-    }
-    eprintln!("registers over all seeds: {total:?}");
+    let total = register_runs("registers", workload);
     if std::env::var("SIM_SEED").is_err() {
         // The default seeds must exercise what the oracle is there for.
         assert!(total.writes >= 2_000, "too few register writes: {total:?}");
@@ -2158,6 +2255,28 @@ fn chaos_registers_on_a_resizing_ring_keep_every_acknowledged_write() {
             "too few writes off the replicas: {total:?}"
         );
         assert!(total.transfers >= 100, "too few transfers: {total:?}");
+    }
+}
+
+#[test]
+fn tombstones_are_collected_while_clients_write() {
+    // Every node stays up and reachable, so collection runs during the
+    // writes: stale contexts, late and duplicated messages and a resize
+    // meet collected keys, and the oracle still finds every write.
+    let workload = Workload {
+        nodes: Some(8),
+        set_share: 0,
+        kv_share: 1000,
+        resizes: Some((1, 1)),
+        retry_ms: 0,
+        steady: true,
+    };
+    let total = register_runs("collection", workload);
+    if std::env::var("SIM_SEED").is_err() {
+        assert!(
+            total.collected_while_writing >= 200,
+            "too few tombstones collected while clients wrote: {total:?}"
+        );
     }
 }
 
@@ -2584,14 +2703,28 @@ impl Sim {
             );
         }
     }
+
+    /// Runs until no node holds a row of `key`: its tombstone collected.
+    fn run_until_collected(&mut self, key: &str) {
+        let start = self.now;
+        while !self.rows(key).is_empty() {
+            assert!(
+                self.now - start < 20_000,
+                "{key} not collected: {:?}",
+                self.rows(key)
+            );
+            self.step(10, false);
+        }
+    }
 }
 
 #[test]
-fn a_write_after_a_delete_never_reuses_a_dot() {
+fn a_write_after_a_collected_delete_never_reuses_a_dot() {
     // Replica a writes v1 and v2; a client reads after v1 only; everything
-    // is deleted (the tombstone stays). The old client writes through b
-    // with what it read, which names a's first dot; then a writes blind:
-    // no write may take the dot v2 had (every dot is checked new).
+    // is deleted and the tombstone collected. The old client writes through
+    // b with what it read, which names a's first dot and so tells a part of
+    // its own dots back to a, which holds no row; then a writes blind: no
+    // write may take the dot v2 had (every dot is checked new).
     let mut sim = Sim::new(54, config(4), Faults::calm());
     let key = kv_key(0);
     let replicas = sim.replicas_of(&key);
@@ -2602,8 +2735,9 @@ fn a_write_after_a_delete_never_reuses_a_dot() {
     assert!(sim.kv_request(a, &key, Ctx::Read, false));
     sim.run(500);
     assert!(sim.kv_request(a, &key, Ctx::Read, true));
-    sim.run(8_000);
+    sim.run(500);
     sim.assert_tombstones(&key);
+    sim.run_until_collected(&key);
     assert!(sim.kv_request(b, &key, Ctx::Given(saw_v1), false));
     sim.run(500);
     assert!(sim.kv_request(a, &key, Ctx::Blind, false));
@@ -2613,7 +2747,8 @@ fn a_write_after_a_delete_never_reuses_a_dot() {
 #[test]
 fn a_late_copy_of_a_deleted_register_does_not_bring_it_back() {
     // The network delivers a copy of a gossip message after the value it
-    // carries was deleted everywhere: the kept tombstone shadows it.
+    // carries was deleted everywhere, as late as a message can be: the
+    // tombstone shadows it, and is collected all the same.
     let mut sim = Sim::new(55, config(4), Faults::calm());
     let key = kv_key(0);
     let replicas = sim.replicas_of(&key);
@@ -2622,17 +2757,76 @@ fn a_late_copy_of_a_deleted_register_does_not_bring_it_back() {
     sim.run(500);
     let old = sim.read(a, &key).expect("written");
     assert!(sim.kv_request(a, &key, Ctx::Read, true));
-    sim.run(8_000);
+    sim.run(500);
     sim.assert_tombstones(&key);
     let late = Message::Gossip {
         members: None,
         states: vec![(key.clone(), old)],
         want: Vec::new(),
     };
-    sim.send(a, b, late);
+    // Sent before the delete reached b, it arrives the longest delay later.
+    let packet = Packet {
+        from: a,
+        to: b,
+        message: late,
+    };
+    sim.seq += 1;
+    sim.net.insert((sim.now + 2_000, sim.seq), packet);
+    sim.run_until_collected(&key);
     // The oracle: the deleted value must not be live again.
     sim.settle_down(10_000);
-    sim.assert_tombstones(&key);
+    assert_eq!(sim.rows(&key), Vec::new());
+}
+
+#[test]
+fn a_collector_that_restarts_finds_its_tombstones_again() {
+    // The first replica holds tombstones, restarts (it loads keys lazily,
+    // so it knows them only from its leaves' counts) and collects them.
+    let mut sim = Sim::new(58, config(4), Faults::calm());
+    let keys: Vec<String> = (0..12).map(kv_key).collect();
+    for key in &keys {
+        let first = sim.replicas_of(key)[0];
+        assert!(sim.kv_request(first, key, Ctx::Blind, false));
+    }
+    sim.run(500);
+    for key in &keys {
+        let first = sim.replicas_of(key)[0];
+        assert!(sim.kv_request(first, key, Ctx::Read, true));
+    }
+    sim.run(300);
+    for id in sim.ids() {
+        sim.crash(id, 0);
+        sim.restart(id);
+    }
+    for key in &keys {
+        sim.assert_tombstones(key);
+    }
+    for key in &keys {
+        sim.run_until_collected(key);
+    }
+    sim.settle_down(10_000);
+}
+
+#[test]
+fn a_node_that_does_not_answer_holds_collection_back() {
+    // While one node is down, nobody collects: it could hold the old value.
+    let mut sim = Sim::new(59, config(4), Faults::calm());
+    let key = kv_key(0);
+    let first = sim.replicas_of(&key)[0];
+    assert!(sim.kv_request(first, &key, Ctx::Blind, false));
+    sim.run(500);
+    assert!(sim.kv_request(first, &key, Ctx::Read, true));
+    sim.run(300);
+    let down = *sim.ids().iter().find(|id| **id != first).expect("another");
+    sim.crash(down, u64::MAX);
+    sim.run(15_000);
+    assert!(
+        !sim.rows(&key).is_empty(),
+        "collected while {down} was down"
+    );
+    sim.restart(down);
+    sim.run_until_collected(&key);
+    sim.settle_down(10_000);
 }
 
 #[test]

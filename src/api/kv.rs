@@ -592,17 +592,24 @@ pub fn listing_reply(format: Format, page: &MergedPage, unreachable: &[NodeId]) 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::crdt::Value;
+    use crate::crdt::{Stamp, Value};
+
+    fn at(node: NodeId, time: u64) -> Stamp {
+        Stamp {
+            node,
+            time,
+            holds_own_writes: true,
+        }
+    }
 
     #[test]
     fn writes_with_and_without_context() {
         let limits = Limits::default();
         let mut reg = MvRegister::default();
         reg.merge(&reg.write(
-            NodeId(0),
+            at(NodeId(0), 1),
             &CausalContext::default(),
             Payload::Text("a".into()),
-            1,
         ));
         let view = RegisterView::new("k", NodeId(0), &reg, false);
         let body = format!(
@@ -658,10 +665,9 @@ mod test {
     fn register(node: u32, text: &str, stamp: u64) -> MvRegister {
         let mut r = MvRegister::default();
         r.merge(&r.write(
-            NodeId(node),
+            at(NodeId(node), stamp),
             &CausalContext::default(),
             Payload::Text(text.into()),
-            stamp,
         ));
         r
     }
@@ -774,8 +780,8 @@ mod test {
     fn resolve_keeps_the_last_writer() {
         let none = CausalContext::default();
         let mut reg = MvRegister::default();
-        reg.merge(&reg.write(NodeId(0), &none, Payload::Text("old".into()), 5));
-        reg.merge(&reg.write(NodeId(1), &none, Payload::Text("new".into()), 9));
+        reg.merge(&reg.write(at(NodeId(0), 5), &none, Payload::Text("old".into())));
+        reg.merge(&reg.write(at(NodeId(1), 9), &none, Payload::Text("new".into())));
         let view = RegisterView::new("k", NodeId(2), &reg, true);
         assert_eq!(view.siblings.len(), 1);
         assert_eq!(view.siblings[0].value, ValueJson::Text("new".into()));

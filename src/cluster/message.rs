@@ -59,6 +59,29 @@ pub enum Message<T> {
         /// leaves and digests
         leaves: Vec<(Leaf, u64)>,
     },
+    /// Tombstone collection: does the receiver hold each key with this
+    /// digest, or (not a replica) nothing of its leaf?
+    Reap {
+        /// the question's id, echoed in the answer
+        round: u64,
+        /// keys and the digests of their tombstones
+        keys: Vec<(Key, u64)>,
+    },
+    /// The answer to a [`Message::Reap`]: the keys the receiver agreed on.
+    Reaped {
+        /// the question's id
+        round: u64,
+        /// the answering node's membership: only a node with the asker's
+        /// view may agree
+        members: Membership,
+        /// the keys it holds the same way, or holds nothing of
+        keys: Vec<Key>,
+    },
+    /// Every node agreed twice: drop these tombstones if unchanged.
+    Forget {
+        /// keys and the digests of their tombstones
+        keys: Vec<(Key, u64)>,
+    },
 }
 
 impl<T> Message<T> {

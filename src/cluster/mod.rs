@@ -22,7 +22,7 @@ mod store;
 
 pub use membership::{Membership, Partition, Status};
 pub use message::Message;
-pub use node::{AddError, Config, Effect, Needs, Node, RetireError, Stamp, WriteError};
+pub use node::{AddError, Config, Effect, LeafRow, Needs, Node, RetireError, Row, WriteError};
 pub use placement::{AllNodes, ByKind, HashRing, Leaf, Placement, LEAVES};
 pub use store::MemoryStore;
 

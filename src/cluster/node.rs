@@ -8,7 +8,7 @@
 //! needs nothing.
 
 use super::{fnv1a, Key, Leaf, Membership, Message, Partition, Placement, Status};
-use crate::crdt::{Crdt, Hlc};
+use crate::crdt::{Crdt, Hlc, Stamp};
 use crate::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +22,15 @@ const LEAVES_PER_ROUND: usize = 32;
 
 /// Most leaves one transfer carries.
 const TRANSFER_BATCH: usize = 64;
+
+/// Most tombstones one node collects at a time.
+const REAP_BATCH: usize = 256;
+
+/// Most leaves with tombstones a node loads at a time to collect them.
+const REAP_LEAVES: usize = 8;
+
+/// How far ahead of its latest stamp a node's stored clock floor is set.
+const CLOCK_FLOOR_STEP_MS: u64 = 1_000;
 
 /// Timing of a node, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +47,10 @@ pub struct Config {
     pub heartbeat_interval_ms: u64,
     /// Gossiped states stamped further ahead of this node's clock are refused.
     pub max_drift_ms: u64,
+    /// How long a tombstone waits, once every node has confirmed it, before
+    /// every node is asked again and it is dropped: longer than any message
+    /// between nodes can take (the edge refuses older frames).
+    pub tombstone_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -48,6 +61,7 @@ impl Default for Config {
             anti_entropy_interval_ms: 2_000,
             heartbeat_interval_ms: 15_000,
             max_drift_ms: 60_000,
+            tombstone_grace_ms: 60_000,
         }
     }
 }
@@ -70,23 +84,30 @@ pub enum Effect<T> {
         leaf: Leaf,
         /// its whole state
         state: T,
+        /// whether it holds every write this node made to the key
+        own_writes: bool,
     },
-    /// Remove `key` from storage: it was handed off.
+    /// Remove `key` from storage: it was handed off, or it was a tombstone
+    /// every node confirmed.
     Delete {
         /// the key
         key: Key,
     },
-    /// Persist a leaf's digest (0: the leaf is empty).
+    /// Persist a leaf's digest and tombstone count (0, 0: the leaf is empty).
     StoreLeaf {
         /// the leaf
         leaf: Leaf,
-        /// the sum of its keys' digests
-        digest: u64,
+        /// what the node knows of the leaf without loading it
+        row: LeafRow,
     },
     /// Persist the membership.
     StoreMembers(Membership),
     /// Persist the partition.
     StorePartition(Partition),
+    /// Persist a floor for the node's clock: restored, the node stamps
+    /// above it, so its writes' dots stay new even if its wall clock is
+    /// behind the stamps it gave before a restart.
+    StoreClock(u64),
     /// Push the state of `key` to its subscribers.
     Publish {
         /// the key
@@ -96,6 +117,24 @@ pub enum Effect<T> {
     },
     /// Send subscribers a heartbeat.
     Heartbeat,
+}
+
+/// One stored key, as [`Node::load`] takes it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row<T> {
+    /// the key's state
+    pub state: T,
+    /// whether it holds every write this node made to the key
+    pub own_writes: bool,
+}
+
+/// One stored leaf: what a node knows of it before loading its keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeafRow {
+    /// the sum of its keys' digests (0: empty)
+    pub digest: u64,
+    /// how many of its keys are tombstones
+    pub tombstones: u32,
 }
 
 /// What must be in memory before an input: single keys (present or not),
@@ -171,6 +210,9 @@ impl<T> Outbox<T> {
 /// A leaf with every state in it.
 type LeafStates<T> = (Leaf, Vec<(Key, T)>);
 
+/// A leaf with every stored row in it.
+type LeafRows<T> = (Leaf, Vec<(Key, Row<T>)>);
+
 /// A leaf on its way to its replicas: the digest it had when sent, the
 /// replicas it goes to and those that have not confirmed it. It is sent
 /// again every anti-entropy round until confirmed.
@@ -179,6 +221,21 @@ struct Pending {
     digest: u64,
     targets: BTreeSet<NodeId>,
     waiting: BTreeSet<NodeId>,
+}
+
+/// A tombstone being collected: every live node is asked twice, a grace
+/// period apart, whether it holds the same state or nothing of its leaf;
+/// the first replica of the leaf asks and, when all agreed twice, drops it
+/// and tells the other replicas to.
+#[derive(Debug)]
+struct Reaping {
+    /// the current question's id (a clock stamp of the asking node)
+    round: u64,
+    digest: u64,
+    /// live nodes that have not agreed in this round
+    waiting: BTreeSet<NodeId>,
+    /// when every node first agreed: the second round starts a grace later
+    agreed_at: Option<u64>,
 }
 
 /// A replica node of a cluster that replicates values of type `T`.
@@ -195,6 +252,13 @@ pub struct Node<T: Crdt, P: Placement> {
     by_leaf: BTreeMap<Leaf, BTreeSet<Key>>,
     /// The sum of the key digests of each leaf this node stores.
     leaves: BTreeMap<Leaf, u64>,
+    /// How many keys of each leaf are tombstones, and which loaded ones.
+    tombstones: BTreeMap<Leaf, u32>,
+    tombstone_keys: BTreeSet<Key>,
+    /// Keys whose state holds every write this node made to them.
+    own_writes: BTreeSet<Key>,
+    reaping: BTreeMap<Key, Reaping>,
+    reaped: u64,
     /// Whether `data` holds every key this node stores.
     complete: bool,
     loaded_keys: BTreeSet<Key>,
@@ -215,16 +279,9 @@ pub struct Node<T: Crdt, P: Placement> {
     next_heartbeat: u64,
     anti_entropy_turn: usize,
     clock: Hlc,
+    /// The clock floor last stored: every stamp given so far is below it.
+    clock_floor: u64,
     refused: u64,
-}
-
-/// Who writes and when: handed to a write's operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
-    /// the node taking the write
-    pub node: NodeId,
-    /// a hybrid-logical-clock timestamp, later than any this node has seen
-    pub time: u64,
 }
 
 fn key_digest<T: Crdt>(key: &str, state: &T) -> u64 {
@@ -254,6 +311,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             digests: BTreeMap::new(),
             by_leaf: BTreeMap::new(),
             leaves: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            tombstone_keys: BTreeSet::new(),
+            own_writes: BTreeSet::new(),
+            reaping: BTreeMap::new(),
+            reaped: 0,
             complete: true,
             loaded_keys: BTreeSet::new(),
             loaded_leaves: BTreeSet::new(),
@@ -269,17 +331,20 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             next_heartbeat: 0,
             anti_entropy_turn: 0,
             clock: Hlc::default(),
+            clock_floor: 0,
             refused: 0,
         }
     }
 
-    /// Restores stored membership, partition and leaf digests, with no
-    /// effects. States come later, as inputs need them ([`Node::load`]).
+    /// Restores stored membership, partition, clock floor and leaf rows,
+    /// with no effects. States come later, as inputs need them
+    /// ([`Node::load`]).
     pub fn restore(
         &mut self,
         members: Option<Membership>,
         partition: Option<Partition>,
-        leaves: impl IntoIterator<Item = (Leaf, u64)>,
+        clock_floor: Option<u64>,
+        leaves: impl IntoIterator<Item = (Leaf, LeafRow)>,
     ) {
         if let Some(m) = members {
             self.members.merge(&m);
@@ -287,10 +352,17 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if let Some(p) = partition {
             self.partition = p;
         }
-        for (leaf, digest) in leaves {
-            if digest != 0 {
-                self.leaves.insert(leaf, digest);
+        if let Some(floor) = clock_floor {
+            self.clock.observe(floor);
+            self.clock_floor = floor;
+        }
+        for (leaf, row) in leaves {
+            if row.digest != 0 {
+                self.leaves.insert(leaf, row.digest);
                 self.complete = false;
+            }
+            if row.tombstones != 0 {
+                self.tombstones.insert(leaf, row.tombstones);
             }
         }
     }
@@ -357,6 +429,13 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.refused
     }
 
+    /// How many stored keys are tombstones, and how many this node has
+    /// collected since it started.
+    pub fn tombstone_counts(&self) -> (u64, u64) {
+        let held = self.tombstones.values().map(|n| u64::from(*n)).sum();
+        (held, self.reaped)
+    }
+
     // ---- loading ---------------------------------------------------------
 
     fn key_loaded(&self, key: &str) -> bool {
@@ -416,15 +495,19 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             }
             Message::Keys { leaves } => self.needs_leaves(leaves.iter().map(|(l, _)| *l)),
             Message::Handoff { states, .. } => self.needs_keys(states.iter().map(|(k, _)| k)),
-            Message::Digest { .. } | Message::HandoffDone | Message::Transferred { .. } => {
-                Needs::default()
+            Message::Reap { keys, .. } | Message::Forget { keys } => {
+                self.needs_keys(keys.iter().map(|(k, _)| k))
             }
+            Message::Digest { .. }
+            | Message::HandoffDone
+            | Message::Transferred { .. }
+            | Message::Reaped { .. } => Needs::default(),
         }
     }
 
-    /// What the node's own work needs in memory: leaves to hand off, and
-    /// while draining, everything for the heir. Load it, then call
-    /// [`Node::resume`].
+    /// What the node's own work needs in memory: leaves to hand off, while
+    /// draining everything for the heir, and else a few leaves with
+    /// tombstones to collect. Load it, then call [`Node::resume`].
     pub fn wanted(&self) -> Needs {
         if !self.is_member() || !self.status().is_live() {
             return Needs::default();
@@ -433,42 +516,61 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         if foreign.is_empty() && matches!(self.status(), Status::Draining { .. }) {
             return self.needs_leaves(self.leaves.keys().copied());
         }
-        self.needs_leaves(foreign)
+        let moving = self.needs_leaves(foreign);
+        if !moving.is_empty() {
+            return moving;
+        }
+        let mut reap = self.needs_leaves(
+            self.tombstones
+                .keys()
+                .copied()
+                .filter(|l| self.collects(*l)),
+        );
+        reap.leaves.truncate(REAP_LEAVES);
+        reap
     }
 
     /// Takes states from storage: single keys (`None`: not stored) and
     /// whole leaves. What is already in memory is newer and stays.
-    pub fn load(&mut self, keys: Vec<(Key, Option<T>)>, leaves: Vec<(Leaf, Vec<(Key, T)>)>) {
-        for (key, state) in keys {
-            if let Some(state) = state {
-                self.take_stored(key.clone(), state);
+    pub fn load(&mut self, keys: Vec<(Key, Option<Row<T>>)>, leaves: Vec<LeafRows<T>>) {
+        for (key, row) in keys {
+            if let Some(row) = row {
+                self.take_stored(key.clone(), row);
             }
             self.loaded_keys.insert(key);
         }
-        for (leaf, states) in leaves {
-            for (key, state) in states {
-                self.take_stored(key, state);
+        for (leaf, rows) in leaves {
+            for (key, row) in rows {
+                self.take_stored(key, row);
             }
             self.loaded_leaves.insert(leaf);
         }
     }
 
-    fn take_stored(&mut self, key: Key, state: T) {
+    fn take_stored(&mut self, key: Key, row: Row<T>) {
         if self.data.contains_key(&key) || self.loaded_keys.contains(&key) {
             return;
         }
-        if let Some(t) = state.latest_stamp() {
+        if let Some(t) = row.state.latest_stamp() {
             self.clock.observe(t);
         }
         let leaf = self.placement.leaf(&key);
-        self.digests.insert(key.clone(), key_digest(&key, &state));
+        self.digests
+            .insert(key.clone(), key_digest(&key, &row.state));
         self.by_leaf.entry(leaf).or_default().insert(key.clone());
-        self.data.insert(key, state);
+        if row.state.is_tombstone() {
+            self.tombstone_keys.insert(key.clone());
+        }
+        if row.own_writes {
+            self.own_writes.insert(key.clone());
+        }
+        self.data.insert(key, row.state);
     }
 
     /// Continues the work [`Node::wanted`] waited for.
     pub fn resume(&mut self) {
-        self.move_foreign_leaves(true);
+        let draining = matches!(self.status(), Status::Draining { .. });
+        self.move_foreign_leaves(draining);
     }
 
     // ---- digests ---------------------------------------------------------
@@ -577,10 +679,16 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         let stamp = Stamp {
             node: self.id,
             time: self.clock.now(now_ms),
+            holds_own_writes: self.own_writes.contains(key),
         };
+        if stamp.time >= self.clock_floor {
+            self.clock_floor = stamp.time + Hlc::stamp_of(CLOCK_FLOOR_STEP_MS);
+            self.effects.push(Effect::StoreClock(self.clock_floor));
+        }
         let empty = T::default();
         let delta =
             op(self.data.get(key).unwrap_or(&empty), stamp).map_err(WriteError::Rejected)?;
+        self.own_writes.insert(key.to_owned());
         self.apply(key, &delta, Some(None));
         Ok(self.data.get(key).cloned().unwrap_or_default())
     }
@@ -968,6 +1076,66 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     self.move_foreign_leaves(true);
                 }
             }
+            Message::Reap { round, keys } => {
+                let mut agreed = Vec::new();
+                for (key, digest) in keys {
+                    let leaf = self.placement.leaf(&key);
+                    let holds_same = if self.is_replica(leaf) {
+                        self.key_loaded(&key) && self.digests.get(&key) == Some(&digest)
+                    } else {
+                        !self.leaves.contains_key(&leaf)
+                    };
+                    if holds_same {
+                        // What is buffered for the key is part of the
+                        // tombstone now; sent late, it could outlive it.
+                        for b in self.outbox.values_mut() {
+                            b.states.remove(&key);
+                        }
+                        agreed.push(key);
+                    }
+                }
+                let members = self.members.clone();
+                self.send(
+                    from,
+                    Message::Reaped {
+                        round,
+                        members,
+                        keys: agreed,
+                    },
+                );
+            }
+            Message::Reaped {
+                round,
+                members,
+                keys,
+            } => {
+                // An answer counts only from a node with this node's view:
+                // a node the views differ on could hold the leaf unasked.
+                self.merge_members(&members);
+                if members != self.members {
+                    return;
+                }
+                let mut done = Vec::new();
+                for key in keys {
+                    let Some(r) = self.reaping.get_mut(&key) else {
+                        continue;
+                    };
+                    if r.round == round && r.waiting.remove(&from) && r.waiting.is_empty() {
+                        done.push(key);
+                    }
+                }
+                for key in done {
+                    self.agreed(&key);
+                }
+            }
+            Message::Forget { keys } => {
+                for (key, digest) in keys {
+                    if self.tombstone_keys.contains(&key) && self.digests.get(&key) == Some(&digest)
+                    {
+                        self.forget_key(&key);
+                    }
+                }
+            }
         }
     }
 
@@ -987,7 +1155,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 let b = self.outbox.entry(to).or_default();
                 b.members |= members.is_some();
                 for (key, state) in states {
-                    b.states.entry(key).or_default().merge(&state);
+                    // Not for a key dropped or turned tombstone since: a
+                    // stale delta must not outlive the tombstone's collection.
+                    if self.data.get(&key).is_some_and(|s| !s.is_tombstone()) {
+                        b.states.entry(key).or_default().merge(&state);
+                    }
                 }
             }
         }
@@ -1023,6 +1195,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             if !self.moving.is_empty() {
                 self.idle_rounds = 0;
             }
+            self.reap();
             let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
             self.next_anti_entropy = now + self.config.anti_entropy_interval_ms * backoff;
             self.idle_rounds = self.idle_rounds.saturating_add(1);
@@ -1061,6 +1234,120 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     state: state.clone(),
                 });
             }
+        }
+    }
+
+    // ---- tombstone collection -------------------------------------------------
+
+    /// Whether this node replicates `leaf`.
+    fn is_replica(&self, leaf: Leaf) -> bool {
+        self.placement
+            .leaf_replicas(leaf, &self.members)
+            .contains(&self.id)
+    }
+
+    /// Whether this node collects the tombstones of `leaf`: its first replica.
+    fn collects(&self, leaf: Leaf) -> bool {
+        self.accepts_writes()
+            && self.placement.leaf_replicas(leaf, &self.members).first() == Some(&self.id)
+    }
+
+    /// One anti-entropy round of collection: starts the second question of
+    /// tombstones whose grace has passed, asks about new tombstones, and
+    /// asks again the nodes that have not answered.
+    fn reap(&mut self) {
+        let grace = self.config.tombstone_grace_ms;
+        // A tombstone that changed is no longer the one the nodes confirmed.
+        let (digests, tombstones) = (&self.digests, &self.tombstone_keys);
+        self.reaping
+            .retain(|k, r| tombstones.contains(k) && digests.get(k) == Some(&r.digest));
+        let peers: BTreeSet<NodeId> = self.peers().collect();
+        let second: Vec<Key> = self
+            .reaping
+            .iter()
+            .filter(|(_, r)| {
+                r.agreed_at
+                    .is_some_and(|t| self.now >= t.saturating_add(grace))
+            })
+            .filter(|(_, r)| r.waiting.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let room = REAP_BATCH.saturating_sub(self.reaping.len());
+        let first: Vec<Key> = self
+            .tombstone_keys
+            .iter()
+            .filter(|k| !self.reaping.contains_key(*k) && self.collects(self.placement.leaf(k)))
+            .take(room)
+            .cloned()
+            .collect();
+        if !second.is_empty() || !first.is_empty() {
+            let round = self.clock.now(self.now);
+            for key in second {
+                let r = self.reaping.get_mut(&key).expect("listed");
+                r.round = round;
+                r.waiting.clone_from(&peers);
+            }
+            for key in first {
+                let digest = self.digests[&key];
+                let r = Reaping {
+                    round,
+                    digest,
+                    waiting: peers.clone(),
+                    agreed_at: None,
+                };
+                self.reaping.insert(key, r);
+            }
+        }
+        let mut asks: BTreeMap<(NodeId, u64), Vec<(Key, u64)>> = BTreeMap::new();
+        let mut done = Vec::new();
+        for (key, r) in &self.reaping {
+            if r.waiting.is_empty() {
+                done.push(key.clone());
+            }
+            for peer in &r.waiting {
+                if !self.partition.separates(self.id, *peer) {
+                    asks.entry((*peer, r.round))
+                        .or_default()
+                        .push((key.clone(), r.digest));
+                }
+            }
+        }
+        for ((to, round), keys) in asks {
+            self.send(to, Message::Reap { round, keys });
+        }
+        for key in done {
+            self.agreed(&key);
+        }
+    }
+
+    /// Every live node agreed about `key` in the current round: after the
+    /// first, the grace period starts; after the second, the tombstone goes.
+    fn agreed(&mut self, key: &str) {
+        let Some(r) = self.reaping.get_mut(key) else {
+            return;
+        };
+        if self.digests.get(key) != Some(&r.digest) || !self.tombstone_keys.contains(key) {
+            self.reaping.remove(key);
+            return;
+        }
+        match r.agreed_at {
+            None => r.agreed_at = Some(self.now),
+            Some(t) if self.now >= t.saturating_add(self.config.tombstone_grace_ms) => {
+                let digest = r.digest;
+                let others: Vec<NodeId> = self
+                    .replicas(key)
+                    .into_iter()
+                    .filter(|n| *n != self.id)
+                    .collect();
+                self.forget_key(key);
+                self.reaped += 1;
+                for to in others {
+                    let keys = vec![(key.to_owned(), digest)];
+                    self.send(to, Message::Forget { keys });
+                }
+            }
+            // The first round's answers, still arriving: wait for the grace.
+            Some(_) => {}
         }
     }
 
@@ -1145,10 +1432,12 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             key: key.to_owned(),
             leaf,
             state,
+            own_writes: self.own_writes.contains(key),
         });
     }
 
-    /// Drops `key` here: its replicas store it.
+    /// Drops `key` here: its replicas store it, or it was a tombstone every
+    /// node confirmed.
     fn forget_key(&mut self, key: &str) {
         if self.data.remove(key).is_none() {
             return;
@@ -1156,6 +1445,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.set_digest(key, None);
         self.loaded_keys.insert(key.to_owned());
         self.unpublished.remove(key);
+        self.own_writes.remove(key);
+        self.reaping.remove(key);
         for b in self.outbox.values_mut() {
             b.states.remove(key);
         }
@@ -1171,10 +1462,27 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         }
     }
 
-    /// Keeps the key's digest, its leaf's sum and the indexes in step with
-    /// its state (`None`: gone), and queues the leaf's new sum for storage.
+    /// Keeps the key's digest, its leaf's sum and tombstone count and the
+    /// indexes in step with its state (`None`: gone), and queues the leaf's
+    /// new row for storage.
     fn set_digest(&mut self, key: &str, state: Option<&T>) {
         let leaf = self.placement.leaf(key);
+        let was_tombstone = self.tombstone_keys.remove(key);
+        let is_tombstone = state.is_some_and(Crdt::is_tombstone);
+        if is_tombstone {
+            self.tombstone_keys.insert(key.to_owned());
+        }
+        let count = self.tombstones.get(&leaf).copied().unwrap_or(0);
+        let count = match (was_tombstone, is_tombstone) {
+            (false, true) => count.saturating_add(1),
+            (true, false) => count.saturating_sub(1),
+            _ => count,
+        };
+        if count == 0 {
+            self.tombstones.remove(&leaf);
+        } else {
+            self.tombstones.insert(leaf, count);
+        }
         let old = self.digests.remove(key).unwrap_or(0);
         let new = match state {
             Some(s) => {
@@ -1209,7 +1517,11 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         } else {
             self.leaves.insert(leaf, sum);
         }
-        self.effects.push(Effect::StoreLeaf { leaf, digest: sum });
+        let row = LeafRow {
+            digest: sum,
+            tombstones: count,
+        };
+        self.effects.push(Effect::StoreLeaf { leaf, row });
     }
 
     /// Back to the full anti-entropy rate after a change.
@@ -1226,6 +1538,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
             return;
         }
         self.became_busy();
+        // Collection asks every live node: a new view asks anew.
+        self.reaping.clear();
         self.effects
             .push(Effect::StoreMembers(self.members.clone()));
         let peers: Vec<NodeId> = self.peers().collect();
@@ -1316,6 +1630,31 @@ mod test {
     }
 
     #[test]
+    fn a_restarted_node_stamps_above_its_stored_clock_floor() {
+        let stamp_of = |n: &mut Node<PnCounter, AllNodes>, wall: u64| {
+            let mut time = 0;
+            n.write("k", wall, |s: &PnCounter, at| {
+                time = at.time;
+                s.add(at.node, 1)
+            })
+            .unwrap();
+            time
+        };
+        let mut n = node(0);
+        let mut disk = crate::cluster::MemoryStore::default();
+        // Its clock ran ahead of its wall clock: it observed a later stamp.
+        n.clock.observe(Hlc::stamp_of(50_000));
+        let before = stamp_of(&mut n, 1_000);
+        n.take_effects().iter().for_each(|e| disk.record(e));
+        // It restarts where the wall clock reads the same.
+        let mut again = node(0);
+        disk.restore(&mut again);
+        let needs = again.needs_key("k");
+        disk.supply(&mut again, needs);
+        assert!(stamp_of(&mut again, 1_000) > before);
+    }
+
+    #[test]
     fn anti_entropy_slows_down_while_idle_and_speeds_up_on_change() {
         let mut n = node(0);
         let interval = Config::default().anti_entropy_interval_ms;
@@ -1364,9 +1703,7 @@ mod test {
                 .write(key, 1_000, |v: &Value, stamp| {
                     let reg = v.as_register().cloned().unwrap_or_default();
                     let seen = CausalContext::default();
-                    Ok::<_, ()>(Value::Register(
-                        reg.write(stamp.node, &seen, payload, stamp.time),
-                    ))
+                    Ok::<_, ()>(Value::Register(reg.write(stamp, &seen, payload)))
                 })
                 .unwrap();
         }
@@ -1454,7 +1791,7 @@ mod test {
         }
 
         /// Delivers every message (dropping those `lose` picks) until quiet.
-        fn run(&mut self, mut lose: impl FnMut(&Message<Value>) -> bool) {
+        fn run(&mut self, mut lose: impl FnMut(NodeId, &Message<Value>) -> bool) {
             let mut queue = Vec::new();
             loop {
                 for (id, n) in &mut self.nodes {
@@ -1477,7 +1814,7 @@ mod test {
                 let Some((from, to, message)) = queue.pop() else {
                     break;
                 };
-                if lose(&message) {
+                if lose(from, &message) {
                     continue;
                 }
                 let now = self.now;
@@ -1495,7 +1832,7 @@ mod test {
                 self.now += 250;
                 let now = self.now;
                 self.nodes.values_mut().for_each(|n| n.tick(now));
-                self.run(|_| false);
+                self.run(|_, _| false);
             }
         }
 
@@ -1507,10 +1844,9 @@ mod test {
             n.write(key, now, |v: &Value, stamp| {
                 let reg = v.as_register().cloned().unwrap_or_default();
                 Ok::<_, ()>(Value::Register(reg.write(
-                    stamp.node,
+                    stamp,
                     seen,
                     Payload::Text(text.into()),
-                    stamp.time,
                 )))
             })
             .unwrap();
@@ -1567,7 +1903,7 @@ mod test {
             let now = ring.now;
             ring.node(NodeId(0)).add_node(NodeId(new), now).unwrap();
             let mut turn = 0;
-            ring.run(|m| {
+            ring.run(|_, m| {
                 turn += 1;
                 matches!(m, Message::Transfer { .. }) && turn % 3 == 0
             });
@@ -1627,7 +1963,7 @@ mod test {
             .unwrap();
         // Gossip of the delete is lost: anti-entropy must carry it.
         ring.nodes.values_mut().for_each(|n| n.tick(now + 250));
-        ring.run(|m| matches!(m, Message::Gossip { want, .. } if want.is_empty()));
+        ring.run(|_, m| matches!(m, Message::Gossip { want, .. } if want.is_empty()));
         ring.pass(20_000);
         let stored = ring.stored(&key);
         assert_eq!(stored.len(), 3, "a tombstone at every replica");
@@ -1646,6 +1982,54 @@ mod test {
 
     /// A node restarted from its disk starts with leaf digests only and
     /// reads keys as inputs need them; anti-entropy still repairs it.
+    #[test]
+    fn a_tombstone_goes_once_every_node_agreed_twice_a_grace_apart() {
+        let mut ring = Ring::new(5);
+        let key = kv(3);
+        let replicas = ring.node(NodeId(0)).replicas(&key);
+        let outsider = (0..5).map(NodeId).find(|n| !replicas.contains(n)).unwrap();
+        let (first, grace) = (replicas[0], Config::default().tombstone_grace_ms);
+        ring.put(replicas[1], &key, "old", &CausalContext::default());
+        ring.pass(1_000);
+        let seen = ring.stored(&key)[&first].context().clone();
+        let now = ring.now;
+        ring.node(first)
+            .write(&key, now, |v: &Value, _| {
+                let reg = v.as_register().cloned().unwrap_or_default();
+                Ok::<_, ()>(Value::Register(reg.delete(&seen)))
+            })
+            .unwrap();
+        // A node that is no replica must answer too: it could hold the key.
+        for _ in 0..(3 * grace / 250) {
+            ring.now += 250;
+            let now = ring.now;
+            ring.nodes.values_mut().for_each(|n| n.tick(now));
+            ring.run(|from, m| from == outsider && matches!(m, Message::Reaped { .. }));
+        }
+        assert_eq!(ring.stored(&key).len(), 3, "collected without the outsider");
+        assert!(ring.node(first).reaping[&key].agreed_at.is_none());
+        // Once it answers: the first round ends, and nothing goes for a grace.
+        let mut agreed = None;
+        while agreed.is_none() {
+            ring.pass(250);
+            agreed = ring.node(first).reaping.get(&key).and_then(|r| r.agreed_at);
+        }
+        let agreed = agreed.unwrap();
+        while ring.now + 250 < agreed + grace {
+            ring.pass(250);
+            assert_eq!(ring.stored(&key).len(), 3, "collected before the grace");
+        }
+        ring.pass(5 * Config::default().anti_entropy_interval_ms);
+        assert_eq!(ring.stored(&key), BTreeMap::new(), "collected everywhere");
+        assert_eq!(ring.node(first).tombstone_counts(), (0, 1));
+        // The key takes writes again, numbered above its forgotten dots.
+        ring.put(replicas[2], &key, "new", &seen);
+        ring.pass(2_000);
+        for reg in ring.stored(&key).values() {
+            assert_eq!(Ring::texts(reg), ["new"]);
+        }
+    }
+
     #[test]
     fn a_restarted_node_loads_only_what_inputs_need() {
         let mut ring = Ring::new(3);
@@ -1687,11 +2071,15 @@ mod test {
     fn gossip_stamped_beyond_the_drift_is_refused() {
         let mut a = Node::new(NodeId(0), Config::default(), ByKind::new(3, 64));
         let far = crate::crdt::Hlc::stamp_of(10_000_000);
+        let at = Stamp {
+            node: NodeId(1),
+            time: far,
+            holds_own_writes: true,
+        };
         let reg = MvRegister::default().write(
-            NodeId(1),
+            at,
             &CausalContext::default(),
             Payload::Text("future".into()),
-            far,
         );
         let message = Message::Gossip {
             members: None,

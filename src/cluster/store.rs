@@ -19,7 +19,7 @@
 //! assert_eq!(again.read("hits").map(|c| c.value()), Some(2));
 //! ```
 
-use super::{Effect, Key, Leaf, Membership, Needs, Node, Partition, Placement};
+use super::{Effect, Key, Leaf, LeafRow, Membership, Needs, Node, Partition, Placement, Row};
 use crate::crdt::Crdt;
 use std::collections::BTreeMap;
 
@@ -28,8 +28,9 @@ use std::collections::BTreeMap;
 pub struct MemoryStore<T> {
     members: Option<Membership>,
     partition: Option<Partition>,
-    states: BTreeMap<Key, (Leaf, T)>,
-    leaves: BTreeMap<Leaf, u64>,
+    clock_floor: Option<u64>,
+    states: BTreeMap<Key, (Leaf, Row<T>)>,
+    leaves: BTreeMap<Leaf, LeafRow>,
 }
 
 impl<T> Default for MemoryStore<T> {
@@ -37,6 +38,7 @@ impl<T> Default for MemoryStore<T> {
         MemoryStore {
             members: None,
             partition: None,
+            clock_floor: None,
             states: BTreeMap::new(),
             leaves: BTreeMap::new(),
         }
@@ -47,20 +49,30 @@ impl<T: Crdt> MemoryStore<T> {
     /// Performs `effect` if it is a storage effect.
     pub fn record(&mut self, effect: &Effect<T>) {
         match effect {
-            Effect::Store { key, leaf, state } => {
-                self.states.insert(key.clone(), (*leaf, state.clone()));
+            Effect::Store {
+                key,
+                leaf,
+                state,
+                own_writes,
+            } => {
+                let row = Row {
+                    state: state.clone(),
+                    own_writes: *own_writes,
+                };
+                self.states.insert(key.clone(), (*leaf, row));
             }
             Effect::Delete { key } => {
                 self.states.remove(key);
             }
-            Effect::StoreLeaf { leaf, digest: 0 } => {
+            Effect::StoreLeaf { leaf, row } if *row == LeafRow::default() => {
                 self.leaves.remove(leaf);
             }
-            Effect::StoreLeaf { leaf, digest } => {
-                self.leaves.insert(*leaf, *digest);
+            Effect::StoreLeaf { leaf, row } => {
+                self.leaves.insert(*leaf, *row);
             }
             Effect::StoreMembers(m) => self.members = Some(m.clone()),
             Effect::StorePartition(p) => self.partition = Some(p.clone()),
+            Effect::StoreClock(floor) => self.clock_floor = Some(*floor),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => {}
         }
     }
@@ -70,7 +82,8 @@ impl<T: Crdt> MemoryStore<T> {
         node.restore(
             self.members.clone(),
             self.partition.clone(),
-            self.leaves.iter().map(|(l, d)| (*l, *d)),
+            self.clock_floor,
+            self.leaves.iter().map(|(l, r)| (*l, *r)),
         );
     }
 
@@ -83,8 +96,8 @@ impl<T: Crdt> MemoryStore<T> {
             .keys
             .into_iter()
             .map(|k| {
-                let state = self.states.get(&k).map(|(_, s)| s.clone());
-                (k, state)
+                let row = self.states.get(&k).map(|(_, r)| r.clone());
+                (k, row)
             })
             .collect();
         let leaves = needs
@@ -95,7 +108,7 @@ impl<T: Crdt> MemoryStore<T> {
                     .states
                     .iter()
                     .filter(|(_, (l, _))| *l == leaf)
-                    .map(|(k, (_, s))| (k.clone(), s.clone()))
+                    .map(|(k, (_, r))| (k.clone(), r.clone()))
                     .collect();
                 (leaf, states)
             })
@@ -105,7 +118,7 @@ impl<T: Crdt> MemoryStore<T> {
 
     /// Every stored state.
     pub fn states(&self) -> impl Iterator<Item = (&Key, &T)> {
-        self.states.iter().map(|(k, (_, s))| (k, s))
+        self.states.iter().map(|(k, (_, r))| (k, &r.state))
     }
 
     /// The stored membership.

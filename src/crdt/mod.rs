@@ -50,6 +50,26 @@ pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + Deseriali
     fn latest_stamp(&self) -> Option<u64> {
         None
     }
+
+    /// Whether this state holds no value, only what is needed to keep
+    /// removed values removed (a causal tombstone). The cluster drops such
+    /// a state once every node has confirmed it holds the same or nothing.
+    fn is_tombstone(&self) -> bool {
+        false
+    }
+}
+
+/// Who writes and when: what a mutator needs to name a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// the node taking the write
+    pub node: NodeId,
+    /// a hybrid-logical-clock timestamp, later than any this node has seen
+    pub time: u64,
+    /// Whether the node's state of the key holds every write the node made
+    /// to it: the node has kept the key since its last write there. Only
+    /// then may it number a write after the dots it sees of its own.
+    pub holds_own_writes: bool,
 }
 
 /// A remote state that breaks an invariant of its type.

@@ -3,17 +3,17 @@
 //! replaces exactly the siblings that read saw.
 //!
 //! ```
-//! use edge_crdt::crdt::{CausalContext, Crdt, MvRegister, Payload};
+//! use edge_crdt::crdt::{CausalContext, Crdt, MvRegister, Payload, Stamp};
 //! use edge_crdt::NodeId;
-//! let (a, b) = (NodeId(0), NodeId(1));
+//! let at = |node, time| Stamp { node: NodeId(node), time, holds_own_writes: true };
 //! let mut left = MvRegister::default();
-//! left.merge(&left.write(a, &CausalContext::default(), Payload::Text("x".into()), 10));
+//! left.merge(&left.write(at(0, 10), &CausalContext::default(), Payload::Text("x".into())));
 //! let mut right = MvRegister::default();
-//! right.merge(&right.write(b, &CausalContext::default(), Payload::Text("y".into()), 11));
+//! right.merge(&right.write(at(1, 11), &CausalContext::default(), Payload::Text("y".into())));
 //! left.merge(&right); // concurrent: both survive
 //! assert_eq!(left.siblings().count(), 2);
 //! let seen = left.context().clone();
-//! left.merge(&left.write(a, &seen, Payload::Text("z".into()), 12));
+//! left.merge(&left.write(at(0, 12), &seen, Payload::Text("z".into())));
 //! assert_eq!(left.siblings().count(), 1); // the write replaced what it saw
 //! assert_eq!(left.resolve().map(|v| &v.payload), Some(&Payload::Text("z".into())));
 //! ```
@@ -26,8 +26,7 @@
 //! context it replaces: its context is the causal tombstone, so a stale copy
 //! of a deleted value can never come back.
 
-use super::{CausalContext, Crdt, Dot, InvalidState};
-use crate::NodeId;
+use super::{CausalContext, Crdt, Dot, InvalidState, Stamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -84,29 +83,33 @@ pub struct MvRegister {
 }
 
 impl MvRegister {
-    /// The delta of a write at `node` that replaces what `seen` covers.
-    pub fn write(
-        &self,
-        node: NodeId,
-        seen: &CausalContext,
-        payload: Payload,
-        stamp: u64,
-    ) -> MvRegister {
-        let mut context = seen.clone();
-        let dot = if self.context.knows(node) {
-            self.context.next_dot(node)
+    /// The delta of a write `at` a node that replaces what `seen` covers.
+    ///
+    /// A node that kept the key since its last write here continues its
+    /// run of dots. Otherwise (its first write here, or the first since it
+    /// dropped the key) the dots it sees of its own may be a stale part of
+    /// them, so it starts a run at its clock's stamp: above every counter it
+    /// ever gave this key, since each was at most its clock then.
+    pub fn write(&self, at: Stamp, seen: &CausalContext, payload: Payload) -> MvRegister {
+        let next = self.context.next_dot(at.node);
+        let dot = if at.holds_own_writes && self.context.knows(at.node) {
+            next
         } else {
-            // The node's first dot here (or first since it forgot the key):
-            // its clock's stamp, above every counter it ever gave this key,
-            // so the dot is new even where older ones of it still live.
             Dot {
-                node,
-                counter: stamp.max(1),
+                node: at.node,
+                counter: at.time.max(next.counter),
             }
         };
+        let mut context = seen.clone();
         context.insert(dot);
         MvRegister {
-            values: BTreeMap::from([(dot, Versioned { payload, stamp })]),
+            values: BTreeMap::from([(
+                dot,
+                Versioned {
+                    payload,
+                    stamp: at.time,
+                },
+            )]),
             context,
         }
     }
@@ -199,21 +202,34 @@ impl Crdt for MvRegister {
     fn latest_stamp(&self) -> Option<u64> {
         self.values.values().map(|v| v.stamp).max()
     }
+
+    fn is_tombstone(&self) -> bool {
+        self.values.is_empty() && !self.context.is_empty()
+    }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::NodeId;
 
     fn text(s: &str) -> Payload {
         Payload::Text(s.into())
+    }
+
+    fn at(node: u32, time: u64) -> Stamp {
+        Stamp {
+            node: NodeId(node),
+            time,
+            holds_own_writes: true,
+        }
     }
 
     #[test]
     fn a_delete_is_a_tombstone_stale_copies_cannot_undo() {
         let mut reg = MvRegister::default();
         let none = CausalContext::default();
-        reg.merge(&reg.write(NodeId(0), &none, text("v1"), 5));
+        reg.merge(&reg.write(at(0, 5), &none, text("v1")));
         let stale = reg.clone();
         let seen = reg.context().clone();
         reg.merge(&reg.delete(&seen));
@@ -221,7 +237,7 @@ mod test {
         assert!(!reg.merge(&stale), "the old value does not come back");
         // A write that did not see the delete's context is a new sibling.
         let mut other = stale.clone();
-        other.merge(&other.write(NodeId(1), &none, text("v2"), 6));
+        other.merge(&other.write(at(1, 6), &none, text("v2")));
         reg.merge(&other);
         assert_eq!(reg.siblings().count(), 1);
         assert_eq!(reg.resolve().map(|v| v.stamp), Some(6));
@@ -231,15 +247,49 @@ mod test {
     fn a_write_replaces_exactly_what_it_saw() {
         let none = CausalContext::default();
         let mut a = MvRegister::default();
-        a.merge(&a.write(NodeId(0), &none, text("a"), 1));
+        a.merge(&a.write(at(0, 1), &none, text("a")));
         let seen_a = a.context().clone();
         let mut b = MvRegister::default();
-        b.merge(&b.write(NodeId(1), &none, text("b"), 2));
+        b.merge(&b.write(at(1, 2), &none, text("b")));
         a.merge(&b);
         // A client that read only "a" writes "c": "b" stays as a sibling.
-        a.merge(&a.write(NodeId(0), &seen_a, text("c"), 3));
+        a.merge(&a.write(at(0, 3), &seen_a, text("c")));
         let left: Vec<_> = a.siblings().map(|(_, v)| v.payload.clone()).collect();
         assert_eq!(left, vec![text("c"), text("b")]);
+    }
+
+    #[test]
+    fn a_node_that_dropped_the_key_starts_a_run_above_what_it_sees() {
+        // Node 0 wrote twice; a client saw only the first dot. After node 0
+        // dropped the key, that context is all it sees of its own dots: it
+        // must not continue from there (the second dot existed).
+        let none = CausalContext::default();
+        let mut reg = MvRegister::default();
+        reg.merge(&reg.write(at(0, 100), &none, text("v1")));
+        let saw_v1 = reg.context().clone();
+        reg.merge(&reg.write(at(0, 101), &saw_v1, text("v2")));
+        let second = *reg.siblings().next().unwrap().0;
+        let mut told = MvRegister::default();
+        told.merge(&told.delete(&saw_v1));
+        let dropped = Stamp {
+            holds_own_writes: false,
+            ..at(0, 102)
+        };
+        let dot = *told
+            .write(dropped, &none, text("v3"))
+            .siblings()
+            .next()
+            .unwrap()
+            .0;
+        assert!(dot.counter > second.counter, "{dot:?} after {second:?}");
+        // While it holds its writes, it continues its run.
+        let kept = *reg
+            .write(at(0, 102), &none, text("v3"))
+            .siblings()
+            .next()
+            .unwrap()
+            .0;
+        assert_eq!(kept.counter, second.counter + 1);
     }
 
     #[test]
@@ -264,13 +314,13 @@ mod test {
         let mut reg = MvRegister::default();
         for i in 0..MAX_SIBLINGS as u32 {
             assert_eq!(reg.admits(&none), Ok(()));
-            reg.merge(&reg.write(NodeId(i), &none, text("x"), 1));
+            reg.merge(&reg.write(at(i, 1), &none, text("x")));
         }
         assert_eq!(reg.siblings().count(), MAX_SIBLINGS);
         assert_eq!(reg.admits(&none), Err(TooManySiblings(MAX_SIBLINGS)));
         let seen = reg.context().clone();
         assert_eq!(reg.admits(&seen), Ok(()));
-        reg.merge(&reg.write(NodeId(0), &seen, text("one"), 2));
+        reg.merge(&reg.write(at(0, 2), &seen, text("one")));
         assert_eq!(reg.siblings().count(), 1);
     }
 }

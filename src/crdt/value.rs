@@ -172,6 +172,15 @@ impl Crdt for Value {
             Value::Empty => None,
         }
     }
+
+    fn is_tombstone(&self) -> bool {
+        match self {
+            Value::Counter(c) => c.is_tombstone(),
+            Value::Set(s) => s.is_tombstone(),
+            Value::Register(r) => r.is_tombstone(),
+            Value::Empty => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,34 @@
 //! A [`Node`] inside a Durable Object: the only place that turns its effects
 //! into storage writes, peer calls, alarms and SSE pushes.
 //!
-//! Storage: `id` (this node's id), `members` and `partition` as key-value
-//! pairs; every replicated value is one row of the SQL table `kv(key, leaf,
-//! state)` (a postcard envelope), indexed by leaf, and each leaf's digest a
-//! row of `leaves(leaf, digest)`. The node starts from the membership and
-//! the leaf digests; keys are read when an input needs them, one by one or
-//! a leaf at a time, never all at once. A write is acknowledged after it
-//! is stored; the Durable Object output gate also holds every response
-//! until earlier writes are durable.
+//! Storage: `id` (this node's id), `members`, `partition` and `clock` (the
+//! node's clock floor) as key-value pairs; every replicated value is one row of the SQL table `kv(key, leaf,
+//! state, own)` (`state` a postcard envelope; `own` 1 when the state holds
+//! every write this node made to the key), indexed by leaf, and each leaf
+//! a row of `leaves(leaf, digest, tombstones)`: the sum of its keys'
+//! digests and how many of them are tombstones (an empty leaf has no row).
+//! A database made before `own` and `tombstones` existed gets them (0) on
+//! load, and its leaves' tombstones are counted once. The node starts from
+//! the membership and the leaf rows; keys are read when an input needs
+//! them, one by one or a leaf at a time, never all at once. A write is
+//! acknowledged after it is stored; the Durable Object output gate also
+//! holds every response until earlier writes are durable.
+//!
+//! Peer frames carry their send time: a frame (or a call's replies) older
+//! than half the tombstone grace period is refused, so no message outlives
+//! the tombstones it could undo.
 
 use super::{
     call_node, header, internal_request, json, now_ms, Failure, Outcome, Settings, FORWARDED, FROM,
-    MEMBERS, NEED_ACTIVE, NEW_NODE,
+    MEMBERS, NEED_ACTIVE, NEW_NODE, SENT,
 };
 use crate::api::ApiError;
 use crate::cluster::{
-    ByKind, Config, Effect, Key, Leaf, Membership, Message, Needs, Node, Partition, Stamp, Status,
-    WriteError,
+    ByKind, Config, Effect, Key, Leaf, LeafRow, Membership, Message, Needs, Node, Partition, Row,
+    Status, WriteError,
 };
 use crate::codec::{self, MAX_FRAME};
-use crate::crdt::{Crdt, Kind, Value};
+use crate::crdt::{Crdt, Kind, Stamp, Value};
 use crate::NodeId;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
@@ -29,9 +37,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use worker::js_sys::{Object, Reflect, Uint8Array};
 use worker::{Env, Headers, Method, Request, Response, ScheduledTime, SqlStorageValue, State};
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, leaf INTEGER NOT NULL, state BLOB NOT NULL);
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, leaf INTEGER NOT NULL, state BLOB NOT NULL, own INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS kv_leaf ON kv (leaf);
-CREATE TABLE IF NOT EXISTS leaves (leaf INTEGER PRIMARY KEY, digest BLOB NOT NULL);";
+CREATE TABLE IF NOT EXISTS leaves (leaf INTEGER PRIMARY KEY, digest BLOB NOT NULL, tombstones INTEGER NOT NULL DEFAULT 0);";
+
+/// Columns added after the first schema: a database made before them
+/// gets them on load.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("kv", "own"), ("leaves", "tombstones")];
 
 /// What became of a client write.
 pub(crate) enum Written<E> {
@@ -103,20 +115,31 @@ impl Host {
         };
         let members = read_bytes(&storage, "members").await?;
         let partition = read_bytes(&storage, "partition").await?;
+        let clock_floor = read_bytes(&storage, "clock").await?;
         let sql = storage.sql();
         sql.exec(SCHEMA, None)?;
+        if migrate(&sql)? {
+            worker::console_log!("{id}: added the own and tombstones columns");
+            count_tombstones(&sql)?;
+        }
         let mut leaves = Vec::new();
-        for row in sql.exec("SELECT leaf, digest FROM leaves", None)?.raw() {
-            if let [SqlStorageValue::Integer(leaf), SqlStorageValue::Blob(d)] = row?.as_slice() {
+        let rows = sql.exec("SELECT leaf, digest, tombstones FROM leaves", None)?;
+        for row in rows.raw() {
+            if let [SqlStorageValue::Integer(leaf), SqlStorageValue::Blob(d), SqlStorageValue::Integer(t)] =
+                row?.as_slice()
+            {
                 let digest = <[u8; 8]>::try_from(d.as_slice()).map(u64::from_le_bytes);
-                match (u32::try_from(*leaf), digest) {
-                    (Ok(leaf), Ok(digest)) => leaves.push((leaf, digest)),
+                match (u32::try_from(*leaf), digest, u32::try_from(*t)) {
+                    (Ok(leaf), Ok(digest), Ok(tombstones)) => {
+                        leaves.push((leaf, LeafRow { digest, tombstones }))
+                    }
                     _ => worker::console_error!("{id}: skipping a bad leaf row {leaf}"),
                 }
             }
         }
         let members = members.and_then(|b| codec::decode::<Membership>(&b, MAX_FRAME).ok());
         let partition = partition.and_then(|b| codec::decode::<Partition>(&b, MAX_FRAME).ok());
+        let clock_floor = clock_floor.and_then(|b| codec::decode::<u64>(&b, MAX_FRAME).ok());
         let s = &self.settings;
         let config = Config {
             initial_nodes: s.nodes,
@@ -124,9 +147,10 @@ impl Host {
             anti_entropy_interval_ms: s.anti_entropy_interval_ms,
             heartbeat_interval_ms: s.heartbeat_interval_ms,
             max_drift_ms: s.max_drift_ms,
+            tombstone_grace_ms: s.tombstone_grace_ms,
         };
         let mut node = Node::new(id, config, ByKind::new(s.replicas, 64));
-        node.restore(members, partition, leaves);
+        node.restore(members, partition, clock_floor, leaves);
         let mut slot = self.node.borrow_mut();
         if slot.is_none() {
             *slot = Some(node);
@@ -143,38 +167,22 @@ impl Host {
         let mut keys = Vec::new();
         for key in needs.keys {
             let rows = sql.exec(
-                "SELECT key, state FROM kv WHERE key = ?",
+                "SELECT key, state, own FROM kv WHERE key = ?",
                 vec![key.clone().into()],
             )?;
-            let state = self.decode_rows(rows)?.pop().map(|(_, s)| s);
-            keys.push((key, state));
+            let row = decode_rows(rows)?.pop().map(|(_, row)| row);
+            keys.push((key, row));
         }
         let mut leaves = Vec::new();
         for leaf in needs.leaves {
             let rows = sql.exec(
-                "SELECT key, state FROM kv WHERE leaf = ?",
+                "SELECT key, state, own FROM kv WHERE leaf = ?",
                 vec![i64::from(leaf).into()],
             )?;
-            leaves.push((leaf, self.decode_rows(rows)?));
+            leaves.push((leaf, decode_rows(rows)?));
         }
         self.with(|n| n.load(keys, leaves));
         Ok(())
-    }
-
-    /// `(key, state)` rows; a row that does not decode is logged and skipped.
-    fn decode_rows(&self, rows: worker::SqlCursor) -> worker::Result<Vec<(Key, Value)>> {
-        let mut out = Vec::new();
-        for row in rows.raw() {
-            if let [SqlStorageValue::String(key), SqlStorageValue::Blob(bytes)] = row?.as_slice() {
-                // This node wrote the row: concurrent writes merged at several
-                // replicas may have taken a register past one write's limits.
-                match codec::decode::<Value>(bytes, MAX_FRAME) {
-                    Ok(state) => out.push((key.clone(), state)),
-                    Err(e) => worker::console_error!("skipping stored {key}: {e}"),
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Hands `from`'s message to the node, with what it needs loaded.
@@ -218,14 +226,19 @@ impl Host {
             ">="
         };
         let rows = self.state.storage().sql().exec(
-            &format!("SELECT key, state FROM kv WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"),
+            &format!(
+                "SELECT key, state, own FROM kv WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"
+            ),
             vec![
                 from.into(),
                 format!("{prefix}\u{10FFFF}").into(),
                 (limit as i64).into(),
             ],
         )?;
-        self.decode_rows(rows)
+        Ok(decode_rows(rows)?
+            .into_iter()
+            .map(|(key, row)| (key, row.state))
+            .collect())
     }
 
     /// A client write: `op` makes a delta from the current value and a
@@ -293,22 +306,29 @@ impl Host {
             let mut sends = Vec::new();
             for effect in effects {
                 match effect {
-                    Effect::Store { key, leaf, state } => {
+                    Effect::Store {
+                        key,
+                        leaf,
+                        state,
+                        own_writes,
+                    } => {
                         sql.exec(
-                            "INSERT OR REPLACE INTO kv (key, leaf, state) VALUES (?, ?, ?)",
+                            "INSERT OR REPLACE INTO kv (key, leaf, state, own) VALUES (?, ?, ?, ?)",
                             vec![
                                 key.into(),
                                 i64::from(leaf).into(),
                                 codec::encode(&state).into(),
+                                i64::from(own_writes).into(),
                             ],
                         )?;
                     }
                     Effect::Delete { key } => {
                         sql.exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
                     }
-                    Effect::StoreLeaf { leaf, digest } => store_leaf(&sql, leaf, digest)?,
+                    Effect::StoreLeaf { leaf, row } => store_leaf(&sql, leaf, row)?,
                     Effect::StoreMembers(m) => rows.push(("members".into(), codec::encode(&m))),
                     Effect::StorePartition(p) => rows.push(("partition".into(), codec::encode(&p))),
+                    Effect::StoreClock(floor) => rows.push(("clock".into(), codec::encode(&floor))),
                     Effect::Publish { key, state } => {
                         let event = format!("data: {}\n\n", event_data(&key, &state));
                         self.push(Some(&key), event.as_bytes());
@@ -345,11 +365,12 @@ impl Host {
         let frame = codec::encode(&message);
         let (frames, bytes) = self.sent.get();
         self.sent.set((frames + 1, bytes + frame.len() as u64));
+        let started = now_ms();
         let result = async {
             let req = internal_request(
                 "/peer",
                 Method::Post,
-                &[(FROM, from.to_string())],
+                &[(FROM, from.to_string()), (SENT, started.to_string())],
                 Some(frame),
             )?;
             let mut res = call_node(&self.env, to, req).await?;
@@ -364,7 +385,14 @@ impl Host {
                 .map_err(|e| worker::Error::RustError(e.to_string()))
         }
         .await;
+        let took = now_ms().saturating_sub(started);
         match result {
+            Ok(replies) if took > self.max_frame_age() && !replies.is_empty() => {
+                worker::console_warn!(
+                    "{from} -> {to}: dropped {} replies after a {took} ms round trip",
+                    replies.len()
+                );
+            }
             Ok(replies) => {
                 for reply in replies {
                     if let Err(e) = self.receive(to, reply) {
@@ -377,6 +405,12 @@ impl Host {
                 self.with(|n| n.send_failed(to, message));
             }
         }
+    }
+
+    /// The oldest a peer frame or a call's replies may be: half the
+    /// tombstone grace period.
+    fn max_frame_age(&self) -> u64 {
+        self.settings.tombstone_grace_ms / 2
     }
 
     async fn arm_alarm(&self) -> worker::Result<()> {
@@ -487,6 +521,13 @@ impl Host {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/peer") => {
                 let from: NodeId = header(&req, FROM)?;
+                let sent: u64 = header(&req, SENT)?;
+                let age = now_ms().saturating_sub(sent);
+                if age > self.max_frame_age() {
+                    let max = self.max_frame_age();
+                    let e = format!("a frame sent {age} ms ago is past the limit of {max} ms");
+                    return Err(ApiError::new(409, "stale_frame", e).into());
+                }
                 let body = req.bytes().await?;
                 let message = codec::decode::<Message<Value>>(&body, MAX_FRAME)
                     .map_err(|e| ApiError::new(400, "bad_frame", e.to_string()))?;
@@ -575,13 +616,16 @@ impl Host {
                 "leaves_moving": n.leaf_counts().1,
                 "refused_states": n.refused(),
                 "sent": { "frames": self.sent.get().0, "bytes": self.sent.get().1 },
+                "tombstones": n.tombstone_counts().0,
+                "tombstones_collected": n.tombstone_counts().1,
             })
         })
     }
 }
 
-/// Checks every state and the membership in a peer frame.
+/// Checks every state, key and the membership in a peer frame.
 fn validate(message: &Message<Value>) -> Result<(), String> {
+    let mut keys: Vec<&Key> = Vec::new();
     let (members, states): (Option<&Membership>, Vec<&(Key, Value)>) = match message {
         Message::Gossip {
             members, states, ..
@@ -592,6 +636,18 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
             leaves.iter().flat_map(|(_, states)| states).collect(),
         ),
         Message::Summary { members, .. } => (Some(members), Vec::new()),
+        Message::Reap { keys: asked, .. } | Message::Forget { keys: asked } => {
+            keys.extend(asked.iter().map(|(k, _)| k));
+            (None, Vec::new())
+        }
+        Message::Reaped {
+            members,
+            keys: agreed,
+            ..
+        } => {
+            keys.extend(agreed);
+            (Some(members), Vec::new())
+        }
         Message::Digest { .. }
         | Message::HandoffDone
         | Message::Keys { .. }
@@ -600,25 +656,110 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
     if let Some(m) = members {
         m.validate().map_err(|e| e.to_string())?;
     }
-    for (key, state) in states {
+    for key in keys.into_iter().chain(states.iter().map(|(k, _)| k)) {
         let (_, name) = Kind::of_key(key).ok_or_else(|| format!("`{key}` names no known kind"))?;
         crate::api::check_name(name).map_err(|e| e.message)?;
+    }
+    for (key, state) in states {
         state.validate().map_err(|e| format!("{key}: {e}"))?;
         state.check_key(key).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-fn store_leaf(sql: &worker::SqlStorage, leaf: Leaf, digest: u64) -> worker::Result<()> {
-    if digest == 0 {
+/// Adds the [`ADDED_COLUMNS`] a database lacks; whether it lacked any.
+fn migrate(sql: &worker::SqlStorage) -> worker::Result<bool> {
+    let mut added = false;
+    for (table, column) in ADDED_COLUMNS {
+        let mut has = false;
+        for row in sql
+            .exec(&format!("PRAGMA table_info({table})"), None)?
+            .raw()
+        {
+            // (cid, name, type, notnull, dflt_value, pk)
+            has |= matches!(row?.get(1), Some(SqlStorageValue::String(name)) if name == column);
+        }
+        if !has {
+            sql.exec(
+                &format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"),
+                None,
+            )?;
+            added = true;
+        }
+    }
+    Ok(added)
+}
+
+/// A `(key, state, own, …)` row; one that does not decode is logged and `None`.
+fn decode_row(row: &[SqlStorageValue]) -> Option<(Key, Row<Value>)> {
+    let [SqlStorageValue::String(key), SqlStorageValue::Blob(bytes), SqlStorageValue::Integer(own), ..] =
+        row
+    else {
+        return None;
+    };
+    // This node wrote the row: concurrent writes merged at several
+    // replicas may have taken a register past one write's limits.
+    match codec::decode::<Value>(bytes, MAX_FRAME) {
+        Ok(state) => Some((
+            key.clone(),
+            Row {
+                state,
+                own_writes: *own != 0,
+            },
+        )),
+        Err(e) => {
+            worker::console_error!("skipping stored {key}: {e}");
+            None
+        }
+    }
+}
+
+/// Counts each leaf's tombstones into `leaves`, once, for a database
+/// made before the count was kept: a row at a time.
+fn count_tombstones(sql: &worker::SqlStorage) -> worker::Result<()> {
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    let rows = sql.exec("SELECT key, state, own, leaf FROM kv", None)?;
+    for row in rows.raw() {
+        let row = row?;
+        if let (Some((_, r)), Some(SqlStorageValue::Integer(leaf))) = (decode_row(&row), row.get(3))
+        {
+            if r.state.is_tombstone() {
+                *counts.entry(*leaf).or_default() += 1;
+            }
+        }
+    }
+    for (leaf, n) in counts {
+        sql.exec(
+            "UPDATE leaves SET tombstones = ? WHERE leaf = ?",
+            vec![n.into(), leaf.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// `(key, state, own)` rows; a row that does not decode is skipped.
+fn decode_rows(rows: worker::SqlCursor) -> worker::Result<Vec<(Key, Row<Value>)>> {
+    let mut out = Vec::new();
+    for row in rows.raw() {
+        out.extend(decode_row(&row?));
+    }
+    Ok(out)
+}
+
+fn store_leaf(sql: &worker::SqlStorage, leaf: Leaf, row: LeafRow) -> worker::Result<()> {
+    if row == LeafRow::default() {
         sql.exec(
             "DELETE FROM leaves WHERE leaf = ?",
             vec![i64::from(leaf).into()],
         )?;
     } else {
         sql.exec(
-            "INSERT OR REPLACE INTO leaves (leaf, digest) VALUES (?, ?)",
-            vec![i64::from(leaf).into(), digest.to_le_bytes().to_vec().into()],
+            "INSERT OR REPLACE INTO leaves (leaf, digest, tombstones) VALUES (?, ?, ?)",
+            vec![
+                i64::from(leaf).into(),
+                row.digest.to_le_bytes().to_vec().into(),
+                i64::from(row.tombstones).into(),
+            ],
         )?;
     }
     Ok(())

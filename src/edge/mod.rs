@@ -18,6 +18,8 @@ use worker::{Env, Headers, Method, Request, RequestInit, Response};
 /// the router builds every internal request itself).
 pub(crate) const NODE: &str = "x-edge-node";
 pub(crate) const FROM: &str = "x-edge-from";
+/// A peer frame's send time (the sender's clock, ms): older frames are refused.
+pub(crate) const SENT: &str = "x-edge-sent";
 pub(crate) const KEY: &str = "x-edge-key";
 pub(crate) const BY: &str = "x-edge-by";
 pub(crate) const SINCE: &str = "x-edge-since";
@@ -54,6 +56,9 @@ pub(crate) struct Settings {
     pub kv_limits: kv::Limits,
     /// `KV_CACHE_MS`: how long the Worker caches a key's read; 0 disables.
     pub kv_cache_ms: u64,
+    /// `TOMBSTONE_GRACE_MS`: how long a confirmed tombstone waits before it
+    /// is collected; peer frames older than half of it are refused.
+    pub tombstone_grace_ms: u64,
 }
 
 impl Settings {
@@ -88,6 +93,7 @@ impl Settings {
                 ) as usize,
             },
             kv_cache_ms: num_from("KV_CACHE_MS", 2_000, 0, 3_600_000),
+            tombstone_grace_ms: num_from("TOMBSTONE_GRACE_MS", 60_000, 1_000, 86_400_000),
         }
     }
 }

@@ -278,7 +278,7 @@ mod kv {
                     register
                         .admits(&context)
                         .map_err(Refusal::TooManySiblings)?;
-                    let delta = register.write(at.node, &context, payload, at.time);
+                    let delta = register.write(at, &context, payload);
                     // A stored state over MAX_STATE would not load again.
                     let mut after = register;
                     after.merge(&delta);
