@@ -53,6 +53,15 @@
 //! `(R - 1) * codec::encode(&(key, delta)).len()`, no batching, no
 //! anti-entropy, no framing beyond the codec's envelope.
 //!
+//! # Tombstone collection
+//!
+//! After the check, every 10th key is deleted at its first replica with the
+//! context held there, and the cluster runs (no other writes) until every
+//! tombstone is collected, with the default `tombstone_grace_ms`. The figure
+//! is the bytes of the collection messages (`Reap`, `Reaped`, `Forget`) per
+//! tombstone, against the storage it frees: the tombstone's encoded size
+//! with its key at each of its R replicas.
+//!
 //! # Output
 //!
 //! stdout, one line each: the workload, then
@@ -126,6 +135,11 @@ enum Event {
     Progress,
 }
 
+/// Every how many keys one is deleted for the collection figure.
+const DELETE_EVERY: usize = 10;
+/// The longest the collection may take, in virtual time.
+const COLLECT_LIMIT_MS: u64 = 600_000;
+
 /// Frames, bytes and entries (states or key digests) of one message kind.
 #[derive(Clone, Copy, Default)]
 struct Tally {
@@ -176,6 +190,9 @@ struct Sim {
     seed_rounds: u64,
     seed_checked: u64,
     lower_bytes: u64,
+    /// From when collection messages are counted, and their tally.
+    collect_from: u64,
+    collection: Tally,
 }
 
 impl Sim {
@@ -237,6 +254,8 @@ impl Sim {
             seed_rounds: 0,
             seed_checked: 0,
             lower_bytes: 0,
+            collect_from: u64::MAX,
+            collection: Tally::default(),
         };
         for i in 0..n {
             let at = start + i as u64 * GOSSIP_MS / u64::from(NODES);
@@ -286,13 +305,14 @@ impl Sim {
                         "warm-up"
                     } else if now < self.measure_to {
                         "measuring"
-                    } else {
+                    } else if now < self.collect_from {
                         "settling"
+                    } else {
+                        "collecting tombstones"
                     };
                     eprintln!(
-                        "ring gossip: {:>3} s of {} s virtual ({phase}), {:.1} s wall",
+                        "ring gossip: {:>3} s virtual ({phase}), {:.1} s wall",
                         t / 1_000,
-                        (WARMUP_MS + MEASURE_MS + SETTLE_MS) / 1_000,
                         wall.elapsed().as_secs_f64()
                     );
                     self.schedule(now + PROGRESS_EVERY_MS, Event::Progress);
@@ -337,6 +357,14 @@ impl Sim {
         for effect in self.nodes[n].take_effects() {
             match effect {
                 Effect::Send { to, message } => {
+                    if now >= self.collect_from
+                        && matches!(
+                            message,
+                            Message::Reap { .. } | Message::Reaped { .. } | Message::Forget { .. }
+                        )
+                    {
+                        self.collection.add(codec::encode(&message).len(), 0);
+                    }
                     if self.measuring(now) {
                         let (kind, entries) = match &message {
                             Message::Gossip { states, .. } if ticked => (0, states.len()),
@@ -409,6 +437,46 @@ impl Sim {
         if now + GOSSIP_MS < self.measure_to {
             self.schedule(now + GOSSIP_MS, Event::SeedRound);
         }
+    }
+
+    /// Deletes every `DELETE_EVERY`th key at its first replica; returns how
+    /// many keys, and the storage their tombstones take at all replicas
+    /// once the deletes have spread.
+    fn delete_some(&mut self, now: u64, wall: Instant) -> (u64, u64) {
+        self.collect_from = now;
+        let doomed: Vec<usize> = (0..KEYS).step_by(DELETE_EVERY).collect();
+        for k in &doomed {
+            let n = self.replicas[*k][0].0 as usize;
+            let key = self.keys[*k].clone();
+            self.nodes[n]
+                .write(&key, now, |v: &Value, _| {
+                    let reg = v.as_register().cloned().unwrap_or_default();
+                    Ok::<_, ()>(Value::Register(reg.delete(reg.context())))
+                })
+                .expect("a delete");
+            self.settle(n, now, false);
+        }
+        self.run(now + 2 * GOSSIP_MS, wall);
+        let stored: u64 = doomed
+            .iter()
+            .flat_map(|k| {
+                self.replicas[*k]
+                    .iter()
+                    .map(|r| u64::from(self.sizes[r.0 as usize][*k]))
+            })
+            .sum();
+        (doomed.len() as u64, stored)
+    }
+
+    /// Runs until no node holds a tombstone; returns when that was.
+    fn run_until_collected(&mut self, from: u64, wall: Instant) -> u64 {
+        let mut now = from;
+        while self.nodes.iter().any(|n| n.tombstone_counts().0 > 0) {
+            assert!(now - from < COLLECT_LIMIT_MS, "tombstones not collected");
+            now += 1_000;
+            self.run(now, wall);
+        }
+        now
     }
 
     /// Every replica of every key holds the same state; no other node any.
@@ -525,6 +593,30 @@ fn main() {
         sim.seed_rounds,
         sim.seed.entries as f64 / sim.seed.frames.max(1) as f64,
         sim.seed_checked,
+    );
+    let deleted_at = end;
+    let (deleted, freed) = sim.delete_some(deleted_at, wall);
+    let collected_at = sim.run_until_collected(deleted_at, wall);
+    let collected: u64 = sim.nodes.iter().map(|n| n.tombstone_counts().1).sum();
+    assert_eq!(collected, deleted, "one collection per deleted key");
+    for (k, key) in sim.keys.iter().enumerate().step_by(DELETE_EVERY) {
+        assert!(
+            sim.replicas[k]
+                .iter()
+                .all(|r| sim.nodes[r.0 as usize].read(key).is_none()),
+            "{key} still held"
+        );
+    }
+    let cost = sim.collection.bytes as f64 / deleted as f64;
+    let gain = freed as f64 / deleted as f64;
+    println!(
+        "ring gossip: tombstone collection: {deleted} tombstones collected {:.0} s after \
+         the deletes (grace {} s); messages {cost:.1} B per tombstone ({} frames), storage \
+         freed {gain:.1} B per tombstone over its {REPLICAS} replicas (ratio {:.2})",
+        (collected_at - deleted_at) as f64 / 1_000.0,
+        Config::default().tombstone_grace_ms / 1_000,
+        sim.collection.frames,
+        cost / gain,
     );
     eprintln!(
         "ring gossip: done in {:.1} s wall",

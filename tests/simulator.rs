@@ -557,7 +557,7 @@ fn mentions(message: &Message<Value>, key: &str) -> bool {
             .iter()
             .any(|(_, ks)| ks.iter().any(|(k, _)| k == key)),
         Message::Reap { keys, .. } | Message::Forget { keys } => keys.iter().any(|(k, _)| k == key),
-        Message::Reaped { keys, .. } => keys.iter().any(|k| k == key),
+        Message::Reaped { refused, .. } => refused.iter().any(|k| k == key),
         Message::Digest { .. }
         | Message::Summary { .. }
         | Message::HandoffDone
@@ -2774,6 +2774,90 @@ fn a_late_copy_of_a_deleted_register_does_not_bring_it_back() {
     sim.net.insert((sim.now + 2_000, sim.seq), packet);
     sim.run_until_collected(&key);
     // The oracle: the deleted value must not be live again.
+    sim.settle_down(10_000);
+    assert_eq!(sim.rows(&key), Vec::new());
+}
+
+/// Node `a` writes `key`; `b` (another replica) deletes what it then
+/// reads; returns the state `a` gossiped first.
+fn written_then_deleted(sim: &mut Sim, key: &str, a: NodeId, b: NodeId) -> Value {
+    assert!(sim.kv_request(a, key, Ctx::Blind, false));
+    let old = sim.read(a, key).expect("written");
+    let seen = old.as_register().expect("a register").context().clone();
+    sim.run(500);
+    assert!(sim.kv_request(b, key, Ctx::Given(seen), true));
+    sim.run(500);
+    old
+}
+
+#[test]
+fn a_send_that_fails_after_the_collection_is_not_sent_again() {
+    // A gossip call of a's, carrying the old value, fails only after every
+    // node agreed and the tombstone was collected (a call can hang that
+    // long): a must not buffer it again, or b would get the value back.
+    let mut sim = Sim::new(60, config(4), Faults::calm());
+    let key = kv_key(0);
+    let replicas = sim.replicas_of(&key);
+    let (a, b) = (replicas[1], replicas[2]);
+    let old = written_then_deleted(&mut sim, &key, a, b);
+    sim.run_until_collected(&key);
+    let failed = Message::Gossip {
+        members: None,
+        states: vec![(key.clone(), old)],
+        want: Vec::new(),
+    };
+    sim.node_mut(a).expect("up").send_failed(b, failed);
+    sim.settle(a);
+    sim.settle_down(10_000);
+    assert_eq!(sim.rows(&key), Vec::new());
+}
+
+#[test]
+fn a_delta_buffered_across_a_one_sided_cut_does_not_outlive_the_collection() {
+    // a cannot reach b (only a's side is cut), so its write's delta waits
+    // in its buffer for b; every node, a included, reaches the collector.
+    // When a agrees the key is a tombstone, the buffered delta must go:
+    // sent after the collection, it would bring the value back at b.
+    let mut sim = Sim::new(61, config(4), Faults::calm());
+    let key = kv_key(0);
+    let replicas = sim.replicas_of(&key);
+    let (a, b) = (replicas[1], replicas[2]);
+    let others: BTreeSet<NodeId> = sim.ids().into_iter().filter(|n| *n != b).collect();
+    sim.node_mut(a)
+        .expect("up")
+        .set_partition(Partition::new(vec![others]));
+    sim.settle(a);
+    written_then_deleted(&mut sim, &key, a, b);
+    // The collector's Forget reaches b, and reaches a only after a's cut
+    // heals and it has flushed its buffers.
+    let mut held = Vec::new();
+    let mut hold_forgets = |sim: &mut Sim| {
+        let late: Vec<(u64, u64)> = sim
+            .net
+            .iter()
+            .filter(|(_, p)| p.to == a && matches!(p.message, Message::Forget { .. }))
+            .map(|(k, _)| *k)
+            .collect();
+        held.extend(late.into_iter().filter_map(|k| sim.net.remove(&k)));
+    };
+    let start = sim.now;
+    while sim.slots[&b].disk.get(&key).is_some() {
+        assert!(sim.now - start < 20_000, "b never collected {key}");
+        sim.step(1, false);
+        hold_forgets(&mut sim);
+    }
+    sim.node_mut(a)
+        .expect("up")
+        .set_partition(Partition::default());
+    sim.settle(a);
+    for _ in 0..300 {
+        sim.step(1, false);
+        hold_forgets(&mut sim);
+    }
+    for p in held {
+        sim.seq += 1;
+        sim.net.insert((sim.now + 1, sim.seq), p);
+    }
     sim.settle_down(10_000);
     assert_eq!(sim.rows(&key), Vec::new());
 }

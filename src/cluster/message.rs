@@ -67,15 +67,16 @@ pub enum Message<T> {
         /// keys and the digests of their tombstones
         keys: Vec<(Key, u64)>,
     },
-    /// The answer to a [`Message::Reap`]: the keys the receiver agreed on.
+    /// The answer to a [`Message::Reap`]: the receiver agrees on every
+    /// key it was asked about in that round but these.
     Reaped {
         /// the question's id
         round: u64,
         /// the answering node's membership: only a node with the asker's
         /// view may agree
         members: Membership,
-        /// the keys it holds the same way, or holds nothing of
-        keys: Vec<Key>,
+        /// the keys it holds otherwise
+        refused: Vec<Key>,
     },
     /// Every node agreed twice: drop these tombstones if unchanged.
     Forget {

@@ -1077,7 +1077,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 }
             }
             Message::Reap { round, keys } => {
-                let mut agreed = Vec::new();
+                let mut refused = Vec::new();
                 for (key, digest) in keys {
                     let leaf = self.placement.leaf(&key);
                     let holds_same = if self.is_replica(leaf) {
@@ -1091,7 +1091,8 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                         for b in self.outbox.values_mut() {
                             b.states.remove(&key);
                         }
-                        agreed.push(key);
+                    } else {
+                        refused.push(key);
                     }
                 }
                 let members = self.members.clone();
@@ -1100,14 +1101,14 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                     Message::Reaped {
                         round,
                         members,
-                        keys: agreed,
+                        refused,
                     },
                 );
             }
             Message::Reaped {
                 round,
                 members,
-                keys,
+                refused,
             } => {
                 // An answer counts only from a node with this node's view:
                 // a node the views differ on could hold the leaf unasked.
@@ -1115,13 +1116,17 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                 if members != self.members {
                     return;
                 }
+                // Every Reap of a round to a peer names all its keys that
+                // still wait for that peer: the answer covers them.
+                let refused: BTreeSet<Key> = refused.into_iter().collect();
                 let mut done = Vec::new();
-                for key in keys {
-                    let Some(r) = self.reaping.get_mut(&key) else {
-                        continue;
-                    };
-                    if r.round == round && r.waiting.remove(&from) && r.waiting.is_empty() {
-                        done.push(key);
+                for (key, r) in &mut self.reaping {
+                    if r.round == round
+                        && !refused.contains(key)
+                        && r.waiting.remove(&from)
+                        && r.waiting.is_empty()
+                    {
+                        done.push(key.clone());
                     }
                 }
                 for key in done {

@@ -641,11 +641,9 @@ fn validate(message: &Message<Value>) -> Result<(), String> {
             (None, Vec::new())
         }
         Message::Reaped {
-            members,
-            keys: agreed,
-            ..
+            members, refused, ..
         } => {
-            keys.extend(agreed);
+            keys.extend(refused);
             (Some(members), Vec::new())
         }
         Message::Digest { .. }
