@@ -2863,6 +2863,60 @@ fn a_delta_buffered_across_a_one_sided_cut_does_not_outlive_the_collection() {
 }
 
 #[test]
+fn a_node_still_handing_a_key_off_holds_its_collection_back() {
+    // x drains while it cannot reach y (only x's side is cut), the key's
+    // new replica, so x keeps the key's old value in a leaf it is handing
+    // off. The key is deleted; x is no replica and hears nothing of it. It
+    // must not agree to the collection: once the cut heals, its transfer
+    // would bring the old value to replicas that collected the tombstone.
+    let mut sim = Sim::new(62, config(4), Faults::calm());
+    let x = NodeId(3);
+    let mut drained = Membership::initial(4);
+    drained.set(x, Status::Draining { heir: NodeId(0) });
+    let key = (0..)
+        .map(kv_key)
+        .find(|k| {
+            let before = placement().replicas(k, &Membership::initial(4));
+            let after = placement().replicas(k, &drained);
+            before.contains(&x) && before.contains(&after[0])
+        })
+        .expect("some key");
+    let after = placement().replicas(&key, &drained);
+    let before = sim.replicas_of(&key);
+    let y = *after
+        .iter()
+        .find(|n| !before.contains(n))
+        .expect("a new replica");
+    let collector = after[0];
+    assert!(sim.kv_request(x, &key, Ctx::Blind, false));
+    sim.run(500);
+    let others: BTreeSet<NodeId> = sim.ids().into_iter().filter(|n| *n != y).collect();
+    sim.node_mut(x)
+        .expect("up")
+        .set_partition(Partition::new(vec![others]));
+    sim.settle(x);
+    sim.admin.current = Some((x, sim.now));
+    sim.run(500);
+    assert!(sim.kv_request(collector, &key, Ctx::Read, true));
+    sim.run(15_000);
+    assert!(
+        sim.slots[&x].disk.get(&key).is_some(),
+        "x still holds the old value"
+    );
+    assert!(
+        !sim.rows(&key).iter().all(|(n, _)| *n == x),
+        "collected while x still hands the key off: {:?}",
+        sim.rows(&key)
+    );
+    sim.node_mut(x)
+        .expect("up")
+        .set_partition(Partition::default());
+    sim.settle(x);
+    sim.settle_down(20_000);
+    assert_eq!(sim.rows(&key), Vec::new());
+}
+
+#[test]
 fn a_collector_that_restarts_finds_its_tombstones_again() {
     // The first replica holds tombstones, restarts (it loads keys lazily,
     // so it knows them only from its leaves' counts) and collects them.
