@@ -1129,9 +1129,7 @@ impl<T: Crdt, P: Placement> Node<T, P> {
                         done.push(key.clone());
                     }
                 }
-                for key in done {
-                    self.agreed(&key);
-                }
+                self.agreed(done);
             }
             Message::Forget { keys } => {
                 for (key, digest) in keys {
@@ -1320,39 +1318,41 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         for ((to, round), keys) in asks {
             self.send(to, Message::Reap { round, keys });
         }
-        for key in done {
-            self.agreed(&key);
-        }
+        self.agreed(done);
     }
 
-    /// Every live node agreed about `key` in the current round: after the
-    /// first, the grace period starts; after the second, the tombstone goes.
-    fn agreed(&mut self, key: &str) {
-        let Some(r) = self.reaping.get_mut(key) else {
-            return;
-        };
-        if self.digests.get(key) != Some(&r.digest) || !self.tombstone_keys.contains(key) {
-            self.reaping.remove(key);
-            return;
-        }
-        match r.agreed_at {
-            None => r.agreed_at = Some(self.now),
-            Some(t) if self.now >= t.saturating_add(self.config.tombstone_grace_ms) => {
-                let digest = r.digest;
-                let others: Vec<NodeId> = self
-                    .replicas(key)
-                    .into_iter()
-                    .filter(|n| *n != self.id)
-                    .collect();
-                self.forget_key(key);
-                self.reaped += 1;
-                for to in others {
-                    let keys = vec![(key.to_owned(), digest)];
-                    self.send(to, Message::Forget { keys });
-                }
+    /// Every live node agreed about `keys` in their current round: after
+    /// the first, the grace period starts; after the second, the tombstones
+    /// go, and the other replicas are told to drop them.
+    fn agreed(&mut self, keys: Vec<Key>) {
+        let grace = self.config.tombstone_grace_ms;
+        let mut forgets: BTreeMap<NodeId, Vec<(Key, u64)>> = BTreeMap::new();
+        for key in keys {
+            let Some(r) = self.reaping.get_mut(&key) else {
+                continue;
+            };
+            if self.digests.get(&key) != Some(&r.digest) || !self.tombstone_keys.contains(&key) {
+                self.reaping.remove(&key);
+                continue;
             }
-            // The first round's answers, still arriving: wait for the grace.
-            Some(_) => {}
+            match r.agreed_at {
+                None => r.agreed_at = Some(self.now),
+                Some(t) if self.now >= t.saturating_add(grace) => {
+                    let digest = r.digest;
+                    for to in self.replicas(&key) {
+                        if to != self.id {
+                            forgets.entry(to).or_default().push((key.clone(), digest));
+                        }
+                    }
+                    self.forget_key(&key);
+                    self.reaped += 1;
+                }
+                // Agreed once; the second question waits for the grace.
+                Some(_) => {}
+            }
+        }
+        for (to, keys) in forgets {
+            self.send(to, Message::Forget { keys });
         }
     }
 
