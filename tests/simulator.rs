@@ -1812,11 +1812,11 @@ impl Sim {
     /// the replicas hold the same state; every acknowledged write is a live
     /// sibling or was covered by an acknowledged context; every live
     /// sibling is an acknowledged write no acknowledged context covered (no
-    /// resurrection); the context covers every acknowledged write and every
-    /// acknowledged context (no write or delete lost); a register every
-    /// write of which was deleted reads as an empty register with its
-    /// context (its tombstone) at every replica, and a register nobody
-    /// wrote has no row anywhere.
+    /// resurrection); the context, with the contexts of the tombstones
+    /// collected, covers every acknowledged write and every acknowledged
+    /// context (no write or delete lost); and a register with no live value
+    /// (never written, or deleted and its tombstone collected) has no row
+    /// anywhere.
     fn check_registers_final(&mut self) -> KvSummary {
         let mut s = KvSummary::default();
         let Some(live) = self.not_retired().first().copied() else {
