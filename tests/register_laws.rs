@@ -886,6 +886,46 @@ proptest! {
     ) {
         forgotten(&run, writer, stale, other, back, deleted, delivered)?;
     }
+
+    #[test]
+    fn prop_a_node_that_dropped_the_key_and_hears_part_of_its_dots_back_writes_a_new_dot(
+        run in history(),
+        writer in any::<Index>(),
+        heard in any::<Index>(),
+        back in 0..3u64,
+    ) {
+        // After it dropped the key (handed off or collected), a node learns
+        // some old context again (a client's write elsewhere carried it),
+        // and writes: not holding its own writes, it must not continue the
+        // run it hears of, which may stop short of its real last dot.
+        let issued: BTreeMap<NodeId, Vec<u64>> = run.log.iter().fold(
+            BTreeMap::new(),
+            |mut m, e| {
+                if let Event::Write { dot, .. } = e {
+                    m.entry(dot.node).or_insert_with(Vec::new).push(dot.counter);
+                }
+                m
+            },
+        );
+        let nodes: Vec<NodeId> = issued.keys().copied().collect();
+        if nodes.is_empty() || run.reads.is_empty() {
+            return Ok(());
+        }
+        let w = *writer.get(&nodes);
+        let old = &run.reads[heard.index(run.reads.len())];
+        let mut state = MvRegister::default();
+        state.merge(&state.delete(&old.ctx));
+        let mut clock = run.clocks[w.0 as usize];
+        let at = Stamp {
+            holds_own_writes: false,
+            ..at(w, clock.now(run.time.saturating_sub(back)))
+        };
+        let delta = state.write(at, &CausalContext::default(), Payload::Bytes(vec![]));
+        let (dot, _) = delta.siblings().next().expect("the write's value");
+        let top = issued[&w].iter().max().copied().unwrap_or(0);
+        prop_assert!(dot.counter > top, "{:?} reuses a counter up to {}", dot, top);
+        prop_assert!(!old.ctx.contains(*dot));
+    }
 }
 
 /// A node that wrote before forgets the key (it handed the key off) while
