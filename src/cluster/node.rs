@@ -567,6 +567,16 @@ impl<T: Crdt, P: Placement> Node<T, P> {
         self.data.insert(key, row.state);
     }
 
+    /// Merges states an older storage layout kept and stores them, with no
+    /// gossip (every node imports its own). Each key must be loaded
+    /// ([`Node::needs_key`]).
+    pub fn import(&mut self, states: Vec<(Key, T)>) {
+        for (key, state) in states {
+            debug_assert!(self.key_loaded(&key), "{key} imported before it was loaded");
+            self.apply(&key, &state, None);
+        }
+    }
+
     /// Continues the work [`Node::wanted`] waited for.
     pub fn resume(&mut self) {
         let draining = matches!(self.status(), Status::Draining { .. });
@@ -1657,6 +1667,32 @@ mod test {
         let needs = again.needs_key("k");
         disk.supply(&mut again, needs);
         assert!(stamp_of(&mut again, 1_000) > before);
+    }
+
+    #[test]
+    fn imported_states_are_merged_and_stored_without_gossip() {
+        let mut n = node(0);
+        add(&mut n).unwrap();
+        n.take_effects();
+        let old = PnCounter::default().add(NodeId(1), 5).unwrap();
+        n.import(vec![("k".into(), old.clone()), ("j".into(), old)]);
+        assert_eq!(n.read("k").map(PnCounter::value), Some(6));
+        let effects = n.take_effects();
+        let stored: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Store { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stored, ["k", "j"]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Send { .. })));
+        n.tick(10_000);
+        let gossiped_j = n.take_effects().into_iter().any(|e| {
+            matches!(e, Effect::Send { message: Message::Gossip { states, .. }, .. }
+                if states.iter().any(|(k, _)| k == "j"))
+        });
+        assert!(!gossiped_j, "an import is not gossiped");
     }
 
     #[test]

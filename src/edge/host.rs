@@ -8,7 +8,9 @@
 //! a row of `leaves(leaf, digest, tombstones)`: the sum of its keys'
 //! digests and how many of them are tombstones (an empty leaf has no row).
 //! A database made before `own` and `tombstones` existed gets them (0) on
-//! load, and its leaves' tombstones are counted once. The node starts from
+//! load, and its leaves' tombstones are counted once; states the first
+//! layout kept as key-value pairs `k:KEY` move into the rows on the first
+//! start after an upgrade. The node starts from
 //! the membership and the leaf rows; keys are read when an input needs
 //! them, one by one or a leaf at a time, never all at once. A write is
 //! acknowledged after it is stored; the Durable Object output gate also
@@ -40,6 +42,9 @@ use worker::{Env, Headers, Method, Request, Response, ScheduledTime, SqlStorageV
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, leaf INTEGER NOT NULL, state BLOB NOT NULL, own INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS kv_leaf ON kv (leaf);
 CREATE TABLE IF NOT EXISTS leaves (leaf INTEGER PRIMARY KEY, digest BLOB NOT NULL, tombstones INTEGER NOT NULL DEFAULT 0);";
+
+/// The key prefix of the first storage layout's states (key-value pairs).
+const FIRST_LAYOUT_PREFIX: &str = "k:";
 
 /// Columns added after the first schema: a database made before them
 /// gets them on load.
@@ -151,10 +156,50 @@ impl Host {
         };
         let mut node = Node::new(id, config, ByKind::new(s.replicas, 64));
         node.restore(members, partition, clock_floor, leaves);
-        let mut slot = self.node.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(node);
+        {
+            let mut slot = self.node.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(node);
+            }
         }
+        self.import_first_layout(id).await
+    }
+
+    /// Moves the counters and sets that the first storage layout kept as
+    /// key-value pairs `k:KEY` into the SQL rows, then deletes the pairs:
+    /// once, on the first start after an upgrade (a repeat merges again,
+    /// which changes nothing).
+    async fn import_first_layout(&self, id: NodeId) -> worker::Result<()> {
+        let storage = self.state.storage();
+        let pairs = storage
+            .list_with_options(worker::ListOptions::new().prefix(FIRST_LAYOUT_PREFIX))
+            .await?;
+        let mut old_keys = Vec::new();
+        let mut states = Vec::new();
+        for entry in pairs.entries() {
+            let pair = worker::js_sys::Array::from(&entry?);
+            let stored = pair.get(0).as_string().unwrap_or_default();
+            let bytes = Uint8Array::new(&pair.get(1)).to_vec();
+            let key = stored[FIRST_LAYOUT_PREFIX.len()..].to_owned();
+            match codec::decode_state::<Value>(&bytes) {
+                Ok(state) if state.check_key(&key).is_ok() => states.push((key, state)),
+                Ok(_) => worker::console_error!("{id}: {stored} holds another kind; dropped"),
+                Err(e) => worker::console_error!("{id}: {stored} does not decode ({e}); dropped"),
+            }
+            old_keys.push(stored);
+        }
+        if old_keys.is_empty() {
+            return Ok(());
+        }
+        for (key, _) in &states {
+            let needs = self.with(|n| n.needs_key(key));
+            self.supply(needs)?;
+        }
+        let moved = states.len();
+        self.with(|n| n.import(states));
+        self.settle(None).await?;
+        storage.delete_multiple(old_keys).await?;
+        worker::console_log!("{id}: moved {moved} keys from the first storage layout");
         Ok(())
     }
 
