@@ -5,6 +5,7 @@
 pub mod counter;
 pub mod kv;
 pub mod set;
+pub mod traffic;
 
 use serde::Serialize;
 use std::fmt;

@@ -19,12 +19,14 @@ mod message;
 mod node;
 mod placement;
 mod store;
+mod traffic;
 
 pub use membership::{Membership, Partition, Status};
 pub use message::Message;
 pub use node::{AddError, Config, Effect, LeafRow, Needs, Node, RetireError, Row, WriteError};
 pub use placement::{AllNodes, ByKind, HashRing, Leaf, Placement, LEAVES};
 pub use store::MemoryStore;
+pub use traffic::{RequestMeter, Sizing, SHRINK_BELOW};
 
 /// The key of one replicated value (a counter name, a register key).
 pub type Key = String;

@@ -26,8 +26,8 @@ use super::{
 };
 use crate::api::ApiError;
 use crate::cluster::{
-    ByKind, Config, Effect, Key, Leaf, LeafRow, Membership, Message, Needs, Node, Partition, Row,
-    Status, WriteError,
+    ByKind, Config, Effect, Key, Leaf, LeafRow, Membership, Message, Needs, Node, Partition,
+    RequestMeter, Row, Status, WriteError,
 };
 use crate::codec::{self, MAX_FRAME};
 use crate::crdt::{Crdt, Kind, Stamp, Value};
@@ -86,7 +86,12 @@ pub(crate) struct Host {
     alarm_at: Cell<Option<u64>>,
     /// Peer traffic since this object started: frames and their bytes.
     sent: Cell<(u64, u64)>,
+    /// Client requests this node served since the object started.
+    requests: RefCell<RequestMeter>,
 }
+
+/// The window of a node's client request rate.
+const REQUEST_WINDOW_MS: u64 = 10_000;
 
 impl Host {
     pub fn new(state: State, env: Env) -> Self {
@@ -99,7 +104,13 @@ impl Host {
             streams: RefCell::new(BTreeMap::new()),
             alarm_at: Cell::new(None),
             sent: Cell::new((0, 0)),
+            requests: RefCell::new(RequestMeter::new(REQUEST_WINDOW_MS)),
         }
+    }
+
+    /// Counts a client request this node serves.
+    pub fn count_request(&self) {
+        self.requests.borrow_mut().record(now_ms());
     }
 
     /// Loads the node from storage on first use. `id` comes from the
@@ -661,6 +672,11 @@ impl Host {
                 "leaves_moving": n.leaf_counts().1,
                 "refused_states": n.refused(),
                 "sent": { "frames": self.sent.get().0, "bytes": self.sent.get().1 },
+                "requests": {
+                    "total": self.requests.borrow().total(),
+                    "per_second": self.requests.borrow().per_second(now_ms()),
+                    "window_ms": REQUEST_WINDOW_MS,
+                },
                 "tombstones": n.tombstone_counts().0,
                 "tombstones_collected": n.tombstone_counts().1,
             })

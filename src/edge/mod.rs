@@ -10,6 +10,7 @@ mod registry;
 mod router;
 
 use crate::api::{kv, ApiError};
+use crate::cluster::Sizing;
 use crate::NodeId;
 use serde::Serialize;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
@@ -59,6 +60,10 @@ pub(crate) struct Settings {
     /// `TOMBSTONE_GRACE_MS`: how long a confirmed tombstone waits before it
     /// is collected; peer frames older than half of it are refused.
     pub tombstone_grace_ms: u64,
+    /// `SCALE_NODE_RPS`, `SCALE_MIN_NODES`, `SCALE_MAX_NODES`: the cluster
+    /// size that `GET /admin/traffic` recommends and `POST /admin/autoscale`
+    /// moves towards.
+    pub sizing: Sizing,
 }
 
 impl Settings {
@@ -94,6 +99,14 @@ impl Settings {
             },
             kv_cache_ms: num_from("KV_CACHE_MS", 2_000, 0, 3_600_000),
             tombstone_grace_ms: num_from("TOMBSTONE_GRACE_MS", 60_000, 1_000, 86_400_000),
+            sizing: {
+                let min_nodes = num("SCALE_MIN_NODES", 3, 64) as usize;
+                Sizing {
+                    node_rps: num("SCALE_NODE_RPS", 100, 1_000_000) as f64,
+                    min_nodes,
+                    max_nodes: (num("SCALE_MAX_NODES", 16, 64) as usize).max(min_nodes),
+                }
+            },
         }
     }
 }

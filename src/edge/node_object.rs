@@ -47,6 +47,7 @@ impl ClusterNode {
         if target != Some(self.host.with(|n| n.id())) {
             return self.host.forward(req, target).await;
         }
+        self.host.count_request();
         if op == "events" {
             return self.host.subscribe(&key).await;
         }

@@ -12,13 +12,14 @@ use super::{
     BIAS, BY, CACHE, FORMAT, KEY, LIMIT, MEMBERS, NEED_ACTIVE, NEW_NODE, REPLICAS, RESOLVE, SINCE,
 };
 use crate::api::kv::{self, NodePage, PutWire};
+use crate::api::traffic::{self, NodeTraffic, Report, Step};
 use crate::api::{self, counter, set, ApiError, Format};
-use crate::cluster::{ByKind, Membership, Placement, Status};
+use crate::cluster::{ByKind, Membership, Placement, Sizing, Status};
 use crate::codec;
 use crate::crdt::Kind;
 use crate::NodeId;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use worker::{event, Cache, Context, Env, Headers, Method, Request, Response};
 
 thread_local! {
@@ -242,27 +243,25 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
         (["nodes"], Method::Get) => {
             Ok(ask_active(env, settings, "/admin/members", Method::Get, None).await?)
         }
-        (["nodes"], Method::Post) => {
-            let registry = env.durable_object("REGISTRY")?.get_by_name("node-ids")?;
-            let mut allocated = registry.fetch_with_str("https://registry/allocate").await?;
-            let id: serde_json::Value = allocated.json().await?;
-            let id = id["id"]
-                .as_u64()
-                .ok_or_else(|| worker::Error::RustError("registry gave no id".into()))?;
-            let new = NodeId(id as u32);
-            Ok(ask_active(env, settings, "/admin/add", Method::Post, Some(new)).await?)
-        }
+        (["nodes"], Method::Post) => Ok(add_node(env, settings).await?),
         (["nodes", id], Method::Get) => {
             let inner = internal_request("/admin/members", Method::Get, &[], None)?;
             Ok(call_node(env, parse_node(id)?, inner).await?)
         }
         // Removing a node is retiring it: `DELETE` says the same thing.
         (["nodes", id, "retire"], Method::Post) | (["nodes", id], Method::Delete) => {
-            let id = parse_node(id)?;
-            let inner = internal_request("/admin/retire", Method::Post, &[], None)?;
-            let res = call_node(env, id, inner).await?;
-            ACTIVE.with(|a| a.borrow_mut().retain(|n| *n != id.0));
-            Ok(res)
+            Ok(retire_node(env, parse_node(id)?).await?)
+        }
+        (["traffic"], Method::Get) => {
+            let sizing = traffic::parse_sizing(&req.inner().url(), settings.sizing)?;
+            Ok(json(
+                200,
+                &cluster_traffic(env, settings, sizing).await?.to_json(),
+            )?)
+        }
+        (["autoscale"], Method::Post) => {
+            let sizing = traffic::parse_sizing(&req.inner().url(), settings.sizing)?;
+            autoscale(env, settings, sizing).await
         }
         (["partition"], m @ (Method::Put | Method::Delete)) => {
             let groups = if m == Method::Put {
@@ -289,11 +288,114 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             }
             Ok(json(200, &serde_json::json!({ "nodes": views }))?)
         }
-        (["nodes"] | ["nodes", _] | ["nodes", _, "retire"] | ["partition"], m) => {
-            Err(api::wrong_method(m.as_ref(), "the documented admin methods").into())
-        }
+        (
+            ["nodes"]
+            | ["nodes", _]
+            | ["nodes", _, "retire"]
+            | ["partition"]
+            | ["traffic"]
+            | ["autoscale"],
+            m,
+        ) => Err(api::wrong_method(m.as_ref(), "the documented admin methods").into()),
         _ => Err(api::not_found(&req.path()).into()),
     }
+}
+
+/// Adds a node: its id comes from the one allocator, the `Registry`.
+async fn add_node(env: &Env, settings: &Settings) -> worker::Result<Response> {
+    let registry = env.durable_object("REGISTRY")?.get_by_name("node-ids")?;
+    let mut allocated = registry.fetch_with_str("https://registry/allocate").await?;
+    let id: serde_json::Value = allocated.json().await?;
+    let id = id["id"]
+        .as_u64()
+        .ok_or_else(|| worker::Error::RustError("registry gave no id".into()))?;
+    let new = NodeId(id as u32);
+    ask_active(env, settings, "/admin/add", Method::Post, Some(new)).await
+}
+
+/// Retires (or goes on retiring) node `id`.
+async fn retire_node(env: &Env, id: NodeId) -> worker::Result<Response> {
+    let inner = internal_request("/admin/retire", Method::Post, &[], None)?;
+    let res = call_node(env, id, inner).await?;
+    ACTIVE.with(|a| a.borrow_mut().retain(|n| *n != id.0));
+    Ok(res)
+}
+
+/// Asks every active node for its client traffic (`requests` in its admin
+/// view) and sums it up against `sizing`.
+async fn cluster_traffic(
+    env: &Env,
+    settings: &Settings,
+    sizing: Sizing,
+) -> Result<Report, Failure> {
+    let mut res = ask_active(env, settings, "/admin/members", Method::Get, None).await?;
+    if res.status_code() != 200 {
+        return Err(ApiError::new(503, "no_active_node", "no active node answered").into());
+    }
+    let view: serde_json::Value = res.json().await?;
+    let statuses = view["members"].as_object().cloned().unwrap_or_default();
+    let with_status = |wanted: &str| {
+        statuses
+            .iter()
+            .filter(|(_, s)| *s == wanted || s.get(wanted).is_some())
+            .filter_map(|(id, _)| id.parse::<NodeId>().ok())
+            .collect::<Vec<_>>()
+    };
+    let mut answers = BTreeMap::new();
+    for id in with_status("active") {
+        let view = node_view(env, id).await;
+        let requests = view.as_ref().map(|v| &v["requests"]);
+        let traffic = requests.and_then(|r| {
+            Some(NodeTraffic {
+                total: r["total"].as_u64()?,
+                per_second: r["per_second"].as_f64()?,
+            })
+        });
+        answers.insert(id, traffic);
+    }
+    // A node's own view is the last word on its retirement.
+    let mut draining = None;
+    for id in with_status("draining") {
+        let own = node_view(env, id).await;
+        if own.is_some_and(|v| v["status"].get("draining").is_some()) {
+            draining = Some(id);
+            break;
+        }
+    }
+    Ok(Report::new(answers, draining, sizing))
+}
+
+/// Node `id`'s admin view; `None` when it does not answer.
+async fn node_view(env: &Env, id: NodeId) -> Option<serde_json::Value> {
+    let inner = internal_request("/admin/members", Method::Get, &[], None).ok()?;
+    let mut res = call_node(env, id, inner).await.ok()?;
+    if res.status_code() != 200 {
+        return None;
+    }
+    res.json().await.ok()
+}
+
+/// One step towards the size the traffic calls for: adds a node, or
+/// retires one (a retirement under way first), or does nothing. The reply
+/// carries the step's own reply (`result`, with its status) and the
+/// traffic it was decided on.
+async fn autoscale(env: &Env, settings: &Settings, sizing: Sizing) -> Outcome {
+    let report = cluster_traffic(env, settings, sizing).await?;
+    let res = match report.step {
+        Step::Stay => None,
+        Step::Add => Some(add_node(env, settings).await?),
+        Step::Remove(id) => Some(retire_node(env, id).await?),
+    };
+    let (status, result) = match res {
+        None => (200, serde_json::Value::Null),
+        Some(mut res) => (
+            res.status_code(),
+            res.json().await.unwrap_or(serde_json::Value::Null),
+        ),
+    };
+    let mut body = report.to_json();
+    body["result"] = result;
+    Ok(json(status, &body)?)
 }
 
 fn parse_node(text: &str) -> Result<NodeId, Failure> {
