@@ -64,6 +64,8 @@ pub(crate) struct Settings {
     /// size that `GET /admin/traffic` recommends and `POST /admin/autoscale`
     /// moves towards.
     pub sizing: Sizing,
+    /// `AUTOSCALE` (`on`): the Cron Trigger takes one autoscale step.
+    pub autoscale: bool,
 }
 
 impl Settings {
@@ -107,6 +109,9 @@ impl Settings {
                     max_nodes: (num("SCALE_MAX_NODES", 16, 64) as usize).max(min_nodes),
                 }
             },
+            autoscale: env
+                .var("AUTOSCALE")
+                .is_ok_and(|v| v.to_string().trim() == "on"),
         }
     }
 }

@@ -20,7 +20,9 @@ use crate::crdt::Kind;
 use crate::NodeId;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use worker::{event, Cache, Context, Env, Headers, Method, Request, Response};
+use worker::{
+    event, Cache, Context, Env, Headers, Method, Request, Response, ScheduleContext, ScheduledEvent,
+};
 
 thread_local! {
     /// Active nodes as last reported by a node; refreshed from every reply.
@@ -30,6 +32,21 @@ thread_local! {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     route(req, &env).await.or_else(Failure::into_response)
+}
+
+/// The Cron Trigger: one `POST /admin/autoscale` step when `AUTOSCALE` is
+/// `on`, so the cluster follows its traffic.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let settings = Settings::from_env(&env);
+    if !settings.autoscale {
+        return;
+    }
+    match autoscale(&env, &settings, settings.sizing).await {
+        Ok(res) => worker::console_log!("autoscale: {}", res.status_code()),
+        Err(Failure::Client(e)) => worker::console_error!("autoscale: {}", e.message),
+        Err(Failure::Platform(e)) => worker::console_error!("autoscale: {e}"),
+    }
 }
 
 async fn route(req: Request, env: &Env) -> Outcome {

@@ -66,7 +66,8 @@ export class Cluster {
     this.port = this.port ?? (await freePort());
     this.url = `http://127.0.0.1:${this.port}`;
     const args = ['dev', '--port', String(this.port), '--ip', '127.0.0.1', '--persist-to', this.dir,
-      '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false'];
+      '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false',
+      '--test-scheduled'];
     for (const [k, v] of Object.entries(this.vars)) args.push('--var', `${k}:${v}`);
     this.log = '';
     this.proc = spawn(WRANGLER, args, { cwd: ROOT, detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
@@ -127,6 +128,12 @@ export class Cluster {
   read(name, node) {
     const q = node ? `?node=${node}` : '';
     return this.request('GET', `/api/counters/${encodeURIComponent(name)}${q}`);
+  }
+
+  /** Runs the Worker's scheduled handler (its Cron Trigger), as `wrangler dev --test-scheduled` allows. */
+  async cron() {
+    const res = await fetch(`${this.url}/__scheduled?cron=*+*+*+*+*`);
+    if (res.status !== 200) throw new Error(`/__scheduled: ${res.status} ${await res.text()}`);
   }
 
   admin(method, path, body) {

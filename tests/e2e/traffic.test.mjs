@@ -1,7 +1,8 @@
 // Cluster traffic and sizing on `wrangler dev`: every node counts the client
 // requests it serves, `GET /admin/traffic` sums them and recommends a size,
-// and `POST /admin/autoscale` takes one step towards it (the policy's
-// bounds given in the query, so the steps do not depend on timing).
+// and `POST /admin/autoscale` (or the Cron Trigger, with AUTOSCALE on) takes
+// one step towards it (the policy's bounds given in the query or the vars,
+// so the steps do not depend on timing).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from './harness.mjs';
@@ -21,8 +22,8 @@ async function traffic(query = '') {
 const totals = (t) => Object.fromEntries(Object.entries(t.nodes).map(([id, n]) => [id, n.total]));
 const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 
-async function activeNodes() {
-  const res = await cluster.admin('GET', '/nodes');
+async function activeNodes(of = cluster) {
+  const res = await of.admin('GET', '/nodes');
   assert.equal(res.status, 200, show(res.data));
   return Object.entries(res.data.members).filter(([, s]) => s === 'active').map(([id]) => id).sort();
 }
@@ -58,7 +59,24 @@ test('a bad policy is a 400 that says what was wrong, and nothing changes', asyn
     assert.ok(res.data.message.includes(what), res.data.message);
   }
   assert.equal((await cluster.admin('DELETE', '/traffic')).status, 405);
+  // AUTOSCALE is off here: the Cron Trigger does nothing, though the idle
+  // cluster is over its minimum.
+  assert.equal((await traffic()).next.action, 'remove');
+  await cluster.cron();
   assert.deepEqual(await activeNodes(), ['node-0', 'node-1', 'node-2', 'node-3']);
+});
+
+test('with AUTOSCALE on, the Cron Trigger takes the step', async () => {
+  const on = new Cluster({ AUTOSCALE: 'on', SCALE_MIN_NODES: '5', SCALE_MAX_NODES: '5' });
+  await on.start();
+  try {
+    await on.cron();
+    await on.until(async () => (await activeNodes(on)).length === 5, 'node-4 is added');
+    await on.cron();
+    assert.deepEqual(await activeNodes(on), ['node-0', 'node-1', 'node-2', 'node-3', 'node-4']);
+  } finally {
+    await on.destroy();
+  }
 });
 
 test('autoscale adds and retires one node a step, then holds, and keeps every count', async () => {
