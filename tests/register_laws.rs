@@ -26,6 +26,9 @@
 
 mod common;
 use common::{duplicated_and_shuffled, for_each_permutation};
+#[path = "common/witnessed.rs"]
+mod witnessed;
+use witnessed::{join, Witnessed};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
@@ -257,7 +260,9 @@ struct Sample {
     known: BTreeSet<usize>,
 }
 
-impl Sample {
+impl Witnessed for Sample {
+    type State = MvRegister;
+
     fn empty() -> Sample {
         Sample {
             reg: MvRegister::default(),
@@ -265,26 +270,21 @@ impl Sample {
         }
     }
 
-    /// Merges `other` into `self`, checking that `merge` reports exactly
-    /// whether the register changed. Returns that flag.
-    fn absorb(&mut self, other: &Sample) -> bool {
-        let before = self.reg.clone();
-        let changed = self.reg.merge(&other.reg);
-        assert_eq!(
-            changed,
-            self.reg != before,
-            "merge must report exactly whether it changed the state: {before:?} <- {:?}",
-            other.reg
-        );
-        self.known.extend(other.known.iter().copied());
-        changed
+    fn state(&self) -> &MvRegister {
+        &self.reg
     }
-}
 
-fn join(a: &Sample, b: &Sample) -> Sample {
-    let mut out = a.clone();
-    out.absorb(b);
-    out
+    fn state_mut(&mut self) -> &mut MvRegister {
+        &mut self.reg
+    }
+
+    fn known(&self) -> &BTreeSet<usize> {
+        &self.known
+    }
+
+    fn merge_witnesses(&mut self, other: &Sample) {
+        self.known.extend(other.known.iter().copied());
+    }
 }
 
 /// Every check a reachable state must pass.
@@ -772,30 +772,17 @@ proptest! {
 
     #[test]
     fn prop_merge_commutes((run, a, b, _) in three_states()) {
-        let ab = join(&a, &b);
-        let ba = join(&b, &a);
-        prop_assert_eq!(&ab.reg, &ba.reg);
-        check(&run.log, &ab)?;
+        witnessed::merge_commutes(&a, &b, &|s| check(&run.log, s))?;
     }
 
     #[test]
     fn prop_merge_associates((run, a, b, c) in three_states()) {
-        let left = join(&join(&a, &b), &c);
-        let right = join(&a, &join(&b, &c));
-        prop_assert_eq!(&left.reg, &right.reg);
-        check(&run.log, &left)?;
+        witnessed::merge_associates(&a, &b, &c, &|s| check(&run.log, s))?;
     }
 
     #[test]
     fn prop_merge_idempotent((_run, a, b, _) in three_states()) {
-        let mut same = a.reg.clone();
-        prop_assert!(!same.merge(&a.reg), "merging a state into itself reports a change");
-        prop_assert_eq!(&same, &a.reg);
-        let ab = join(&a, &b);
-        let mut again = ab.reg.clone();
-        prop_assert!(!again.merge(&b.reg), "merging the same state twice reports a change");
-        prop_assert!(!again.merge(&a.reg));
-        prop_assert_eq!(&again, &ab.reg);
+        witnessed::merge_idempotent(&a, &b)?;
     }
 
     #[test]
@@ -828,21 +815,8 @@ proptest! {
             (Just(run), Just(order).prop_shuffle())
         })
     ) {
-        let mut by_states = Sample::empty();
-        for s in &run.finals {
-            by_states.absorb(s);
-        }
-        let mut forward = Sample::empty();
-        for d in &run.deltas {
-            forward.absorb(d);
-        }
-        let mut shuffled = Sample::empty();
-        for i in &order {
-            shuffled.absorb(&run.deltas[*i]);
-        }
-        prop_assert_eq!(&forward.reg, &by_states.reg);
-        prop_assert_eq!(&shuffled.reg, &by_states.reg);
-        prop_assert_eq!(&by_states.known, &run.everything());
+        let by_states =
+            witnessed::deltas_equal_states(&run.finals, &run.deltas, &order, &run.everything())?;
         check(&run.log, &by_states)?;
     }
 

@@ -19,6 +19,9 @@
 
 mod common;
 use common::{duplicated_and_shuffled, for_each_permutation};
+#[path = "common/witnessed.rs"]
+mod witnessed;
+use witnessed::{join, Witnessed};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
@@ -196,7 +199,9 @@ struct Sample {
     known: BTreeSet<usize>,
 }
 
-impl Sample {
+impl Witnessed for Sample {
+    type State = LwwSet;
+
     fn empty() -> Sample {
         Sample {
             set: LwwSet::default(),
@@ -205,27 +210,22 @@ impl Sample {
         }
     }
 
-    /// Merges `other` into `self` (all three parts), checking that `merge`
-    /// reports exactly whether the set changed. Returns that flag.
-    fn absorb(&mut self, other: &Sample) -> bool {
-        let before = self.set.clone();
-        let changed = self.set.merge(&other.set);
-        assert_eq!(
-            changed,
-            self.set != before,
-            "merge must report exactly whether it changed the state: {before:?} <- {:?}",
-            other.set
-        );
+    fn state(&self) -> &LwwSet {
+        &self.set
+    }
+
+    fn state_mut(&mut self) -> &mut LwwSet {
+        &mut self.set
+    }
+
+    fn known(&self) -> &BTreeSet<usize> {
+        &self.known
+    }
+
+    fn merge_witnesses(&mut self, other: &Sample) {
         self.full.merge(&other.full);
         self.known.extend(other.known.iter().copied());
-        changed
     }
-}
-
-fn join(a: &Sample, b: &Sample) -> Sample {
-    let mut out = a.clone();
-    out.absorb(b);
-    out
 }
 
 /// Every check a reachable state must pass.
@@ -551,30 +551,17 @@ proptest! {
 
     #[test]
     fn prop_merge_commutes((run, a, b, _) in three_states()) {
-        let ab = join(&a, &b);
-        let ba = join(&b, &a);
-        prop_assert_eq!(&ab.set, &ba.set);
-        check(&run.log, &ab)?;
+        witnessed::merge_commutes(&a, &b, &|s| check(&run.log, s))?;
     }
 
     #[test]
     fn prop_merge_associates((run, a, b, c) in three_states()) {
-        let left = join(&join(&a, &b), &c);
-        let right = join(&a, &join(&b, &c));
-        prop_assert_eq!(&left.set, &right.set);
-        check(&run.log, &left)?;
+        witnessed::merge_associates(&a, &b, &c, &|s| check(&run.log, s))?;
     }
 
     #[test]
     fn prop_merge_idempotent((_run, a, b, _) in three_states()) {
-        let mut same = a.set.clone();
-        prop_assert!(!same.merge(&a.set), "merging a state into itself reports a change");
-        prop_assert_eq!(&same, &a.set);
-        let ab = join(&a, &b);
-        let mut again = ab.set.clone();
-        prop_assert!(!again.merge(&b.set), "merging the same state twice reports a change");
-        prop_assert!(!again.merge(&a.set));
-        prop_assert_eq!(&again, &ab.set);
+        witnessed::merge_idempotent(&a, &b)?;
     }
 
     #[test]
@@ -603,21 +590,8 @@ proptest! {
             (Just(run), Just(order).prop_shuffle())
         })
     ) {
-        let mut by_states = Sample::empty();
-        for s in &run.finals {
-            by_states.absorb(s);
-        }
-        let mut forward = Sample::empty();
-        for d in &run.deltas {
-            forward.absorb(d);
-        }
-        let mut shuffled = Sample::empty();
-        for i in &order {
-            shuffled.absorb(&run.deltas[*i]);
-        }
-        prop_assert_eq!(&forward.set, &by_states.set);
-        prop_assert_eq!(&shuffled.set, &by_states.set);
-        prop_assert_eq!(&by_states.known, &run.everything());
+        let by_states =
+            witnessed::deltas_equal_states(&run.finals, &run.deltas, &order, &run.everything())?;
         check(&run.log, &by_states)?;
         let want = truth(&run.log, &run.everything());
         prop_assert_eq!(by_states.set.members().cloned().collect::<BTreeSet<_>>(), want.members);
