@@ -90,8 +90,9 @@ pub(crate) struct Host {
     requests: RefCell<RequestMeter>,
 }
 
-/// The window of a node's client request rate.
-const REQUEST_WINDOW_MS: u64 = 10_000;
+/// The window of a node's client request rate: the Cron Trigger's period,
+/// so each autoscale step sees the whole minute before it.
+const REQUEST_WINDOW_MS: u64 = 60_000;
 
 impl Host {
     pub fn new(state: State, env: Env) -> Self {
