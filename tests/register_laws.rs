@@ -25,10 +25,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{duplicated_and_shuffled, for_each_permutation};
+use common::for_each_permutation;
 #[path = "common/witnessed.rs"]
 mod witnessed;
-use witnessed::{join, Witnessed};
+use witnessed::{deliveries, join, three_states, History, Witnessed};
 
 use edge_crdt::codec::{self, DecodeError};
 use edge_crdt::crdt::{
@@ -436,17 +436,23 @@ struct Run {
     stats: Stats,
 }
 
-impl Run {
-    fn pool(&self) -> Vec<Sample> {
-        let mut pool = self.deltas.clone();
-        pool.extend(self.snapshots.iter().cloned());
-        pool.extend(self.finals.iter().cloned());
-        pool.push(Sample::empty());
-        pool
+impl History for Run {
+    type Sample = Sample;
+
+    fn deltas(&self) -> &[Sample] {
+        &self.deltas
     }
 
-    fn everything(&self) -> BTreeSet<usize> {
-        (0..self.log.len()).collect()
+    fn snapshots(&self) -> &[Sample] {
+        &self.snapshots
+    }
+
+    fn finals(&self) -> &[Sample] {
+        &self.finals
+    }
+
+    fn events(&self) -> usize {
+        self.log.len()
     }
 }
 
@@ -708,29 +714,6 @@ fn history() -> impl Strategy<Value = Run> {
         .prop_map(|(n, ops)| run(n, &ops))
 }
 
-/// A history with three states from its pool.
-fn three_states() -> impl Strategy<Value = (Run, Sample, Sample, Sample)> {
-    (history(), any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(run, a, b, c)| {
-        let pool = run.pool();
-        let (a, b, c) = (
-            a.get(&pool).clone(),
-            b.get(&pool).clone(),
-            c.get(&pool).clone(),
-        );
-        (run, a, b, c)
-    })
-}
-
-/// Every delta and final state of a history, with random duplicates, in a
-/// random order.
-fn deliveries() -> impl Strategy<Value = (Run, Vec<Sample>)> {
-    history().prop_flat_map(|run| {
-        let mut messages = run.deltas.clone();
-        messages.extend(run.finals.iter().cloned());
-        (Just(run), duplicated_and_shuffled(messages))
-    })
-}
-
 /// Every replica, and a fresh one, receives `messages` in order: after each
 /// it agrees with the oracle on what it has seen, and at the end all hold
 /// the same state, whose siblings are the oracle's unseen writes of the
@@ -771,22 +754,22 @@ proptest! {
     }
 
     #[test]
-    fn prop_merge_commutes((run, a, b, _) in three_states()) {
+    fn prop_merge_commutes((run, a, b, _) in three_states(history())) {
         witnessed::merge_commutes(&a, &b, &|s| check(&run.log, s))?;
     }
 
     #[test]
-    fn prop_merge_associates((run, a, b, c) in three_states()) {
+    fn prop_merge_associates((run, a, b, c) in three_states(history())) {
         witnessed::merge_associates(&a, &b, &c, &|s| check(&run.log, s))?;
     }
 
     #[test]
-    fn prop_merge_idempotent((_run, a, b, _) in three_states()) {
+    fn prop_merge_idempotent((_run, a, b, _) in three_states(history())) {
         witnessed::merge_idempotent(&a, &b)?;
     }
 
     #[test]
-    fn prop_merge_reports_change((run, a, b, c) in three_states()) {
+    fn prop_merge_reports_change((run, a, b, c) in three_states(history())) {
         // `Sample::absorb` asserts that the returned flag matches the change.
         let ab = join(&a, &b);
         let _ = join(&ab, &a);
@@ -821,7 +804,7 @@ proptest! {
     }
 
     #[test]
-    fn prop_every_delivery_order_agrees_with_the_oracle((run, messages) in deliveries()) {
+    fn prop_every_delivery_order_agrees_with_the_oracle((run, messages) in deliveries(history())) {
         observe(&run, &messages)?;
     }
 

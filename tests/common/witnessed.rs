@@ -3,8 +3,10 @@
 //! whatever else its oracle needs). Included by the files that use it:
 //! `#[path = "common/witnessed.rs"] mod witnessed;`.
 
+use crate::common::duplicated_and_shuffled;
 use edge_crdt::crdt::Crdt;
 use proptest::prelude::*;
+use proptest::sample::Index;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
@@ -107,4 +109,60 @@ pub fn deltas_equal_states<S: Witnessed>(
     prop_assert_eq!(shuffled.state(), by_states.state());
     prop_assert_eq!(by_states.known(), everything);
     Ok(by_states)
+}
+
+/// What a random history produced: its states, and how many events it
+/// logged.
+pub trait History: Clone + Debug {
+    type Sample: Witnessed;
+
+    /// Every delta, in the order it was made.
+    fn deltas(&self) -> &[Self::Sample];
+    /// Every state a replica passed through.
+    fn snapshots(&self) -> &[Self::Sample];
+    /// The final state of each replica.
+    fn finals(&self) -> &[Self::Sample];
+    /// How many events the history logged.
+    fn events(&self) -> usize;
+
+    /// Every state of the history, and the empty one.
+    fn pool(&self) -> Vec<Self::Sample> {
+        let mut pool = self.deltas().to_vec();
+        pool.extend(self.snapshots().iter().cloned());
+        pool.extend(self.finals().iter().cloned());
+        pool.push(Self::Sample::empty());
+        pool
+    }
+
+    /// The indices of every logged event.
+    fn everything(&self) -> BTreeSet<usize> {
+        (0..self.events()).collect()
+    }
+}
+
+/// A history with three states from its pool.
+pub fn three_states<H: History>(
+    history: impl Strategy<Value = H>,
+) -> impl Strategy<Value = (H, H::Sample, H::Sample, H::Sample)> {
+    (history, any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(run, a, b, c)| {
+        let pool = run.pool();
+        let (a, b, c) = (
+            a.get(&pool).clone(),
+            b.get(&pool).clone(),
+            c.get(&pool).clone(),
+        );
+        (run, a, b, c)
+    })
+}
+
+/// Every delta and final state of a history, with random duplicates, in a
+/// random order.
+pub fn deliveries<H: History>(
+    history: impl Strategy<Value = H>,
+) -> impl Strategy<Value = (H, Vec<H::Sample>)> {
+    history.prop_flat_map(|run| {
+        let mut messages = run.deltas().to_vec();
+        messages.extend(run.finals().iter().cloned());
+        (Just(run), duplicated_and_shuffled(messages))
+    })
 }
