@@ -43,6 +43,9 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, leaf 
 CREATE INDEX IF NOT EXISTS kv_leaf ON kv (leaf);
 CREATE TABLE IF NOT EXISTS leaves (leaf INTEGER PRIMARY KEY, digest BLOB NOT NULL, tombstones INTEGER NOT NULL DEFAULT 0);";
 
+/// Keys read by one query (SQLite storage binds at most 100 parameters).
+const KEYS_PER_QUERY: usize = 100;
+
 /// The key prefix of the first storage layout's states (key-value pairs).
 const FIRST_LAYOUT_PREFIX: &str = "k:";
 
@@ -222,13 +225,17 @@ impl Host {
         }
         let sql = self.state.storage().sql();
         let mut keys = Vec::new();
-        for key in needs.keys {
+        for chunk in needs.keys.chunks(KEYS_PER_QUERY) {
+            let marks = vec!["?"; chunk.len()].join(", ");
             let rows = sql.exec(
-                "SELECT key, state, own FROM kv WHERE key = ?",
-                vec![key.clone().into()],
+                &format!("SELECT key, state, own FROM kv WHERE key IN ({marks})"),
+                chunk
+                    .iter()
+                    .map(|k| k.clone().into())
+                    .collect::<Vec<SqlStorageValue>>(),
             )?;
-            let row = decode_rows(rows)?.pop().map(|(_, row)| row);
-            keys.push((key, row));
+            let mut found: BTreeMap<Key, Row<Value>> = decode_rows(rows)?.into_iter().collect();
+            keys.extend(chunk.iter().map(|k| (k.clone(), found.remove(k))));
         }
         let mut leaves = Vec::new();
         for leaf in needs.leaves {
