@@ -10,10 +10,9 @@
 //! A database made before `own` and `tombstones` existed gets them (0) on
 //! load, and its leaves' tombstones are counted once; states the first
 //! layout kept as key-value pairs `k:KEY` move into the rows on the first
-//! start after an upgrade. The node starts from
-//! the membership and the leaf rows; keys are read when an input needs
-//! them (up to 100 named keys a query, or a leaf at a time), never all at
-//! once. A write is
+//! start after an upgrade. The node starts from the membership and the
+//! leaf rows; keys are read when an input needs them (up to 100 named keys
+//! a query, or a leaf at a time), never all at once. A write is
 //! acknowledged after it is stored; the Durable Object output gate also
 //! holds every response until earlier writes are durable.
 //!
