@@ -483,8 +483,28 @@ impl<T: Crdt, P: Placement> Node<T, P> {
     /// What handling `message` needs in memory.
     pub fn needs_for(&self, from: NodeId, message: &Message<T>) -> Needs {
         match message {
-            Message::Gossip { states, want, .. } => {
-                self.needs_keys(states.iter().map(|(k, _)| k).chain(want))
+            Message::Gossip {
+                members,
+                states,
+                want,
+            } => {
+                // Keys this node does not replicate in the view the frame
+                // brings are skipped: no need to read them.
+                let merged;
+                let view = match members {
+                    Some(m) => {
+                        let mut v = self.members.clone();
+                        v.merge(m);
+                        merged = v;
+                        &merged
+                    }
+                    None => &self.members,
+                };
+                let replicated = states
+                    .iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| self.placement.replicas(k, view).contains(&self.id));
+                self.needs_keys(replicated.chain(want))
             }
             Message::Transfer { leaves, .. } => {
                 self.needs_keys(leaves.iter().flat_map(|(_, s)| s.iter().map(|(k, _)| k)))
@@ -2106,6 +2126,48 @@ mod test {
         for i in 0..5 {
             assert_eq!(Ring::texts(&ring.stored(&kv(i))[&NodeId(1)]), ["y"]);
         }
+    }
+
+    #[test]
+    fn gossip_needs_only_the_keys_this_node_replicates_in_the_frames_view() {
+        let config = Config {
+            initial_nodes: 4,
+            ..Config::default()
+        };
+        let me = NodeId(1);
+        let mut n: Node<Value, ByKind> = Node::new(me, config, ByKind::new(3, 64));
+        // Restarted with data in every key's leaf: keys are read as inputs
+        // need them.
+        let keys: Vec<Key> = (0..40).map(kv).collect();
+        let row = LeafRow {
+            digest: 1,
+            tombstones: 0,
+        };
+        let leaves: Vec<(Leaf, LeafRow)> = keys.iter().map(|k| (n.leaf(k), row)).collect();
+        n.restore(None, None, None, leaves);
+        let gossip = |members| Message::Gossip {
+            members,
+            states: keys.iter().map(|k| (k.clone(), Value::Empty)).collect(),
+            want: Vec::new(),
+        };
+        let replicated_in = |view: &Membership| {
+            let mut ks: Vec<Key> = keys
+                .iter()
+                .filter(|k| ByKind::new(3, 64).replicas(k, view).contains(&me))
+                .cloned()
+                .collect();
+            ks.sort();
+            ks
+        };
+        let mine = replicated_in(&Membership::initial(4));
+        assert!(!mine.is_empty() && mine.len() < keys.len());
+        assert_eq!(n.needs_for(NodeId(0), &gossip(None)).keys, mine);
+        // In the frame's view node 0 drains: this node replicates more.
+        let mut drained = Membership::initial(4);
+        drained.set(NodeId(0), Status::Draining { heir: NodeId(2) });
+        let more = replicated_in(&drained);
+        assert!(more.len() > mine.len());
+        assert_eq!(n.needs_for(NodeId(0), &gossip(Some(drained))).keys, more);
     }
 
     #[test]
