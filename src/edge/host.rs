@@ -234,8 +234,11 @@ impl Host {
                     .map(|k| k.clone().into())
                     .collect::<Vec<SqlStorageValue>>(),
             )?;
-            let mut found: BTreeMap<Key, Row<Value>> = decode_rows(rows)?.into_iter().collect();
-            keys.extend(chunk.iter().map(|k| (k.clone(), found.remove(k))));
+            let mut found = decode_rows(rows)?;
+            for key in chunk {
+                let at = found.iter().position(|(k, _)| k == key);
+                keys.push((key.clone(), at.map(|i| found.swap_remove(i).1)));
+            }
         }
         let mut leaves = Vec::new();
         for leaf in needs.leaves {

@@ -338,8 +338,10 @@ async fn retire_node(env: &Env, id: NodeId) -> worker::Result<Response> {
     Ok(res)
 }
 
-/// Asks every active node, all at once, for its client traffic (`requests`
-/// in its admin view) and sums it up against `sizing`.
+/// Asks every active node for its client traffic (`requests` in its admin
+/// view) and sums it up against `sizing`. One node after another: asking
+/// all at once (`join_all`) made the Worker 9.5 KB larger for an admin
+/// route.
 async fn cluster_traffic(
     env: &Env,
     settings: &Settings,
@@ -358,21 +360,18 @@ async fn cluster_traffic(
             .filter_map(|(id, _)| id.parse::<NodeId>().ok())
             .collect::<Vec<_>>()
     };
-    let active = with_status("active");
-    let views = futures_util::future::join_all(active.iter().map(|id| node_view(env, *id))).await;
-    let answers: BTreeMap<NodeId, Option<NodeTraffic>> = active
-        .into_iter()
-        .zip(views)
-        .map(|(id, view)| {
-            let traffic = view.and_then(|v| {
-                Some(NodeTraffic {
-                    total: v["requests"]["total"].as_u64()?,
-                    per_second: v["requests"]["per_second"].as_f64()?,
-                })
-            });
-            (id, traffic)
-        })
-        .collect();
+    let mut answers = BTreeMap::new();
+    for id in with_status("active") {
+        let view = node_view(env, id).await;
+        let requests = view.as_ref().map(|v| &v["requests"]);
+        let traffic = requests.and_then(|r| {
+            Some(NodeTraffic {
+                total: r["total"].as_u64()?,
+                per_second: r["per_second"].as_f64()?,
+            })
+        });
+        answers.insert(id, traffic);
+    }
     // A node's own view is the last word on its retirement.
     let mut draining = None;
     for id in with_status("draining") {
