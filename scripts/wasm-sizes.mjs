@@ -1,5 +1,5 @@
 // Where a wasm module's bytes go: each section's size, and the code section
-// by crate (from the function names in the `name` section), with gzip -9
+// by crate (from the function names in the `name` section), with zlib -9
 // of the whole module with and without that section.
 //   node scripts/wasm-sizes.mjs [build/index_bg.wasm] [rows]
 import { readFileSync } from 'node:fs';
@@ -92,10 +92,10 @@ if (code) {
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const gz = (buf) => gzipSync(buf, { level: 9 }).length;
-console.log(`${file}: ${kib(wasm.length)}, gzip -9 ${kib(gz(wasm))}`);
+console.log(`${file}: ${kib(wasm.length)}, zlib -9 ${kib(gz(wasm))}`);
 if (nameSection) {
   const stripped = Buffer.concat([wasm.subarray(0, nameSection.from), wasm.subarray(nameSection.end)]);
-  console.log(`without the name section: ${kib(stripped.length)}, gzip -9 ${kib(gz(stripped))}`);
+  console.log(`without the name section: ${kib(stripped.length)}, zlib -9 ${kib(gz(stripped))}`);
 }
 console.log('\nsections:');
 for (const s of [...sections].sort((a, b) => (b.end - b.from) - (a.end - a.from))) {
