@@ -286,14 +286,11 @@ async fn admin(mut req: Request, env: &Env, settings: &Settings, rest: &[&str]) 
             } else {
                 Vec::new()
             };
-            let mut res = ask_active(env, settings, "/admin/members", Method::Get, None).await?;
-            let view: serde_json::Value = res.json().await?;
-            let mut targets: BTreeSet<NodeId> = view["members"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, status)| status.get("retired").is_none())
-                .filter_map(|(id, _)| id.parse().ok())
+            let members = cluster_members(env, settings).await?.unwrap_or_default();
+            let mut targets: BTreeSet<NodeId> = members
+                .iter()
+                .filter(|(_, status)| !has_status(status, "retired"))
+                .map(|(id, _)| *id)
                 .collect();
             targets.extend(groups.iter().flatten().copied());
             let mut views = Vec::new();
@@ -347,17 +344,14 @@ async fn cluster_traffic(
     settings: &Settings,
     sizing: Sizing,
 ) -> Result<Report, Failure> {
-    let mut res = ask_active(env, settings, "/admin/members", Method::Get, None).await?;
-    if res.status_code() != 200 {
+    let Some(members) = cluster_members(env, settings).await? else {
         return Err(ApiError::new(503, "no_active_node", "no active node answered").into());
-    }
-    let view: serde_json::Value = res.json().await?;
-    let statuses = view["members"].as_object().cloned().unwrap_or_default();
+    };
     let with_status = |wanted: &str| {
-        statuses
+        members
             .iter()
-            .filter(|(_, s)| *s == wanted || s.get(wanted).is_some())
-            .filter_map(|(id, _)| id.parse::<NodeId>().ok())
+            .filter(|(_, status)| has_status(status, wanted))
+            .map(|(id, _)| *id)
             .collect::<Vec<_>>()
     };
     let mut answers = BTreeMap::new();
@@ -376,12 +370,37 @@ async fn cluster_traffic(
     let mut draining = None;
     for id in with_status("draining") {
         let own = node_view(env, id).await;
-        if own.is_some_and(|v| v["status"].get("draining").is_some()) {
+        if own.is_some_and(|v| has_status(&v["status"], "draining")) {
             draining = Some(id);
             break;
         }
     }
     Ok(Report::new(answers, draining, sizing))
+}
+
+/// Every member in an active node's view, with its status as that view
+/// writes it (`"active"`, `{"draining": heir}`, `{"retired": heir}`);
+/// `None` when no active node answered.
+async fn cluster_members(
+    env: &Env,
+    settings: &Settings,
+) -> Result<Option<Vec<(NodeId, serde_json::Value)>>, Failure> {
+    let mut res = ask_active(env, settings, "/admin/members", Method::Get, None).await?;
+    if res.status_code() != 200 {
+        return Ok(None);
+    }
+    let view: serde_json::Value = res.json().await?;
+    let members = view["members"].as_object().into_iter().flatten();
+    Ok(Some(
+        members
+            .filter_map(|(id, status)| Some((id.parse().ok()?, status.clone())))
+            .collect(),
+    ))
+}
+
+/// Whether a member's status in an admin view is `name`.
+fn has_status(status: &serde_json::Value, name: &str) -> bool {
+    status == name || status.get(name).is_some()
 }
 
 /// Node `id`'s admin view; `None` when it does not answer.
