@@ -1,0 +1,268 @@
+//! Delta gossip: a write's delta is joined into a buffer for every other
+//! replica of its object; at most once per gossip interval each buffer is
+//! flushed, one batch per peer (in pages of at most `frame_bytes` of rows).
+//! A failed send goes back into its buffer.
+
+use super::apply::Spread;
+use super::kind::{RowError, RowType};
+use super::message::{RowRefs, RowStates};
+use super::node::Node;
+use super::{Membership, Message, ObjectId, Partition, RowKey};
+use crate::NodeId;
+use std::collections::BTreeMap;
+
+/// What waits for one peer.
+#[derive(Debug, Default)]
+struct Outbox {
+    rows: BTreeMap<(ObjectId, RowKey), Vec<u8>>,
+    members: bool,
+}
+
+/// The gossip buffers of every peer.
+#[derive(Debug, Default)]
+pub(crate) struct Outboxes {
+    peers: BTreeMap<NodeId, Outbox>,
+    /// When buffers may next be flushed.
+    pub next_flush: u64,
+}
+
+impl Outboxes {
+    /// Joins `delta` of a row into `peer`'s buffer.
+    pub fn add(&mut self, peer: NodeId, object: &ObjectId, row: &str, delta: &[u8], kind: &dyn RowType) {
+        let rows = &mut self.peers.entry(peer).or_default().rows;
+        match rows.get_mut(&(object.clone(), row.to_owned())) {
+            Some(buffered) => {
+                if let Ok(m) = kind.merge(Some(buffered), delta, u64::MAX) {
+                    *buffered = m.state;
+                }
+            }
+            None => {
+                rows.insert((object.clone(), row.to_owned()), delta.to_vec());
+            }
+        }
+    }
+
+    /// Drops what any peer's buffer holds of a row.
+    pub fn drop_row(&mut self, object: &ObjectId, row: &str) {
+        let key = (object.clone(), row.to_owned());
+        for b in self.peers.values_mut() {
+            b.rows.remove(&key);
+        }
+    }
+
+    /// Keeps buffers for `peers` only, each to be told the membership.
+    pub fn set_peers(&mut self, peers: &[NodeId]) {
+        self.peers.retain(|id, _| peers.contains(id));
+        for peer in peers {
+            self.peers.entry(*peer).or_default().members = true;
+        }
+    }
+
+    /// The next gossip to `peer` carries the membership.
+    pub fn tell_members(&mut self, peer: NodeId) {
+        self.peers.entry(peer).or_default().members = true;
+    }
+
+    /// `peer` was just sent the membership.
+    pub fn sent_members(&mut self, peer: NodeId) {
+        if let Some(b) = self.peers.get_mut(&peer) {
+            b.members = false;
+        }
+    }
+
+    /// Forgets every buffer.
+    pub fn clear(&mut self) {
+        self.peers.clear();
+    }
+
+    /// Whether some peer this node may reach has something buffered.
+    pub fn pending(&self, me: NodeId, partition: &Partition) -> bool {
+        self.peers.iter().any(|(peer, b)| {
+            (b.members || !b.rows.is_empty()) && !partition.separates(me, *peer)
+        })
+    }
+
+    /// Takes what `peer` waits for: the membership flag and the rows,
+    /// grouped by object.
+    fn take(&mut self, peer: NodeId) -> (bool, RowStates) {
+        let Some(b) = self.peers.get_mut(&peer) else {
+            return (false, Vec::new());
+        };
+        let members = std::mem::take(&mut b.members);
+        (members, group(std::mem::take(&mut b.rows)))
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        self.peers.keys().copied().collect()
+    }
+}
+
+/// Rows keyed by `(object, row)`, grouped by object.
+fn group(rows: BTreeMap<(ObjectId, RowKey), Vec<u8>>) -> RowStates {
+    let mut out: RowStates = Vec::new();
+    for ((object, row), state) in rows {
+        match out.last_mut() {
+            Some((o, rows)) if *o == object => rows.push((row, state)),
+            _ => out.push((object, vec![(row, state)])),
+        }
+    }
+    out
+}
+
+/// Splits rows into batches of about `budget` bytes of states each (a
+/// row larger than the budget travels alone).
+pub(crate) fn pages(rows: RowStates, budget: usize) -> Vec<RowStates> {
+    let mut pages: Vec<RowStates> = Vec::new();
+    let mut page: RowStates = Vec::new();
+    let mut size = 0;
+    for (object, states) in rows {
+        for (row, state) in states {
+            let len = state.len() + row.len() + object.as_str().len();
+            if size + len > budget && !page.is_empty() {
+                pages.push(std::mem::take(&mut page));
+                size = 0;
+            }
+            size += len;
+            match page.last_mut() {
+                Some((o, rows)) if *o == object => rows.push((row, state)),
+                _ => page.push((object.clone(), vec![(row, state)])),
+            }
+        }
+    }
+    if !page.is_empty() {
+        pages.push(page);
+    }
+    pages
+}
+
+impl Node {
+    pub(super) fn on_gossip(
+        &mut self,
+        from: NodeId,
+        members: Option<Membership>,
+        rows: RowStates,
+        want: RowRefs,
+    ) {
+        if let Some(m) = members {
+            self.merge_members(&m);
+        }
+        let limit = self.drift_limit();
+        for (object, rows) in rows {
+            // The sender keeps what it sends: an object this node does not
+            // replicate (any more) stays with those that do.
+            if !self.is_replica(self.leaf(&object)) {
+                continue;
+            }
+            for (row, delta) in rows {
+                if !self.knows_row(&object, &row) {
+                    continue;
+                }
+                if let Err(RowError::Ahead(_)) =
+                    self.apply(&object, &row, &delta, limit, Spread::Quiet)
+                {
+                    self.refused += 1;
+                }
+            }
+        }
+        let states = self.states_of(want);
+        self.send_rows(from, None, states, Vec::new());
+    }
+
+    /// The states in memory of the rows named.
+    pub(super) fn states_of(&self, refs: RowRefs) -> RowStates {
+        refs.into_iter()
+            .filter_map(|(object, rows)| {
+                let states: Vec<(RowKey, Vec<u8>)> = rows
+                    .into_iter()
+                    .filter_map(|r| {
+                        let state = self.table.state(&object, &r)?.to_vec();
+                        Some((r, state))
+                    })
+                    .collect();
+                (!states.is_empty()).then_some((object, states))
+            })
+            .collect()
+    }
+
+    /// Sends rows and a want list to `to`, in pages; the first carries
+    /// `members`. Sends nothing when there is nothing to say.
+    pub(super) fn send_rows(
+        &mut self,
+        to: NodeId,
+        members: Option<Membership>,
+        rows: RowStates,
+        want: RowRefs,
+    ) {
+        if members.is_none() && rows.is_empty() && want.is_empty() {
+            return;
+        }
+        let mut pages = pages(rows, self.config.frame_bytes).into_iter();
+        let first = pages.next().unwrap_or_default();
+        self.send(to, Message::Gossip { members, rows: first, want });
+        for rows in pages {
+            let message = Message::Gossip {
+                members: None,
+                rows,
+                want: Vec::new(),
+            };
+            self.send(to, message);
+        }
+    }
+
+    /// Sends every buffer whose peer this node may reach.
+    pub(super) fn flush_gossip(&mut self) {
+        for peer in self.outbox.peers() {
+            if self.partition.separates(self.id, peer) {
+                continue;
+            }
+            let (members, rows) = self.outbox.take(peer);
+            let members = members.then(|| self.members.clone());
+            self.send_rows(peer, members, rows, Vec::new());
+        }
+    }
+
+    /// Puts a failed gossip back into `to`'s buffer, except rows dropped
+    /// or turned tombstones since: a stale delta must not outlive the
+    /// tombstone's collection.
+    pub(super) fn gossip_failed(&mut self, to: NodeId, members: bool, rows: RowStates) {
+        if !self.members.status(to).is_some_and(super::Status::is_live) {
+            return;
+        }
+        if members {
+            self.outbox.tell_members(to);
+        }
+        for (object, rows) in rows {
+            let Some(kind) = self.row_type(&object) else {
+                continue;
+            };
+            for (row, delta) in rows {
+                if self.table.info(&object, &row).is_some_and(|i| !i.tombstone) {
+                    self.outbox.add(to, &object, &row, &delta, kind);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn id(n: &str) -> ObjectId {
+        ObjectId::new("kv", n).unwrap()
+    }
+
+    #[test]
+    fn pages_keep_under_the_budget_and_group_by_object() {
+        let rows: RowStates = vec![
+            (id("a"), vec![("1".into(), vec![0; 40]), ("2".into(), vec![0; 40])]),
+            (id("b"), vec![("1".into(), vec![0; 200])]),
+        ];
+        let split = pages(rows.clone(), 100);
+        assert_eq!(split.len(), 3);
+        assert_eq!(split[0].len(), 1);
+        assert_eq!(split[2][0].0, id("b"));
+        assert_eq!(pages(rows, 1 << 20).len(), 1);
+        assert!(pages(Vec::new(), 10).is_empty());
+    }
+}

@@ -1,0 +1,239 @@
+//! What an input needs in memory, and taking it from storage. A node
+//! restored from storage holds only its membership and leaf rows; before
+//! each input the driver asks what is missing ([`Node::needs_object`],
+//! [`Node::needs_for`], [`Node::wanted`]), loads it ([`Node::load`]) and
+//! asks again, since what a step needs can depend on what the step before
+//! loaded (a leaf's objects, then their rows).
+
+use super::needs::{Loaded, Needs};
+use super::node::Node;
+use super::reap::REAP_LEAVES;
+use super::{Leaf, Message, ObjectId, RowKey, Status};
+use crate::NodeId;
+
+impl Node {
+    /// The rows (states, or absence) of `object` that are not in memory.
+    fn need_rows<'a>(&self, object: &ObjectId, rows: impl IntoIterator<Item = &'a RowKey>) -> Needs {
+        let rows = rows
+            .into_iter()
+            .filter(|r| !self.knows_row(object, r))
+            .map(|r| (object.clone(), r.clone()))
+            .collect();
+        Needs {
+            rows,
+            ..Needs::default()
+        }
+    }
+
+    /// Every row of `object` with its state: its listing first, then the
+    /// states it lacks.
+    fn need_whole(&self, object: &ObjectId) -> Needs {
+        if !self.knows_rows(object) {
+            return Needs {
+                listings: vec![object.clone()],
+                ..Needs::default()
+            };
+        }
+        let missing: Vec<RowKey> = self
+            .table
+            .get(object)
+            .into_iter()
+            .flat_map(|o| o.rows.iter())
+            .filter(|(_, s)| s.state.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.need_rows(object, &missing)
+    }
+
+    /// Every row of every object of `leaf`, with states.
+    fn need_leaf_whole(&self, leaf: Leaf) -> Needs {
+        if !self.knows_leaf(leaf) {
+            return Needs {
+                leaves: vec![leaf],
+                ..Needs::default()
+            };
+        }
+        let objects: Vec<ObjectId> = self.table.leaf_objects(leaf).map(|(id, _)| id.clone()).collect();
+        objects
+            .iter()
+            .fold(Needs::default(), |n, id| n.and(self.need_whole(id)))
+    }
+
+    /// What a client operation on `object` needs: the rows it names, or
+    /// with `whole` every row.
+    pub fn needs_object(&self, object: &ObjectId, rows: &[RowKey], whole: bool) -> Needs {
+        let named = self.need_rows(object, rows);
+        let meta = if self.knows_object(object) {
+            Needs::default()
+        } else {
+            Needs {
+                objects: vec![object.clone()],
+                ..Needs::default()
+            }
+        };
+        let all = if whole { self.need_whole(object) } else { Needs::default() };
+        named.and(meta).and(all)
+    }
+
+    /// What handling `message` needs in memory. Ask again after loading:
+    /// a comparison needs a leaf's objects before their rows.
+    pub fn needs_for(&self, from: NodeId, message: &Message) -> Needs {
+        match message {
+            Message::Gossip { members, rows, want } => {
+                // Objects this node does not replicate in the view the
+                // frame brings are skipped: no need to read them.
+                let mut view = self.members.clone();
+                if let Some(m) = members {
+                    view.merge(m);
+                }
+                let mine = rows.iter().filter(|(o, _)| {
+                    self.placement
+                        .leaf_replicas(self.leaf(o), &view)
+                        .contains(&self.id)
+                });
+                let mut needs = Needs::default();
+                for (object, rows) in mine {
+                    needs = needs.and(self.need_rows(object, rows.iter().map(|(r, _)| r)));
+                }
+                for (object, rows) in want {
+                    needs = needs.and(self.need_rows(object, rows));
+                }
+                needs
+            }
+            Message::Leaves { buckets, leaves } => Needs {
+                leaves: self
+                    .differing_leaves(from, buckets, leaves)
+                    .into_iter()
+                    .filter(|l| !self.knows_leaf(*l))
+                    .collect(),
+                ..Needs::default()
+            },
+            Message::Objects { leaves } => self.needs_objects(from, leaves),
+            Message::Rows { ranges } => {
+                let mut needs = Needs::default();
+                for range in ranges.iter().filter(|r| self.shares(self.leaf(&r.object), from)) {
+                    needs = if self.knows_rows(&range.object) {
+                        needs.and(self.need_rows(&range.object, &self.compare_range(range).0))
+                    } else {
+                        needs.and(Needs {
+                            listings: vec![range.object.clone()],
+                            ..Needs::default()
+                        })
+                    };
+                }
+                needs
+            }
+            Message::Transfer { rows, .. } => rows.iter().fold(Needs::default(), |n, (o, rs)| {
+                n.and(self.need_rows(o, rs.iter().map(|(r, _)| r)))
+            }),
+            Message::Reap { rows, .. } | Message::Forget { rows } => {
+                rows.iter().fold(Needs::default(), |n, (o, r, _)| {
+                    if self.is_replica(self.leaf(o)) {
+                        n.and(self.need_rows(o, [r]))
+                    } else {
+                        n
+                    }
+                })
+            }
+            Message::Sync { object, payload } => match self.row_type(object) {
+                Some(kind) => self.need_rows(object, &kind.sync_needs(payload)),
+                None => Needs::default(),
+            },
+            Message::Digest { .. }
+            | Message::Buckets { .. }
+            | Message::Transferred { .. }
+            | Message::Handoff { .. }
+            | Message::HandoffDone
+            | Message::Reaped { .. } => Needs::default(),
+        }
+    }
+
+    /// For [`Message::Objects`]: the shared leaves' objects, then the
+    /// listings of those whose digests differ.
+    fn needs_objects(&self, from: NodeId, leaves: &[(Leaf, Vec<(ObjectId, u64)>)]) -> Needs {
+        let unknown: Vec<Leaf> = leaves
+            .iter()
+            .map(|(l, _)| *l)
+            .filter(|l| self.shares(*l, from) && !self.knows_leaf(*l))
+            .collect();
+        if !unknown.is_empty() {
+            return Needs {
+                leaves: unknown,
+                ..Needs::default()
+            };
+        }
+        Needs {
+            listings: self
+                .differing_objects(from, leaves)
+                .into_iter()
+                .filter(|id| !self.knows_rows(id))
+                .collect(),
+            ..Needs::default()
+        }
+        .tidy()
+    }
+
+    /// What the node's own work needs in memory: the leaves it hands
+    /// over, whole, and else a few leaves with tombstones to collect.
+    /// Load it, then call [`Node::resume`].
+    pub fn wanted(&self) -> Needs {
+        if !self.is_member() || !self.status().is_live() {
+            return Needs::default();
+        }
+        let moving = self
+            .foreign_leaves()
+            .into_iter()
+            .fold(Needs::default(), |n, l| n.and(self.need_leaf_whole(l)));
+        if !moving.is_empty() {
+            return moving;
+        }
+        let collected: Vec<Leaf> = self
+            .leaves
+            .with_tombstones()
+            .filter(|l| self.collects(*l))
+            .collect();
+        let unknown: Vec<Leaf> = collected.iter().copied().filter(|l| !self.knows_leaf(*l)).take(REAP_LEAVES).collect();
+        if !unknown.is_empty() {
+            return Needs {
+                leaves: unknown,
+                ..Needs::default()
+            };
+        }
+        let listings = collected
+            .iter()
+            .flat_map(|l| self.table.leaf_objects(*l))
+            .filter(|(id, o)| o.meta.tombstones > 0 && !self.knows_rows(id))
+            .map(|(id, _)| id.clone())
+            .take(REAP_LEAVES * 8)
+            .collect();
+        Needs {
+            listings,
+            ..Needs::default()
+        }
+    }
+
+    /// Takes what storage loaded. What is already in memory is newer and
+    /// stays. The clock moves past every stamp in the loaded rows.
+    pub fn load(&mut self, loaded: Loaded) {
+        for (object, _, row) in &loaded.rows {
+            let (Some(kind), Some(row)) = (self.row_type(object), row) else {
+                continue;
+            };
+            if let Some(t) = kind.latest_stamp(&row.state) {
+                self.clock.observe(t);
+            }
+        }
+        let placement = &self.placement;
+        let catalog = self.catalog;
+        self.table.load(loaded, |id| {
+            let policy = catalog.row_type(id.prefix()).map(|k| k.policy());
+            placement.leaf(id, policy.unwrap_or(super::Policy::Everywhere))
+        });
+    }
+
+    /// Continues the work [`Node::wanted`] waited for.
+    pub fn resume(&mut self) {
+        let draining = matches!(self.status(), Status::Draining { .. });
+        self.move_leaves(draining);
+    }
+}

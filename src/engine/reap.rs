@@ -1,0 +1,229 @@
+//! Tombstone collection. A tombstone is a row that only keeps removed
+//! values removed (a deleted register's causal context). The first replica
+//! of its leaf collects it: every anti-entropy round it asks every live
+//! node ([`Message::Reap`]) whether it holds the row with the same digest,
+//! or, not a replica, nothing of its leaf. An answer counts only from a
+//! node with the asker's membership; a membership change starts over.
+//! When every node agreed, the collector waits the tombstone grace, asks
+//! again under a new round, then drops the row and tells the other
+//! replicas to drop theirs if unchanged ([`Message::Forget`]). No message
+//! outlives the grace (older frames are refused), so no stale copy can
+//! bring the deleted values back.
+
+use super::node::Node;
+use super::{Leaf, Membership, Message, ObjectId, RowKey};
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most tombstones one node collects at a time.
+const REAP_BATCH: usize = 256;
+
+/// Most leaves with tombstones a node loads at a time to collect them.
+pub(super) const REAP_LEAVES: usize = 8;
+
+type RowId = (ObjectId, RowKey);
+
+/// A tombstone being collected.
+#[derive(Debug)]
+struct Reaping {
+    /// the current question's id (a clock stamp of the asking node)
+    round: u64,
+    digest: u64,
+    /// live nodes that have not agreed in this round
+    waiting: BTreeSet<NodeId>,
+    /// when every node first agreed: the second round starts a grace later
+    agreed_at: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Reaper {
+    reaping: BTreeMap<RowId, Reaping>,
+    /// tombstones collected since the node started
+    pub reaped: u64,
+}
+
+impl Reaper {
+    /// A new view: every collection asks anew.
+    pub fn restart(&mut self) {
+        self.reaping.clear();
+    }
+
+    pub fn forget(&mut self, object: &ObjectId, row: &str) {
+        self.reaping.remove(&(object.clone(), row.to_owned()));
+    }
+
+    #[cfg(test)]
+    pub fn agreed_at(&self, object: &ObjectId, row: &str) -> Option<u64> {
+        self.reaping.get(&(object.clone(), row.to_owned()))?.agreed_at
+    }
+}
+
+impl Node {
+    /// Whether this node collects the tombstones of `leaf`: its first replica.
+    pub(super) fn collects(&self, leaf: Leaf) -> bool {
+        self.accepts_writes() && self.placement.leaf_replicas(leaf, &self.members).first() == Some(&self.id)
+    }
+
+    /// The loaded tombstones and their digests.
+    fn tombstones(&self) -> BTreeMap<RowId, u64> {
+        self.table
+            .objects()
+            .filter(|(_, o)| o.meta.tombstones > 0)
+            .flat_map(|(id, o)| {
+                o.rows
+                    .iter()
+                    .filter(|(_, s)| s.info.tombstone)
+                    .map(move |(k, s)| ((id.clone(), k.clone()), s.info.digest))
+            })
+            .collect()
+    }
+
+    /// One anti-entropy round of collection: starts the second question of
+    /// tombstones whose grace has passed, asks about new tombstones, and
+    /// asks again the nodes that have not answered.
+    pub(super) fn reap_round(&mut self) {
+        let grace = self.config.tombstone_grace_ms;
+        let tombstones = self.tombstones();
+        // A tombstone that changed is no longer the one the nodes confirmed.
+        self.reaper.reaping.retain(|k, r| tombstones.get(k) == Some(&r.digest));
+        let peers: BTreeSet<NodeId> = self.peers().collect();
+        let now = self.now;
+        let second: Vec<RowId> = self
+            .reaper
+            .reaping
+            .iter()
+            .filter(|(_, r)| r.waiting.is_empty() && r.agreed_at.is_some_and(|t| now >= t.saturating_add(grace)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let room = REAP_BATCH.saturating_sub(self.reaper.reaping.len());
+        let first: Vec<(RowId, u64)> = tombstones
+            .into_iter()
+            .filter(|(k, _)| !self.reaper.reaping.contains_key(k) && self.collects(self.leaf(&k.0)))
+            .take(room)
+            .collect();
+        if !second.is_empty() || !first.is_empty() {
+            let (round, floor) = self.clock.stamp(self.now);
+            if let Some(floor) = floor {
+                self.effects.push(super::Effect::StoreClock(floor));
+            }
+            for key in second {
+                let r = self.reaper.reaping.get_mut(&key).expect("listed");
+                r.round = round;
+                r.waiting.clone_from(&peers);
+            }
+            for (key, digest) in first {
+                let waiting = peers.clone();
+                let r = Reaping { round, digest, waiting, agreed_at: None };
+                self.reaper.reaping.insert(key, r);
+            }
+        }
+        self.ask_reaps();
+    }
+
+    /// Asks each reachable node that has not agreed; completes rounds
+    /// every node agreed to.
+    fn ask_reaps(&mut self) {
+        let mut asks: BTreeMap<(NodeId, u64), Vec<(ObjectId, RowKey, u64)>> = BTreeMap::new();
+        let mut done = Vec::new();
+        for ((object, row), r) in &self.reaper.reaping {
+            if r.waiting.is_empty() {
+                done.push((object.clone(), row.clone()));
+            }
+            for peer in &r.waiting {
+                if !self.partition.separates(self.id, *peer) {
+                    let ask = (object.clone(), row.clone(), r.digest);
+                    asks.entry((*peer, r.round)).or_default().push(ask);
+                }
+            }
+        }
+        for ((to, round), rows) in asks {
+            self.send(to, Message::Reap { round, rows });
+        }
+        self.agreed(done);
+    }
+
+    pub(super) fn on_reap(&mut self, from: NodeId, round: u64, rows: Vec<(ObjectId, RowKey, u64)>) {
+        let mut refused = Vec::new();
+        for (object, row, digest) in rows {
+            let leaf = self.leaf(&object);
+            let holds_same = if self.is_replica(leaf) {
+                self.knows_row(&object, &row) && self.table.info(&object, &row).map(|i| i.digest) == Some(digest)
+            } else {
+                !self.leaves.has(leaf)
+            };
+            if holds_same {
+                // What is buffered for the row is part of the tombstone
+                // now; sent late, it could outlive it.
+                self.outbox.drop_row(&object, &row);
+            } else {
+                refused.push((object, row));
+            }
+        }
+        let members = self.members.clone();
+        self.send(from, Message::Reaped { round, members, refused });
+    }
+
+    pub(super) fn on_reaped(&mut self, from: NodeId, round: u64, members: &Membership, refused: Vec<(ObjectId, RowKey)>) {
+        // An answer counts only from a node with this node's view: a node
+        // the views differ on could hold the leaf unasked.
+        self.merge_members(members);
+        if *members != self.members {
+            return;
+        }
+        // Every Reap of a round to a peer names all its rows that still
+        // wait for that peer: the answer covers them.
+        let refused: BTreeSet<RowId> = refused.into_iter().collect();
+        let mut done = Vec::new();
+        for (key, r) in &mut self.reaper.reaping {
+            if r.round == round && !refused.contains(key) && r.waiting.remove(&from) && r.waiting.is_empty() {
+                done.push(key.clone());
+            }
+        }
+        self.agreed(done);
+    }
+
+    pub(super) fn on_forget(&mut self, rows: Vec<(ObjectId, RowKey, u64)>) {
+        for (object, row, digest) in rows {
+            let info = self.table.info(&object, &row);
+            if info.is_some_and(|i| i.tombstone && i.digest == digest) {
+                self.forget_row(&object, &row);
+            }
+        }
+    }
+
+    /// Every live node agreed about `rows` in their current round: after
+    /// the first, the grace period starts; after the second, the
+    /// tombstones go, and the other replicas are told to drop them.
+    fn agreed(&mut self, rows: Vec<RowId>) {
+        let grace = self.config.tombstone_grace_ms;
+        let mut forgets: BTreeMap<NodeId, Vec<(ObjectId, RowKey, u64)>> = BTreeMap::new();
+        for key in rows {
+            let info = self.table.info(&key.0, &key.1);
+            let Some(r) = self.reaper.reaping.get_mut(&key) else {
+                continue;
+            };
+            if !info.is_some_and(|i| i.tombstone && i.digest == r.digest) {
+                self.reaper.reaping.remove(&key);
+                continue;
+            }
+            match r.agreed_at {
+                None => r.agreed_at = Some(self.now),
+                Some(t) if self.now >= t.saturating_add(grace) => {
+                    let digest = r.digest;
+                    for to in self.replicas(&key.0) {
+                        if to != self.id {
+                            forgets.entry(to).or_default().push((key.0.clone(), key.1.clone(), digest));
+                        }
+                    }
+                    self.forget_row(&key.0, &key.1);
+                    self.reaper.reaped += 1;
+                }
+                // Agreed once; the second question waits for the grace.
+                Some(_) => {}
+            }
+        }
+        for (to, rows) in forgets {
+            self.send(to, Message::Forget { rows });
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Anti-entropy: a Merkle tree of digest sums over what two nodes both
+//! replicate, compared one level per message. Every anti-entropy interval
+//! (slower while the node is idle) the node sends its root to the next
+//! peer; on a mismatch the levels descend: buckets of leaves, leaves,
+//! objects, then rows a range at a time, until the two exchange exactly
+//! the rows that differ. No step lists every object or row of a node.
+
+use super::leaves::{bucket, bucket_leaves, entry_digest};
+use super::message::{RowRange, RowRefs};
+use super::node::Node;
+use super::{fnv1a, Leaf, Membership, Message, ObjectId, RowKey};
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How far anti-entropy slows down on a node that has not changed: a node
+/// that changes probes its peers at the full rate, and either side of a
+/// probe repairs both, so a quiet node need not probe often.
+pub const MAX_IDLE_BACKOFF: u64 = 8;
+
+/// Most buckets one round compares leaf by leaf.
+const BUCKETS_PER_ROUND: usize = 8;
+
+/// Most leaves one round compares object by object.
+const LEAVES_PER_ROUND: usize = 32;
+
+/// Most rows of one object one round compares.
+const ROWS_PER_RANGE: usize = 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct Repair {
+    /// When the next round is due.
+    pub next_round: u64,
+    /// Rounds since this node last changed: each doubles the wait before
+    /// the next, up to [`MAX_IDLE_BACKOFF`] times the interval.
+    pub idle_rounds: u32,
+    /// Whose turn it is, and where each comparison starts.
+    turn: usize,
+    /// Per object with more rows than one range: where the next starts.
+    cursors: BTreeMap<ObjectId, RowKey>,
+}
+
+impl Repair {
+    /// Schedules the round after one that ran at `now`.
+    pub fn schedule(&mut self, now: u64, interval: u64) {
+        let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
+        self.next_round = now + interval * backoff;
+        self.idle_rounds = self.idle_rounds.saturating_add(1);
+    }
+
+    /// Something changed: back to the full rate, the next round by `soon`.
+    pub fn busy(&mut self, soon: u64) {
+        if self.idle_rounds > 0 {
+            self.idle_rounds = 0;
+            self.next_round = self.next_round.min(soon);
+        }
+    }
+}
+
+/// `items` rotated to start at `turn`, cut to `most`: each round starts at
+/// another place, so every item gets its turn.
+fn rotated<T>(mut items: Vec<T>, turn: usize, most: usize) -> Vec<T> {
+    let start = turn % items.len().max(1);
+    items.rotate_left(start);
+    items.truncate(most);
+    items
+}
+
+/// Keys whose values differ between two maps (absent counts as differing).
+fn differing<K: Ord + Clone>(mine: &BTreeMap<K, u64>, theirs: &BTreeMap<K, u64>) -> Vec<K> {
+    let mut out: BTreeSet<K> = BTreeSet::new();
+    out.extend(mine.iter().filter(|(k, d)| theirs.get(*k) != Some(*d)).map(|(k, _)| k.clone()));
+    out.extend(theirs.iter().filter(|(k, d)| mine.get(*k) != Some(*d)).map(|(k, _)| k.clone()));
+    out.into_iter().collect()
+}
+
+impl Node {
+    /// Whether this node and `peer` both replicate `leaf`.
+    pub(super) fn shares(&self, leaf: Leaf, peer: NodeId) -> bool {
+        let replicas = self.placement.leaf_replicas(leaf, &self.members);
+        replicas.contains(&self.id) && replicas.contains(&peer)
+    }
+
+    fn shared_buckets(&self, peer: NodeId) -> BTreeMap<u16, u64> {
+        self.leaves.buckets(|leaf| self.shares(leaf, peer))
+    }
+
+    /// The digests of the leaves this node holds and shares with `peer`
+    /// in `buckets`.
+    fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> BTreeMap<Leaf, u64> {
+        buckets
+            .iter()
+            .flat_map(|b| bucket_leaves(*b))
+            .filter(|l| self.leaves.has(*l) && self.shares(*l, peer))
+            .map(|l| (l, self.leaves.get(l).digest))
+            .collect()
+    }
+
+    /// The digest of the leaves this node shares with `peer` and of the
+    /// membership: anti-entropy compares it first.
+    pub fn root_for(&self, peer: NodeId) -> u64 {
+        let members = fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default());
+        self.shared_buckets(peer)
+            .values()
+            .fold(members, |root, d| root.wrapping_add(*d))
+    }
+
+    /// Sends the root to the next reachable peer.
+    pub(super) fn anti_entropy_round(&mut self) {
+        let peers: Vec<NodeId> = self
+            .peers()
+            .filter(|p| !self.partition.separates(self.id, *p))
+            .collect();
+        if let Some(peer) = peers.get(self.repair.turn % peers.len().max(1)).copied() {
+            self.repair.turn = self.repair.turn.wrapping_add(1);
+            let root = self.root_for(peer);
+            self.send(peer, Message::Digest { root });
+        }
+    }
+
+    pub(super) fn on_digest(&mut self, from: NodeId, root: u64) {
+        if root != self.root_for(from) {
+            // A divergence: probe at the full rate until it is gone.
+            self.became_busy();
+            let buckets = self.shared_buckets(from).into_iter().collect();
+            let members = self.members.clone();
+            self.send(from, Message::Buckets { members, buckets });
+        }
+    }
+
+    pub(super) fn on_buckets(&mut self, from: NodeId, members: &Membership, theirs: &[(u16, u64)]) {
+        self.merge_members(members);
+        if *members != self.members {
+            // The peer's view is older: the next gossip brings it ours
+            // (a newcomer that missed its addition learns it here).
+            self.outbox.tell_members(from);
+        }
+        let theirs: BTreeMap<u16, u64> = theirs.iter().copied().collect();
+        let buckets = differing(&self.shared_buckets(from), &theirs);
+        let buckets = rotated(buckets, self.repair.turn, BUCKETS_PER_ROUND);
+        if !buckets.is_empty() {
+            self.became_busy();
+            let leaves = self.shared_leaves(from, &buckets).into_iter().collect();
+            self.send(from, Message::Leaves { buckets, leaves });
+        }
+    }
+
+    /// The shared leaves of `buckets` whose digests differ from `theirs`,
+    /// a round's worth.
+    pub(super) fn differing_leaves(&self, from: NodeId, buckets: &[u16], theirs: &[(Leaf, u64)]) -> Vec<Leaf> {
+        let theirs: BTreeMap<Leaf, u64> = theirs
+            .iter()
+            .filter(|(l, _)| buckets.contains(&bucket(*l)) && self.shares(*l, from))
+            .copied()
+            .collect();
+        let leaves = differing(&self.shared_leaves(from, buckets), &theirs);
+        rotated(leaves, self.repair.turn, LEAVES_PER_ROUND)
+    }
+
+    pub(super) fn on_leaves(&mut self, from: NodeId, buckets: &[u16], theirs: &[(Leaf, u64)]) {
+        let leaves: Vec<(Leaf, Vec<(ObjectId, u64)>)> = self
+            .differing_leaves(from, buckets, theirs)
+            .into_iter()
+            .filter(|l| self.knows_leaf(*l))
+            .map(|l| (l, self.object_digests(l).into_iter().collect()))
+            .collect();
+        if !leaves.is_empty() {
+            self.became_busy();
+            self.send(from, Message::Objects { leaves });
+        }
+    }
+
+    /// The digest of every object this node holds in `leaf`.
+    fn object_digests(&self, leaf: Leaf) -> BTreeMap<ObjectId, u64> {
+        self.table
+            .leaf_objects(leaf)
+            .map(|(id, o)| (id.clone(), o.meta.digest))
+            .collect()
+    }
+
+    /// The objects of shared, loaded leaves whose digests differ from `theirs`.
+    pub(super) fn differing_objects(&self, from: NodeId, theirs: &[(Leaf, Vec<(ObjectId, u64)>)]) -> Vec<ObjectId> {
+        let mut out = Vec::new();
+        for (leaf, objects) in theirs {
+            if !self.shares(*leaf, from) || !self.knows_leaf(*leaf) {
+                continue;
+            }
+            let theirs: BTreeMap<ObjectId, u64> = objects.iter().cloned().collect();
+            out.extend(differing(&self.object_digests(*leaf), &theirs));
+        }
+        out
+    }
+
+    pub(super) fn on_objects(&mut self, from: NodeId, theirs: &[(Leaf, Vec<(ObjectId, u64)>)]) {
+        let ranges: Vec<RowRange> = self
+            .differing_objects(from, theirs)
+            .into_iter()
+            .filter(|id| self.knows_rows(id))
+            .map(|id| self.next_range(id))
+            .collect();
+        if !ranges.is_empty() {
+            self.became_busy();
+            self.send(from, Message::Rows { ranges });
+        }
+    }
+
+    /// The next range of an object's rows to compare, and its digests.
+    fn next_range(&mut self, object: ObjectId) -> RowRange {
+        let after = self.repair.cursors.remove(&object);
+        let mut rows: Vec<(RowKey, u64)> = self
+            .table
+            .get(&object)
+            .into_iter()
+            .flat_map(|o| o.rows.iter())
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
+            .take(ROWS_PER_RANGE + 1)
+            .map(|(k, s)| (k.clone(), s.info.digest))
+            .collect();
+        let upto = (rows.len() > ROWS_PER_RANGE).then(|| {
+            rows.truncate(ROWS_PER_RANGE);
+            rows[ROWS_PER_RANGE - 1].0.clone()
+        });
+        if let Some(u) = &upto {
+            self.repair.cursors.insert(object.clone(), u.clone());
+        }
+        RowRange {
+            object,
+            after,
+            upto,
+            rows,
+        }
+    }
+
+    /// For a range of rows: the rows this node holds that differ (to
+    /// push) and the peer's rows this node lacks or holds otherwise (to
+    /// ask for).
+    pub(super) fn compare_range(&self, range: &RowRange) -> (Vec<RowKey>, Vec<RowKey>) {
+        let in_range = |k: &RowKey| {
+            range.after.as_ref().is_none_or(|a| k > a) && range.upto.as_ref().is_none_or(|u| k <= u)
+        };
+        let mine: BTreeMap<RowKey, u64> = self
+            .table
+            .get(&range.object)
+            .into_iter()
+            .flat_map(|o| o.rows.iter())
+            .filter(|(k, _)| in_range(k))
+            .map(|(k, s)| (k.clone(), s.info.digest))
+            .collect();
+        let theirs: BTreeMap<RowKey, u64> = range.rows.iter().filter(|(k, _)| in_range(k)).cloned().collect();
+        let push = mine
+            .iter()
+            .filter(|(k, d)| theirs.get(*k) != Some(*d))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let want = theirs
+            .iter()
+            .filter(|(k, d)| mine.get(*k) != Some(*d))
+            .map(|(k, _)| k.clone())
+            .collect();
+        (push, want)
+    }
+
+    pub(super) fn on_rows(&mut self, from: NodeId, ranges: &[RowRange]) {
+        let mut push: RowRefs = Vec::new();
+        let mut want: RowRefs = Vec::new();
+        for range in ranges {
+            let leaf = self.leaf(&range.object);
+            if !self.shares(leaf, from) || !self.knows_rows(&range.object) {
+                continue;
+            }
+            let (p, w) = self.compare_range(range);
+            if !p.is_empty() {
+                push.push((range.object.clone(), p));
+            }
+            if !w.is_empty() {
+                want.push((range.object.clone(), w));
+            }
+        }
+        let states = self.states_of(push);
+        if !states.is_empty() || !want.is_empty() {
+            self.became_busy();
+            self.send_rows(from, None, states, want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn differing_keys_include_either_sides_extras() {
+        let a = BTreeMap::from([(1, 10), (2, 20), (3, 30)]);
+        let b = BTreeMap::from([(2, 20), (3, 31), (4, 40)]);
+        assert_eq!(differing(&a, &b), vec![1, 3, 4]);
+        assert_eq!(rotated(vec![1, 2, 3, 4], 5, 2), vec![2, 3]);
+        assert!(rotated(Vec::<u8>::new(), 3, 2).is_empty());
+    }
+
+    #[test]
+    fn idle_rounds_back_off_and_a_change_brings_the_next_near() {
+        let mut r = Repair::default();
+        let mut gaps = Vec::new();
+        let mut now = 0;
+        for _ in 0..6 {
+            r.schedule(now, 100);
+            gaps.push(r.next_round - now);
+            now = r.next_round;
+        }
+        assert_eq!(gaps, [100, 200, 400, 800, 800, 800]);
+        r.busy(now + 100);
+        assert_eq!(r.next_round, now + 100);
+    }
+}

@@ -1,0 +1,297 @@
+//! Handing leaves over. When the membership changes, a node that holds a
+//! ring leaf it no longer replicates sends it, in pages of at most
+//! `frame_bytes` of rows, to the leaf's replicas ([`Message::Transfer`]),
+//! and drops it only once every replica confirmed every page with the
+//! digest of the rows it stored ([`Message::Transferred`]). Until then it
+//! sends the missing pages again every anti-entropy round; a write taken
+//! meanwhile changes the leaf's digest and restarts the leaf.
+//!
+//! A draining node replicates nothing: it hands its ring leaves to their
+//! replicas and its every-node leaves to its heir, which folds the drained
+//! node's entries into its own as it stores each page. Those do not
+//! restart on a change: the drained node takes no writes, and what other
+//! nodes gossip to it meanwhile they also gossip to the heir.
+
+use super::apply::Spread;
+use super::message::RowStates;
+use super::node::{successor, Node};
+use super::{row_digest, Leaf, Membership, Message, ObjectId, Placement, Policy, RowKey, Status};
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most pages sent to one replica per round.
+const PAGES_PER_ROUND: usize = 16;
+
+/// A leaf on its way to its replicas.
+#[derive(Debug)]
+struct Moving {
+    /// the leaf's digest when it was paged; `None` when a change does not
+    /// restart it (a draining node's leaves for its heir)
+    digest: Option<u64>,
+    targets: BTreeSet<NodeId>,
+    pages: Vec<Page>,
+    /// the pages each target confirmed
+    acked: BTreeMap<NodeId, BTreeSet<u32>>,
+}
+
+#[derive(Debug)]
+struct Page {
+    /// the sum of the row digests sent last
+    digest: u64,
+    rows: Vec<(ObjectId, RowKey)>,
+}
+
+impl Moving {
+    fn done(&self) -> bool {
+        self.targets.iter().all(|t| {
+            self.acked.get(t).map_or(0, BTreeSet::len) == self.pages.len()
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Transfers {
+    moving: BTreeMap<Leaf, Moving>,
+}
+
+impl Transfers {
+    pub fn len(&self) -> usize {
+        self.moving.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.moving.is_empty()
+    }
+}
+
+impl Node {
+    /// The heir a draining node hands its every-node leaves to.
+    fn heir(&self) -> Option<NodeId> {
+        match self.status() {
+            Status::Draining { heir } => Some(successor(&self.members, heir)),
+            _ => None,
+        }
+    }
+
+    /// Leaves this node holds but no longer replicates.
+    pub(super) fn foreign_leaves(&self) -> Vec<Leaf> {
+        self.leaves
+            .iter()
+            .map(|(l, _)| l)
+            .filter(|l| !self.is_replica(*l))
+            .collect()
+    }
+
+    fn transfer_targets(&self, leaf: Leaf) -> BTreeSet<NodeId> {
+        match self.heir() {
+            Some(heir) if Placement::leaf_policy(leaf) == Policy::Everywhere => BTreeSet::from([heir]),
+            _ => self
+                .placement
+                .leaf_replicas(leaf, &self.members)
+                .into_iter()
+                .filter(|n| *n != self.id)
+                .collect(),
+        }
+    }
+
+    /// Whether every row of `leaf` is in memory with its state.
+    pub(super) fn leaf_loaded_whole(&self, leaf: Leaf) -> bool {
+        self.knows_leaf(leaf)
+            && self.table.leaf_objects(leaf).all(|(id, o)| {
+                self.knows_rows(id) && o.rows.values().all(|s| s.state.is_some())
+            })
+    }
+
+    /// Pages every loaded foreign leaf that is new or changed and sends
+    /// its pages; sends the missing pages again when `force` or a round is
+    /// due. A draining node that holds nothing more sends its handoff.
+    pub(super) fn move_leaves(&mut self, force: bool) {
+        if !self.is_member() || !self.status().is_live() {
+            return;
+        }
+        let foreign = self.foreign_leaves();
+        self.transfers.moving.retain(|l, _| foreign.contains(l));
+        let retry = self.now >= self.repair.next_round || force;
+        for leaf in foreign.iter().copied() {
+            if !self.leaf_loaded_whole(leaf) {
+                continue;
+            }
+            let targets = self.transfer_targets(leaf);
+            let digest = (self.heir().is_none() || Placement::leaf_policy(leaf) == Policy::Ring)
+                .then(|| self.leaves.get(leaf).digest);
+            let fresh = self
+                .transfers
+                .moving
+                .get(&leaf)
+                .is_none_or(|m| m.targets != targets || (digest.is_some() && m.digest != digest));
+            if fresh {
+                let moving = self.page_leaf(leaf, digest, targets);
+                self.transfers.moving.insert(leaf, moving);
+            } else if !retry {
+                continue;
+            }
+            self.send_pages(leaf);
+        }
+        if foreign.is_empty() && self.leaves.len() == 0 && (force || retry) {
+            if let Some(heir) = self.heir() {
+                let members = self.members.clone();
+                self.send(heir, Message::Handoff { members });
+            }
+        }
+    }
+
+    /// Splits a loaded leaf into pages of at most `frame_bytes` of rows.
+    fn page_leaf(&self, leaf: Leaf, digest: Option<u64>, targets: BTreeSet<NodeId>) -> Moving {
+        let mut pages = Vec::new();
+        let mut page = Page {
+            digest: 0,
+            rows: Vec::new(),
+        };
+        let mut size = 0;
+        for (id, o) in self.table.leaf_objects(leaf) {
+            for (key, slot) in &o.rows {
+                let len = slot.state.as_ref().map_or(0, Vec::len) + key.len() + id.as_str().len();
+                if size + len > self.config.frame_bytes && !page.rows.is_empty() {
+                    pages.push(std::mem::replace(&mut page, Page { digest: 0, rows: Vec::new() }));
+                    size = 0;
+                }
+                size += len;
+                page.digest = page.digest.wrapping_add(slot.info.digest);
+                page.rows.push((id.clone(), key.clone()));
+            }
+        }
+        if !page.rows.is_empty() {
+            pages.push(page);
+        }
+        Moving {
+            digest,
+            targets,
+            pages,
+            acked: BTreeMap::new(),
+        }
+    }
+
+    /// Sends each reachable target the pages of `leaf` it has not confirmed.
+    fn send_pages(&mut self, leaf: Leaf) {
+        let Some(m) = self.transfers.moving.get(&leaf) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let mut digests = Vec::new();
+        for target in &m.targets {
+            if self.partition.separates(self.id, *target) {
+                continue;
+            }
+            let acked = m.acked.get(target);
+            let missing = (0..m.pages.len() as u32).filter(|p| acked.is_none_or(|a| !a.contains(p)));
+            for page in missing.take(PAGES_PER_ROUND) {
+                let (rows, digest) = self.page_rows(&m.pages[page as usize].rows);
+                digests.push((page, digest));
+                sends.push((*target, page, rows));
+            }
+        }
+        let m = self.transfers.moving.get_mut(&leaf).expect("checked above");
+        for (page, digest) in digests {
+            m.pages[page as usize].digest = digest;
+        }
+        for (to, page, rows) in sends {
+            let members = self.members.clone();
+            self.send(to, Message::Transfer { members, leaf, page, rows });
+        }
+    }
+
+    /// The current states of a page's rows, and their digest sum.
+    fn page_rows(&self, refs: &[(ObjectId, RowKey)]) -> (RowStates, u64) {
+        let mut rows: RowStates = Vec::new();
+        let mut digest = 0u64;
+        for (object, row) in refs {
+            let (Some(state), Some(info)) = (self.table.state(object, row), self.table.info(object, row)) else {
+                continue;
+            };
+            digest = digest.wrapping_add(info.digest);
+            match rows.last_mut() {
+                Some((o, states)) if o == object => states.push((row.clone(), state.to_vec())),
+                _ => rows.push((object.clone(), vec![(row.clone(), state.to_vec())])),
+            }
+        }
+        (rows, digest)
+    }
+
+    /// Whether this node folds `from`'s rows in as its heir: `from` drains
+    /// towards this node, or towards a node that retired into it.
+    pub(super) fn absorbs_for(&self, from: NodeId, members: &Membership) -> bool {
+        let Some(Status::Draining { heir }) = members.status(from) else {
+            return false;
+        };
+        if heir == self.id {
+            return true;
+        }
+        let mut view = self.members.clone();
+        view.merge(members);
+        successor(&view, heir) == self.id
+    }
+
+    pub(super) fn on_transfer(&mut self, from: NodeId, members: &Membership, leaf: Leaf, page: u32, rows: RowStates) {
+        self.merge_members(members);
+        let heir = Placement::leaf_policy(leaf) == Policy::Everywhere && self.absorbs_for(from, members);
+        if (heir && !self.accepts_writes()) || !(heir || self.is_replica(leaf)) {
+            // Only an active heir may fold a node in: the drain waits.
+            return;
+        }
+        if rows.iter().any(|(o, rs)| rs.iter().any(|(r, _)| !self.knows_row(o, r))) {
+            return;
+        }
+        let spread = if heir {
+            // The drained node gossips no more: pass its rows on.
+            Spread::Gossip { except: Some(from) }
+        } else {
+            Spread::Quiet
+        };
+        let mut digest = 0u64;
+        for (object, states) in &rows {
+            for (row, state) in states {
+                digest = digest.wrapping_add(row_digest(object, row, state));
+                let _ = self.apply(object, row, state, u64::MAX, spread);
+                if heir {
+                    self.absorb_row(from, object, row);
+                }
+            }
+        }
+        self.send(from, Message::Transferred { pages: vec![(leaf, page, digest)] });
+    }
+
+    /// Folds `retired`'s entries in `row` into this node's.
+    fn absorb_row(&mut self, retired: NodeId, object: &ObjectId, row: &str) {
+        let (Some(kind), Some(state)) = (self.row_type(object), self.table.state(object, row)) else {
+            return;
+        };
+        if let Some(delta) = kind.absorb(state, retired, self.id) {
+            let _ = self.apply(object, row, &delta, u64::MAX, Spread::Gossip { except: Some(retired) });
+        }
+    }
+
+    pub(super) fn on_transferred(&mut self, from: NodeId, pages: &[(Leaf, u32, u64)]) {
+        let mut done = Vec::new();
+        for (leaf, page, digest) in pages {
+            let held = self.leaves.get(*leaf).digest;
+            let Some(m) = self.transfers.moving.get_mut(leaf) else {
+                continue;
+            };
+            let current = m.digest.is_none_or(|d| d == held);
+            let matches = m.pages.get(*page as usize).is_some_and(|p| p.digest == *digest || m.digest.is_none());
+            if current && matches && m.targets.contains(&from) {
+                m.acked.entry(from).or_default().insert(*page);
+                if m.done() {
+                    done.push(*leaf);
+                }
+            }
+        }
+        for leaf in &done {
+            self.transfers.moving.remove(leaf);
+            self.forget_leaf(*leaf);
+        }
+        if !done.is_empty() && self.transfers.is_empty() && self.foreign_leaves().is_empty() {
+            self.move_leaves(true);
+        }
+    }
+}
