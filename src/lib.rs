@@ -2,9 +2,10 @@
 //!
 //! - [`crdt`]: the data types, each a join-semilattice with delta mutators.
 //! - [`codec`]: the versioned postcard envelope for wire and storage bytes.
-//! - [`cluster`]: a replica node as a state machine (events in, effects out)
-//!   that gossips deltas of any [`crdt::Crdt`] type.
-//! - [`api`]: parsing and validation of untrusted HTTP input, without HTTP.
+//! - [`engine`]: a replica node as a state machine (events in, effects out)
+//!   over objects made of rows, and the one driver loop with its storage.
+//! - [`kinds`]: the kinds of data the cluster hosts, one module each.
+//! - [`api`]: the HTTP API parsed into typed requests, without HTTP types.
 //! - `edge` (feature `edge`): the Cloudflare Worker and its node Durable Objects.
 //! - `browser` (feature `browser`): the wasm-bindgen replica for web pages.
 //!
@@ -13,12 +14,17 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod cluster;
 pub mod codec;
 pub mod crdt;
+pub mod engine;
+mod error;
+pub mod kinds;
 pub(crate) mod node_id;
+mod rng;
 
+pub use error::{clip, ApiError, ErrorCode};
 pub use node_id::NodeId;
+pub use rng::Rng;
 
 #[cfg(feature = "browser")]
 pub mod browser;

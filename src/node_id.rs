@@ -1,12 +1,34 @@
 //! Node identifiers: `node-0`, `node-1`, … A retired id is never reused.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// The identity of one replica node. Its text form is `node-N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The identity of one replica node. Its text form is `node-N`: that is
+/// how JSON shows it; postcard carries the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u32);
+
+impl Serialize for NodeId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u32(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            u32::deserialize(d).map(NodeId)
+        }
+    }
+}
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -50,6 +72,15 @@ mod test {
             let id = NodeId(n);
             assert_eq!(id.to_string().parse::<NodeId>(), Ok(id));
         }
+    }
+
+    #[test]
+    fn json_shows_the_text_form_and_postcard_the_number() {
+        let id = NodeId(12);
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"node-12\"");
+        assert_eq!(serde_json::from_str::<NodeId>("\"node-12\"").unwrap(), id);
+        assert!(serde_json::from_str::<NodeId>("12").is_err());
+        assert_eq!(postcard::to_allocvec(&id).unwrap(), [12]);
     }
 
     #[test]

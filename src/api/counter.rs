@@ -1,15 +1,21 @@
-//! The counter endpoints' bodies.
+//! `/api/counters/:name`: read, increment, and (generic) events.
 //!
 //! ```
-//! use edge_crdt::api::{counter::parse_increment, Format};
+//! use edge_crdt::api::counter::parse_increment;
+//! use edge_crdt::api::http::Format;
 //! assert_eq!(parse_increment(Format::Json, b"{\"by\": -3}"), Ok(-3));
 //! assert_eq!(parse_increment(Format::Json, b""), Ok(1));
-//! assert_eq!(parse_increment(Format::Json, b"{\"by\": 0}").unwrap_err().error, "by_out_of_range");
+//! assert_eq!(parse_increment(Format::Json, b"[5]").unwrap_err().error.as_str(), "bad_json");
+//! assert_eq!(parse_increment(Format::Json, b"{\"by\": 0}").unwrap_err().error.as_str(), "by_out_of_range");
 //! ```
 
-use super::{check_body_size, ApiError, Format};
+use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Method, Reply};
+use super::{object_of, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::PnCounter;
+use crate::error::{ApiError, ErrorCode};
+use crate::kinds::counter::{Counter, Op, Outcome};
+use crate::kinds::Kind;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,46 +38,26 @@ fn one() -> i64 {
 
 /// Parses an increment body; an empty body means `by = 1`.
 pub fn parse_increment(format: Format, body: &[u8]) -> Result<i64, ApiError> {
-    check_body_size(body.len(), super::MAX_BODY)?;
+    check_body_size(body.len(), MAX_BODY)?;
     let by = if body.iter().all(u8::is_ascii_whitespace) {
         1
     } else {
+        let what = "a valid increment, {\"by\": n}";
         match format {
-            Format::Json => {
-                serde_json::from_slice::<Increment>(body)
-                    .map_err(|e| {
-                        ApiError::new(
-                            400,
-                            "bad_json",
-                            format!("the body is not a valid increment: {e}"),
-                        )
-                    })?
-                    .by
-            }
-            Format::Postcard => {
-                codec::decode::<Increment>(body, super::MAX_BODY)
-                    .map_err(|e| {
-                        ApiError::new(
-                            400,
-                            "bad_postcard",
-                            format!("the body is not a valid increment: {e}"),
-                        )
-                    })?
-                    .by
-            }
+            Format::Json => json_object::<Increment>(body, what)?.by,
+            Format::Postcard => postcard_body::<Increment>(body, MAX_BODY, what)?.by,
         }
     };
     if by == 0 || by.abs() > MAX_STEP {
         return Err(ApiError::new(
-            400,
-            "by_out_of_range",
+            ErrorCode::ByOutOfRange,
             format!("`by` must be a non-zero integer from -{MAX_STEP} to {MAX_STEP}, got {by}"),
         ));
     }
     Ok(by)
 }
 
-/// A counter as one node sees it: the JSON reply of the counter endpoints.
+/// A counter as one node sees it: the JSON reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CounterView {
     /// the counter's name
@@ -79,38 +65,16 @@ pub struct CounterView {
     /// its value
     pub value: i64,
     /// the node that answered
-    pub node: String,
+    pub node: NodeId,
     /// each live node's net contribution
-    pub contributions: BTreeMap<String, i64>,
+    pub contributions: BTreeMap<NodeId, i64>,
     /// retired nodes and the node each was folded into
-    pub retired: BTreeMap<String, String>,
+    pub retired: BTreeMap<NodeId, NodeId>,
     /// the whole state: a postcard envelope in base64, for replicas
     pub state: String,
 }
 
-impl CounterView {
-    /// The view of `state` from `node`.
-    pub fn new(name: &str, node: NodeId, state: &PnCounter) -> Self {
-        CounterView {
-            name: name.to_owned(),
-            value: state.value(),
-            node: node.to_string(),
-            contributions: state
-                .contributions()
-                .into_iter()
-                .map(|(id, v)| (id.to_string(), v))
-                .collect(),
-            retired: state
-                .retired()
-                .into_iter()
-                .map(|(gone, heir)| (gone.to_string(), heir.to_string()))
-                .collect(),
-            state: codec::state_to_base64(state),
-        }
-    }
-}
-
-/// The postcard reply of the counter endpoints.
+/// The postcard reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterReply {
     /// the counter's name
@@ -126,15 +90,81 @@ pub struct CounterReply {
 /// Encodes the reply for `state` in `format`.
 pub fn reply(format: Format, name: &str, node: NodeId, state: &PnCounter) -> Vec<u8> {
     match format {
-        Format::Json => {
-            serde_json::to_vec(&CounterView::new(name, node, state)).unwrap_or_default()
-        }
+        Format::Json => serde_json::to_vec(&CounterView {
+            name: name.to_owned(),
+            value: state.value(),
+            node,
+            contributions: state.contributions(),
+            retired: state.retired(),
+            state: codec::state_to_base64(state),
+        })
+        .unwrap_or_default(),
         Format::Postcard => codec::encode(&CounterReply {
             name: name.to_owned(),
             value: state.value(),
             node,
             state: state.clone(),
         }),
+    }
+}
+
+/// The name, for the reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    name: String,
+}
+
+impl KindApi for Counter {
+    const ROUTE: &'static str = "counters";
+    const EVENTS: bool = true;
+    type View = View;
+
+    fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
+        match path {
+            [_] => expect(req, "GET").map(|_| (0, None)),
+            [_, "increment"] => expect(req, "POST").map(|_| (MAX_BODY, None)),
+            _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+        let Some(segment) = name else {
+            return Err(ApiError::not_found(&req.path));
+        };
+        let object = object_of(Self::PREFIX, segment, ErrorCode::BadName)?;
+        let view = View {
+            name: object.name().to_owned(),
+        };
+        let (op, writes) = match rest {
+            [] => (Op::Read, false),
+            ["increment"] => (Op::Increment { by: parse_increment(req.format()?, &req.body)? }, true),
+            _ => return Err(ApiError::not_found(&req.path)),
+        };
+        Ok(Request {
+            object: Some(object),
+            op,
+            view,
+            writes,
+            cacheable: false,
+        })
+    }
+
+    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+        let Some((_, Some(o))) = outcomes.into_iter().next() else {
+            return Err(ApiError::new(ErrorCode::Unavailable, "the node did not answer"));
+        };
+        let format = req.format()?;
+        Ok(Reply::ok(format, reply(format, &view.name, o.node, &o.state)))
+    }
+}
+
+/// 405 unless the method is `allowed`.
+pub(crate) fn expect(req: &HttpRequest, allowed: &str) -> Result<(), ApiError> {
+    let ok = allowed.split(" or ").any(|m| Method::parse(m) == req.method);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::method(req.method.as_str(), allowed))
     }
 }
 
@@ -145,24 +175,27 @@ mod test {
     #[test]
     fn rejects_bad_bodies() {
         let err = |body: &[u8]| parse_increment(Format::Json, body).unwrap_err();
-        assert_eq!(err(b"{").error, "bad_json");
-        assert!(err(b"{\"by\": 1, \"x\": 2}")
-            .message
-            .contains("unknown field"));
-        assert_eq!(err(b"{\"by\": 1.5}").error, "bad_json");
-        assert_eq!(err(b"{\"by\": 1000001}").error, "by_out_of_range");
-        assert_eq!(err(&vec![b' '; 5000]).status, 413);
-        assert_eq!(
-            parse_increment(Format::Postcard, &[7, 1])
-                .unwrap_err()
-                .error,
-            "bad_postcard"
-        );
+        assert_eq!(err(b"{").error, ErrorCode::BadJson);
+        assert!(err(b"{\"by\": 1, \"x\": 2}").message.contains("unknown field"));
+        assert_eq!(err(b"{\"by\": 1.5}").error, ErrorCode::BadJson);
+        assert_eq!(err(b"[5]").error, ErrorCode::BadJson, "an array is not an increment");
+        assert_eq!(err(b"{\"by\": 1000001}").error, ErrorCode::ByOutOfRange);
+        assert_eq!(err(&vec![b' '; 5000]).status(), 413);
+        let e = parse_increment(Format::Postcard, &[7, 1]).unwrap_err();
+        assert_eq!(e.error, ErrorCode::BadPostcard);
+        let body = codec::encode(&Increment { by: -7 });
+        assert_eq!(parse_increment(Format::Postcard, &body), Ok(-7));
     }
 
     #[test]
-    fn postcard_increment() {
-        let body = codec::encode(&Increment { by: -7 });
-        assert_eq!(parse_increment(Format::Postcard, &body), Ok(-7));
+    fn routes_and_methods() {
+        let req = HttpRequest::new(Method::Other("PROPFIND".into()), "/api/counters/a");
+        let e = Counter::preflight(&req, &["a"]).unwrap_err();
+        assert_eq!((e.status(), e.message.contains("use GET")), (405, true));
+        let req = HttpRequest::new(Method::Get, "/api/counters/a/increment");
+        assert_eq!(Counter::preflight(&req, &["a", "increment"]).unwrap_err().status(), 405);
+        let req = HttpRequest::new(Method::Post, "/api/counters/has%20space/increment");
+        let e = Counter::parse(&req, Some("has%20space"), &["increment"]).err().unwrap();
+        assert_eq!(e.error, ErrorCode::BadName);
     }
 }

@@ -8,27 +8,32 @@
 //!
 //! ```
 //! use edge_crdt::api::kv::{parse_put, Limits};
-//! use edge_crdt::api::Format;
+//! use edge_crdt::api::http::Format;
 //! use edge_crdt::crdt::Payload;
 //! let put = parse_put(Format::Json, br#"{"value": "hello"}"#, &Limits::default()).unwrap();
 //! assert_eq!(put.payload, Payload::Text("hello".into()));
 //! assert!(put.context.is_empty());
 //! ```
 
-use super::{check_body_size, ApiError, Format};
+use super::counter::expect;
+use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
+use super::kv_list::{self, Listing};
+use super::{KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
-use crate::crdt::{CausalContext, Crdt, Dot, MvRegister, Payload, Versioned};
+use crate::crdt::{CausalContext, Dot, MvRegister, Payload, Versioned};
+use crate::engine::{ObjectId, MAX_NAME};
+use crate::error::{ApiError, ErrorCode};
+use crate::kinds::register::{Op, Outcome, Register};
+use crate::kinds::Kind;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The prefix of every register's stored key: `kv:NAME`.
 pub const KEY_PREFIX: &str = "kv:";
 
 /// The longest key any configuration allows: the stored key `kv:NAME` must
-/// stay within [`MAX_NAME`](super::MAX_NAME), which peers check on every
-/// frame they receive.
-pub const MAX_KEY: usize = super::MAX_NAME - KEY_PREFIX.len();
+/// stay within [`MAX_NAME`] bytes.
+pub const MAX_KEY: usize = MAX_NAME - KEY_PREFIX.len();
 
 /// The largest value any configuration allows: one sibling must leave room
 /// in a register's stored state ([`codec::MAX_STATE`]) for others and for
@@ -67,19 +72,18 @@ pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
     let max = limits.max_key.min(MAX_KEY);
     if key.is_empty() || key.len() > max {
         return Err(ApiError::new(
-            400,
-            "bad_key",
+            ErrorCode::BadKey,
             format!("a key has 1 to {max} bytes, this one has {}", key.len()),
         ));
     }
-    super::check_name(key).map_err(|e| ApiError::new(400, "bad_key", e.message))
+    crate::engine::check_name(key).map_err(|e| ApiError::new(ErrorCode::BadKey, e.0))
 }
 
 /// Decodes the percent-encoded key segment of `/api/kv/:key` and checks it
 /// with [`check_key`].
 pub fn parse_key(segment: &str, limits: &Limits) -> Result<String, ApiError> {
-    let key = super::percent_decode(segment)
-        .ok_or_else(|| ApiError::new(400, "bad_key", "the key is not valid percent-encoding"))?;
+    let key = super::http::percent_decode(segment)
+        .ok_or_else(|| ApiError::new(ErrorCode::BadKey, "the key is not valid percent-encoding"))?;
     check_key(&key, limits)?;
     Ok(key)
 }
@@ -90,7 +94,7 @@ pub fn parse_resolve(param: Option<&str>) -> Result<bool, ApiError> {
         None => Ok(false),
         Some("lww") => Ok(true),
         Some(other) => Err(bad(
-            "bad_resolve",
+            ErrorCode::BadResolve,
             format!(
                 "`resolve` is `lww` (or absent for every sibling), not `{}`",
                 other.chars().take(32).collect::<String>()
@@ -150,27 +154,27 @@ pub struct Put {
     pub context: CausalContext,
 }
 
-fn bad(error: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(400, error, message)
+fn bad(error: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(error, message)
 }
 
 /// Decodes a client's opaque context.
 pub fn parse_context(text: &str) -> Result<CausalContext, ApiError> {
     let bytes = codec::from_base64(text, codec::MAX_STATE).map_err(|e| {
         bad(
-            "bad_context",
+            ErrorCode::BadContext,
             format!("the context is not one this service gave out: {e}"),
         )
     })?;
     let context: CausalContext = codec::decode(&bytes, codec::MAX_STATE).map_err(|e| {
         bad(
-            "bad_context",
+            ErrorCode::BadContext,
             format!("the context is not one this service gave out: {e}"),
         )
     })?;
     context.validate().map_err(|e| {
         bad(
-            "bad_context",
+            ErrorCode::BadContext,
             format!("the context is not one this service gave out: {}", e.0),
         )
     })?;
@@ -187,19 +191,17 @@ pub fn parse_put(format: Format, body: &[u8], limits: &Limits) -> Result<Put, Ap
     check_body_size(body.len(), limits.max_body())?;
     let put = match format {
         Format::Json => {
-            let json: PutJson = serde_json::from_slice(body).map_err(|e| {
-                bad(
-                    "bad_json",
-                    format!("expected {{\"value\": \"text\" | {{\"base64\": \"…\"}}, \"context\"?: \"…\"}}: {e}"),
-                )
-            })?;
+            let json: PutJson = json_object(
+                body,
+                r#"{"value": "text" | {"base64": "…"}, "context"?: "…"}"#,
+            )?;
             let payload =
                 match json.value {
                     ValueJson::Text(t) => Payload::Text(t),
                     ValueJson::Bytes(Base64Json { base64 }) => Payload::Bytes(
                         codec::from_base64(&base64, limits.max_value).map_err(|e| match e {
                             codec::DecodeError::TooLarge { len, max } => too_large(len, max),
-                            e => bad("bad_value", format!("`base64` is not valid base64: {e}")),
+                            e => bad(ErrorCode::BadValue, format!("`base64` is not valid base64: {e}")),
                         })?,
                     ),
                 };
@@ -210,15 +212,10 @@ pub fn parse_put(format: Format, body: &[u8], limits: &Limits) -> Result<Put, Ap
             Put { payload, context }
         }
         Format::Postcard => {
-            let wire: PutWire = codec::decode(body, limits.max_body()).map_err(|e| {
-                bad(
-                    "bad_postcard",
-                    format!("expected a value and a context: {e}"),
-                )
-            })?;
+            let wire: PutWire = postcard_body(body, limits.max_body(), "a value and a context")?;
             wire.context
                 .validate()
-                .map_err(|e| bad("bad_context", e.0))?;
+                .map_err(|e| bad(ErrorCode::BadContext, e.0))?;
             Put {
                 payload: wire.payload,
                 context: wire.context,
@@ -233,8 +230,7 @@ pub fn parse_put(format: Format, body: &[u8], limits: &Limits) -> Result<Put, Ap
 
 fn too_large(len: usize, max: usize) -> ApiError {
     ApiError::new(
-        413,
-        "value_too_large",
+        ErrorCode::ValueTooLarge,
         format!("the value has {len} bytes, the limit is {max}"),
     )
 }
@@ -245,77 +241,21 @@ fn too_large(len: usize, max: usize) -> ApiError {
 /// seen. Writes it has not yet received (concurrent ones at other replicas)
 /// survive as siblings.
 pub fn parse_delete(format: Format, body: &[u8]) -> Result<Option<CausalContext>, ApiError> {
-    check_body_size(body.len(), super::MAX_BODY)?;
+    check_body_size(body.len(), MAX_BODY)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     match format {
         Format::Json => {
-            let json: DeleteJson = serde_json::from_slice(body)
-                .map_err(|e| bad("bad_json", format!("expected {{\"context\"?: \"…\"}}: {e}")))?;
+            let json: DeleteJson = json_object(body, r#"{"context"?: "…"}"#)?;
             json.context.as_deref().map(parse_context).transpose()
         }
         Format::Postcard => {
-            let context: CausalContext = codec::decode(body, super::MAX_BODY)
-                .map_err(|e| bad("bad_postcard", format!("expected a context: {e}")))?;
-            context.validate().map_err(|e| bad("bad_context", e.0))?;
+            let context: CausalContext = postcard_body(body, MAX_BODY, "a context")?;
+            context.validate().map_err(|e| bad(ErrorCode::BadContext, e.0))?;
             Ok(Some(context))
         }
     }
-}
-
-/// The paging of `GET /api/kv?prefix=&limit=&cursor=`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listing {
-    /// keys that start with this
-    pub prefix: String,
-    /// at most this many keys
-    pub limit: usize,
-    /// keys after this one (the last key of the previous page)
-    pub cursor: Option<String>,
-}
-
-/// Most keys in one page.
-pub const MAX_PAGE: usize = 1000;
-
-/// Parses the listing parameters, each already percent-decoded.
-pub fn parse_listing(
-    prefix: Option<&str>,
-    limit: Option<&str>,
-    cursor: Option<&str>,
-    limits: &Limits,
-) -> Result<Listing, ApiError> {
-    // Keys stored under an earlier, larger limit stay listable.
-    let limits = &Limits {
-        max_key: MAX_KEY,
-        ..*limits
-    };
-    let prefix = prefix.unwrap_or("").to_owned();
-    if !prefix.is_empty() {
-        check_key(&prefix, limits).map_err(|e| bad("bad_prefix", e.message))?;
-    }
-    let limit = match limit {
-        None => 100,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "bad_limit",
-                    format!("`limit` is an integer from 1 to {MAX_PAGE}"),
-                )
-            })?,
-    };
-    let cursor = cursor
-        .map(|c| check_key(c, limits).map(|_| c.to_owned()))
-        .transpose()
-        .map_err(|e| bad("bad_cursor", e.message))?;
-    Ok(Listing {
-        prefix,
-        limit,
-        cursor,
-    })
 }
 
 /// One sibling in a JSON reply.
@@ -326,7 +266,7 @@ pub struct SiblingJson {
     /// when it was written
     pub stamp: u64,
     /// the node that took the write
-    pub node: String,
+    pub node: NodeId,
 }
 
 /// `GET /api/kv/:key` as JSON: every sibling and the context to write with.
@@ -335,14 +275,14 @@ pub struct RegisterView {
     /// the key
     pub key: String,
     /// the node that answered
-    pub node: String,
+    pub node: NodeId,
     /// the live values; more than one after concurrent writes
     pub siblings: Vec<SiblingJson>,
     /// opaque: send it back with a write or delete to replace what this read saw
     pub context: String,
 }
 
-fn value_json(payload: &Payload) -> ValueJson {
+pub(crate) fn value_json(payload: &Payload) -> ValueJson {
     match payload {
         Payload::Text(t) => ValueJson::Text(t.clone()),
         Payload::Bytes(b) => ValueJson::Bytes(Base64Json {
@@ -351,11 +291,11 @@ fn value_json(payload: &Payload) -> ValueJson {
     }
 }
 
-fn sibling(dot: &Dot, v: &Versioned) -> SiblingJson {
+pub(crate) fn sibling(dot: &Dot, v: &Versioned) -> SiblingJson {
     SiblingJson {
         value: value_json(&v.payload),
         stamp: v.stamp,
-        node: dot.node.to_string(),
+        node: dot.node,
     }
 }
 
@@ -380,7 +320,7 @@ impl RegisterView {
     pub fn new(key: &str, node: NodeId, register: &MvRegister, resolve: bool) -> Self {
         RegisterView {
             key: key.to_owned(),
-            node: node.to_string(),
+            node,
             siblings: shown(register, resolve)
                 .into_iter()
                 .map(|(d, v)| sibling(d, v))
@@ -429,170 +369,97 @@ pub fn reply(
     }
 }
 
-/// Most bytes of registers one node puts in a listing page (at least one
-/// key is always sent): keeps every page well below a frame.
-pub const PAGE_BYTES: usize = 1 << 20;
 
-/// One node's part of a listing: its registers under the prefix after the
-/// cursor, in key order (stored keys, `kv:NAME`); `more` when it holds
-/// further keys past the last one.
+/// How to show a register: its key, and whether only the last writer's
+/// sibling.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodePage {
-    /// stored keys and their registers, in key order
-    pub entries: Vec<(String, MvRegister)>,
-    /// whether the node has keys after the last entry
-    pub more: bool,
+pub struct View {
+    key: String,
+    resolve: bool,
+    listing: Option<Listing>,
 }
 
-impl NodePage {
-    /// A node's page from up to `limit + 1` rows in key order (the extra
-    /// one only tells that there are more), cut at [`PAGE_BYTES`].
-    pub fn new(rows: Vec<(String, crate::crdt::Value)>, limit: usize) -> Self {
-        let mut more = rows.len() > limit;
-        let mut entries = Vec::new();
-        let mut size = 0;
-        for (key, value) in rows.into_iter().take(limit) {
-            let register = value.as_register().cloned().unwrap_or_default();
-            size += codec::encode(&register).len() + key.len();
-            if size > PAGE_BYTES && !entries.is_empty() {
-                more = true;
-                break;
+impl KindApi for Register {
+    const ROUTE: &'static str = "kv";
+    const EVENTS: bool = false;
+    type View = View;
+
+    fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
+        match path {
+            [] => expect(req, "GET").map(|_| (0, None)),
+            [_] => {
+                expect(req, "GET or PUT or DELETE")?;
+                let put = req.method == super::http::Method::Put;
+                Ok((if put { req.settings.kv.max_body() } else { MAX_BODY }, None))
             }
-            entries.push((key, register));
-        }
-        NodePage { entries, more }
-    }
-}
-
-/// A listing page merged from every node's page.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MergedPage {
-    /// key names (without `kv:`) and their merged, non-empty registers, in key order
-    pub entries: Vec<(String, MvRegister)>,
-    /// the last key name looked at, when there may be more keys after it
-    pub cursor: Option<String>,
-}
-
-/// Merges the pages of several nodes into one page of at most `limit`
-/// keys. A node that stopped early (`more`) has not said anything about
-/// keys after its last one, so the page ends there: the smallest such
-/// last key bounds it and is the cursor. Registers of one key are joined;
-/// keys whose joined register is empty (deleted) are left out, so a page
-/// may hold fewer than `limit` keys, even none, and still have a cursor.
-pub fn merge_pages(pages: &[NodePage], limit: usize) -> MergedPage {
-    let bound: Option<&str> = pages
-        .iter()
-        .filter(|p| p.more)
-        .filter_map(|p| p.entries.last().map(|(k, _)| k.as_str()))
-        .min();
-    let mut merged: BTreeMap<&str, MvRegister> = BTreeMap::new();
-    for page in pages {
-        for (key, register) in &page.entries {
-            if bound.is_some_and(|b| key.as_str() > b) || !key.starts_with(KEY_PREFIX) {
-                continue;
-            }
-            merged.entry(key.as_str()).or_default().merge(register);
+            _ => Err(ApiError::not_found(&req.path)),
         }
     }
-    let name = |key: &str| key[KEY_PREFIX.len()..].to_owned();
-    let mut cursor = bound.filter(|b| b.starts_with(KEY_PREFIX)).map(name);
-    let mut entries: Vec<(String, MvRegister)> = merged
-        .into_iter()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(k, r)| (name(k), r))
-        .collect();
-    if entries.len() > limit {
-        entries.truncate(limit);
-        cursor = entries.last().map(|(k, _)| k.clone());
-    }
-    MergedPage { entries, cursor }
-}
 
-/// One key of a JSON listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EntryJson {
-    /// the key
-    pub key: String,
-    /// its live values
-    pub siblings: Vec<SiblingJson>,
-    /// opaque: the context to write or delete with
-    pub context: String,
-}
-
-/// `GET /api/kv?prefix=&limit=&cursor=` as JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ListingView {
-    /// the keys of this page, in order
-    pub keys: Vec<EntryJson>,
-    /// pass it as `cursor` for the next page; `null` on the last page
-    pub cursor: Option<String>,
-    /// whether some node did not answer (its keys may be missing or older)
-    pub partial: bool,
-    /// the nodes that did not answer
-    pub unreachable: Vec<String>,
-}
-
-/// One key of a postcard listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryWire {
-    /// the key
-    pub key: String,
-    /// its live values, each with the dot of its write
-    pub siblings: Vec<(Dot, Versioned)>,
-    /// every write the merged register has seen
-    pub context: CausalContext,
-}
-
-/// `GET /api/kv?…` as postcard.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListingWire {
-    /// the keys of this page, in order
-    pub keys: Vec<EntryWire>,
-    /// the cursor of the next page
-    pub cursor: Option<String>,
-    /// whether some node did not answer
-    pub partial: bool,
-}
-
-/// The reply body of a listing in `format`.
-pub fn listing_reply(format: Format, page: &MergedPage, unreachable: &[NodeId]) -> Vec<u8> {
-    let partial = !unreachable.is_empty();
-    match format {
-        Format::Json => serde_json::to_vec(&ListingView {
-            keys: page
-                .entries
-                .iter()
-                .map(|(key, r)| EntryJson {
-                    key: key.clone(),
-                    siblings: r.siblings().map(|(d, v)| sibling(d, v)).collect(),
-                    context: context_text(r.context()),
-                })
-                .collect(),
-            cursor: page.cursor.clone(),
-            partial,
-            unreachable: unreachable.iter().map(NodeId::to_string).collect(),
+    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+        super::no_more(req, rest)?;
+        let Some(segment) = name else {
+            return kv_list::parse(req);
+        };
+        let limits = &req.settings.kv;
+        let key = parse_key(segment, limits)?;
+        let object = ObjectId::new(Self::PREFIX, &key).map_err(|e| bad(ErrorCode::BadKey, e.0))?;
+        let format = req.format()?;
+        let mut view = View {
+            key,
+            ..View::default()
+        };
+        let op = match req.method {
+            super::http::Method::Put => {
+                let Put { payload, context } = parse_put(format, &req.body, limits)?;
+                Op::Put { payload, context }
+            }
+            super::http::Method::Delete => Op::Delete {
+                context: parse_delete(format, &req.body)?,
+            },
+            _ => {
+                view.resolve = parse_resolve(req.query("resolve"))?;
+                Op::Read
+            }
+        };
+        let writes = op != Op::Read;
+        Ok(Request {
+            object: Some(object),
+            op,
+            view,
+            writes,
+            cacheable: !writes,
         })
-        .unwrap_or_default(),
-        Format::Postcard => codec::encode(&ListingWire {
-            keys: page
-                .entries
-                .iter()
-                .map(|(key, r)| EntryWire {
-                    key: key.clone(),
-                    siblings: r.siblings().map(|(d, v)| (*d, v.clone())).collect(),
-                    context: r.context().clone(),
-                })
-                .collect(),
-            cursor: page.cursor.clone(),
-            partial,
-        }),
+    }
+
+    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+        let format = req.format()?;
+        if let Some(listing) = &view.listing {
+            return kv_list::reply(format, listing, outcomes);
+        }
+        match outcomes.into_iter().next() {
+            Some((_, Some(Outcome::Register { node, state }))) => {
+                Ok(Reply::ok(format, reply(format, &view.key, node, &state, view.resolve)))
+            }
+            _ => Err(ApiError::new(ErrorCode::Unavailable, "the replica did not answer")),
+        }
+    }
+}
+
+impl View {
+    /// The view of a listing.
+    pub(crate) fn listing(listing: Listing) -> View {
+        View {
+            listing: Some(listing),
+            ..View::default()
+        }
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::crdt::{Stamp, Value};
+    use crate::crdt::{Crdt, Stamp};
 
     fn at(node: NodeId, time: u64) -> Stamp {
         Stamp {
@@ -622,19 +489,20 @@ mod test {
         let err = |b: &str| parse_put(Format::Json, b.as_bytes(), &limits).unwrap_err();
         assert_eq!(
             err(r#"{"value": "x", "context": "garbage"}"#).error,
-            "bad_context"
+            ErrorCode::BadContext
         );
-        assert_eq!(err(r#"{"value": 3}"#).error, "bad_json");
-        assert_eq!(err(r#"{"value": "x", "extra": 1}"#).error, "bad_json");
+        assert_eq!(err(r#"{"value": 3}"#).error, ErrorCode::BadJson);
+        assert_eq!(err(r#"{"value": "x", "extra": 1}"#).error, ErrorCode::BadJson);
+        assert_eq!(err(r#"["x"]"#).error, ErrorCode::BadJson, "an array is no body");
         let big = format!(r#"{{"value": "{}"}}"#, "x".repeat(limits.max_value + 1));
-        assert_eq!(err(&big).status, 413);
+        assert_eq!(err(&big).status(), 413);
         let bytes = codec::to_base64(&vec![7; limits.max_value + 1]);
         let big = err(&format!(r#"{{"value": {{"base64": "{bytes}"}}}}"#));
-        assert_eq!((big.status, big.error), (413, "value_too_large"));
-        assert_eq!(err(r#"{"value": {"base64": "!!"}}"#).error, "bad_value");
+        assert_eq!((big.status(), big.error), (413, ErrorCode::ValueTooLarge));
+        assert_eq!(err(r#"{"value": {"base64": "!!"}}"#).error, ErrorCode::BadValue);
         assert_eq!(
             err(r#"{"value": {"base64": "AA==", "extra": 1}}"#).error,
-            "bad_json"
+            ErrorCode::BadJson
         );
     }
 
@@ -647,7 +515,7 @@ mod test {
         for bad in ["", "a b", "%zz", "caf%C3%A9", &"k".repeat(MAX_KEY + 1)] {
             assert_eq!(
                 parse_key(bad, &limits).unwrap_err().error,
-                "bad_key",
+                ErrorCode::BadKey,
                 "{bad}"
             );
         }
@@ -656,10 +524,10 @@ mod test {
             ..limits
         };
         assert!(parse_key("abcd", &small).is_ok());
-        assert_eq!(parse_key("abcde", &small).unwrap_err().status, 400);
+        assert_eq!(parse_key("abcde", &small).unwrap_err().status(), 400);
         assert_eq!(parse_resolve(None), Ok(false));
         assert_eq!(parse_resolve(Some("lww")), Ok(true));
-        assert_eq!(parse_resolve(Some("max")).unwrap_err().error, "bad_resolve");
+        assert_eq!(parse_resolve(Some("max")).unwrap_err().error, ErrorCode::BadResolve);
     }
 
     fn register(node: u32, text: &str, stamp: u64) -> MvRegister {
@@ -672,64 +540,6 @@ mod test {
         r
     }
 
-    fn page(keys: &[(&str, &MvRegister)], more: bool) -> NodePage {
-        NodePage {
-            entries: keys
-                .iter()
-                .map(|(k, r)| (format!("kv:{k}"), (*r).clone()))
-                .collect(),
-            more,
-        }
-    }
-
-    #[test]
-    fn pages_merge_registers_drop_tombstones_and_stop_at_the_first_cut() {
-        let (a, b) = (register(0, "a", 1), register(1, "b", 2));
-        let mut ab = a.clone();
-        ab.merge(&b);
-        let mut deleted = a.clone();
-        deleted.merge(&a.delete(a.context()));
-        // Node 0 stopped after "k3"; node 1 has everything up to "k5".
-        let pages = [
-            page(&[("k1", &a), ("k2", &deleted), ("k3", &a)], true),
-            page(&[("k1", &b), ("k2", &a), ("k4", &b), ("k5", &b)], false),
-        ];
-        let merged = merge_pages(&pages, 10);
-        let keys: Vec<&str> = merged.entries.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["k1", "k3"], "k2 is deleted, k4 and k5 are past k3");
-        assert_eq!(merged.entries[0].1, ab, "both nodes' writes of k1");
-        assert_eq!(merged.cursor.as_deref(), Some("k3"));
-        // The limit cuts the page and moves the cursor.
-        let merged = merge_pages(&pages, 1);
-        assert_eq!(merged.entries.len(), 1);
-        assert_eq!(merged.cursor.as_deref(), Some("k1"));
-        // Without a cut, every key, and no cursor.
-        let done = [page(&[("k4", &b), ("k5", &b)], false), page(&[], false)];
-        let merged = merge_pages(&done, 10);
-        assert_eq!(merged.entries.len(), 2);
-        assert_eq!(merged.cursor, None);
-        // Only tombstones up to the cut: an empty page that goes on.
-        let gone = [page(&[("k2", &deleted)], true)];
-        let merged = merge_pages(&gone, 10);
-        assert!(merged.entries.is_empty());
-        assert_eq!(merged.cursor.as_deref(), Some("k2"));
-    }
-
-    #[test]
-    fn node_pages_say_whether_more_follow() {
-        let rows = |n: usize| -> Vec<(String, Value)> {
-            (0..n)
-                .map(|i| (format!("kv:k{i}"), Value::Register(register(0, "x", 1))))
-                .collect()
-        };
-        let p = NodePage::new(rows(3), 2);
-        assert_eq!((p.entries.len(), p.more), (2, true));
-        let p = NodePage::new(rows(2), 2);
-        assert_eq!((p.entries.len(), p.more), (2, false));
-        let big = Value::Register(register(0, &"x".repeat(600 << 10), 1));
-        let p = NodePage::new(vec![("kv:a".into(), big.clone()), ("kv:b".into(), big)], 5);
-        assert_eq!((p.entries.len(), p.more), (1, true), "cut at PAGE_BYTES");
-    }
 
     #[test]
     fn replies_in_both_formats() {
@@ -750,30 +560,13 @@ mod test {
     }
 
     #[test]
-    fn deletes_and_listings() {
-        let limits = Limits::default();
+    fn deletes_take_no_body_or_an_object() {
         assert_eq!(parse_delete(Format::Json, b""), Ok(None));
         assert_eq!(parse_delete(Format::Json, b"{}"), Ok(None));
-        assert_eq!(
-            parse_delete(Format::Json, br#"{"context": "%"}"#)
-                .unwrap_err()
-                .error,
-            "bad_context"
-        );
-        let page = parse_listing(Some("user:"), Some("10"), None, &limits).unwrap();
-        assert_eq!((page.prefix.as_str(), page.limit), ("user:", 10));
-        assert_eq!(
-            parse_listing(None, Some("0"), None, &limits)
-                .unwrap_err()
-                .error,
-            "bad_limit"
-        );
-        assert_eq!(
-            parse_listing(Some("a b"), None, None, &limits)
-                .unwrap_err()
-                .error,
-            "bad_prefix"
-        );
+        let e = parse_delete(Format::Json, br#"{"context": "%"}"#).unwrap_err();
+        assert_eq!(e.error, ErrorCode::BadContext);
+        let e = parse_delete(Format::Json, b"[]").unwrap_err();
+        assert_eq!(e.error, ErrorCode::BadJson, "[] deletes nothing");
     }
 
     #[test]

@@ -1,230 +1,244 @@
-//! Untrusted HTTP input, parsed and validated without any HTTP types: the
-//! adapter hands in the method, path segments, content type and body bytes
-//! and gets back typed requests or an [`ApiError`] to send as a 4xx.
+//! The HTTP API, parsed once into types. The router turns a request into
+//! an [`HttpRequest`], asks [`preflight`] how large a body it may read and
+//! which secret it needs, reads the body, and [`route`]s it: a kind's
+//! typed operation on an object (or on every node, for a listing), a
+//! subscription, an admin request, or the benchmark's baseline. From there
+//! on nothing is a string: the operation travels to the node object as
+//! postcard ([`call::NodeRequest`]), and the outcome comes back typed for
+//! the kind to format ([`KindApi::reply`]).
+//!
+//! Each kind's HTTP side is its own module: [`counter`], [`set`], [`kv`].
 
+pub mod admin;
+pub mod call;
 pub mod counter;
+pub mod http;
 pub mod kv;
+pub mod kv_list;
 pub mod set;
 pub mod traffic;
 
-use serde::Serialize;
-use std::fmt;
+use crate::engine::ObjectId;
+use crate::error::{ApiError, ErrorCode};
+use crate::kinds::{self, AnyKind, Kind};
+use crate::NodeId;
+use http::{HttpRequest, Method, Reply};
+use serde::{de::DeserializeOwned, Serialize};
 
-/// The largest request body any endpoint accepts.
+/// The largest request body of most endpoints.
 pub const MAX_BODY: usize = 4096;
 
-/// Longest counter name, in bytes.
-pub const MAX_NAME: usize = 128;
-
-/// A client error: an HTTP status and a message that says what was wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ApiError {
-    /// the HTTP status
-    #[serde(skip)]
-    pub status: u16,
-    /// a stable machine-readable code
-    pub error: &'static str,
-    /// what was wrong, for people
-    pub message: String,
-}
-
-impl ApiError {
-    /// An error with `status`, `code` and `message`.
-    pub fn new(status: u16, error: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error,
-            message: message.into(),
-        }
-    }
-
-    /// The JSON body: `{"error": code, "message": text}`.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.error, self.message)
-    }
-}
-
-/// How a request body (and so its response) is encoded.
+/// A secret a request must name as `Authorization: Bearer <secret>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `application/json`, the default
-    Json,
-    /// `application/x-postcard`: a postcard envelope
-    Postcard,
+pub enum Secret {
+    /// `ADMIN_TOKEN`: every `/admin` route
+    Admin,
+    /// `SYNC_TOKEN`: a set replica's `/update`
+    Sync,
 }
 
-/// The content type for postcard bodies.
-pub const POSTCARD: &str = "application/x-postcard";
-
-impl Format {
-    /// The format a `Content-Type` (or `Accept`) header names; absent means JSON.
-    pub fn from_content_type(header: Option<&str>) -> Result<Format, ApiError> {
-        let Some(header) = header else {
-            return Ok(Format::Json);
-        };
-        let mime = header
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match mime.as_str() {
-            "" | "application/json" => Ok(Format::Json),
-            POSTCARD => Ok(Format::Postcard),
-            other => Err(ApiError::new(
-                415,
-                "unsupported_media_type",
-                format!(
-                    "content type `{}` is not application/json or {POSTCARD}",
-                    clip(other)
-                ),
-            )),
-        }
-    }
-
-    /// The `Content-Type` of a response in this format.
-    pub fn content_type(self) -> &'static str {
+impl Secret {
+    /// The name of the Worker secret.
+    pub fn name(self) -> &'static str {
         match self {
-            Format::Json => "application/json",
-            Format::Postcard => POSTCARD,
+            Secret::Admin => "ADMIN_TOKEN",
+            Secret::Sync => "SYNC_TOKEN",
         }
     }
 }
 
-/// Decodes one percent-encoded path segment and checks it with [`check_name`].
-pub fn parse_name(segment: &str) -> Result<String, ApiError> {
-    let name = percent_decode(segment)
-        .ok_or_else(|| ApiError::new(400, "bad_name", "the name is not valid percent-encoding"))?;
-    check_name(&name)?;
-    Ok(name)
+/// A kind's request, parsed.
+pub struct Request<K: KindApi> {
+    /// the object operated on; `None` for an operation every node runs
+    pub object: Option<ObjectId>,
+    /// the operation
+    pub op: K::Op,
+    /// how to show the outcome
+    pub view: K::View,
+    /// whether the operation writes (the read cache is purged)
+    pub writes: bool,
+    /// whether the outcome may be served from the read cache
+    pub cacheable: bool,
 }
 
-/// Checks a key name: 1 to [`MAX_NAME`] bytes of ASCII letters, digits and `-_.~:/@`.
-pub fn check_name(name: &str) -> Result<(), ApiError> {
-    let bad = |why: String| ApiError::new(400, "bad_name", why);
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(bad(format!(
-            "a name has 1 to {MAX_NAME} bytes, this one has {}",
-            name.len()
-        )));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.~:/@".contains(*c)))
-    {
-        return Err(bad(format!(
-            "a name may hold ASCII letters, digits and -_.~:/@, not {c:?}"
-        )));
-    }
-    Ok(())
+/// The HTTP side of a kind.
+pub trait KindApi: Kind {
+    /// The URL segment: `/api/{ROUTE}/:name`.
+    const ROUTE: &'static str;
+    /// Whether `GET /api/{ROUTE}/:name/events` streams its changes.
+    const EVENTS: bool;
+    /// How to show an outcome: what the request asked that the node need
+    /// not know (a reply format option, a filter).
+    type View: Serialize + DeserializeOwned;
+
+    /// The largest body a request may have, and the secret it needs;
+    /// `path` is what follows `/api/{ROUTE}` (the name first).
+    fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError>;
+
+    /// Parses a request on object `name` (`None`: the kind's own route,
+    /// `/api/{ROUTE}`), `rest` being the path after it.
+    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError>;
+
+    /// The reply to an outcome, or to the outcomes of every node asked
+    /// (`None`: it did not answer).
+    fn reply(
+        req: &HttpRequest,
+        view: Self::View,
+        outcomes: Vec<(NodeId, Option<Self::Outcome>)>,
+    ) -> Result<Reply, ApiError>;
 }
 
-/// The first value of query parameter `name` in `url`, percent-decoded
-/// (`None` when absent or not valid UTF-8 after decoding).
-pub fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1.split('#').next()?;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))?
+/// A kind's request, with its operation and view encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// the object; `None`: every active node runs the operation
+    pub object: Option<ObjectId>,
+    /// the encoded operation
+    pub op: Vec<u8>,
+    /// the encoded view
+    pub view: Vec<u8>,
+    /// whether it writes
+    pub writes: bool,
+    /// whether the read cache may answer it
+    pub cacheable: bool,
+}
+
+/// Where a request goes.
+pub enum Routed {
+    /// A kind's operation.
+    Kind {
+        /// the kind
+        kind: &'static dyn AnyKind,
+        /// the request
+        parsed: Parsed,
+        /// the node asked for with `?node=`
+        node: Option<NodeId>,
+    },
+    /// `GET /api/{route}/:name/events`.
+    Subscribe {
+        /// the object
+        object: ObjectId,
+        /// the node asked for
+        node: Option<NodeId>,
+    },
+    /// An admin request.
+    Admin(admin::AdminRoute),
+    /// `POST /bench/naive/increment` (routed only when the baseline is on).
+    Bench,
+}
+
+/// What the router must know before it reads the body: its limit and the
+/// secret the request needs. Unknown paths and methods fail here.
+pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret>), ApiError> {
+    match req.segments().as_slice() {
+        ["api", route, path @ ..] => {
+            let kind = kinds::by_route(route).ok_or_else(|| ApiError::not_found(&req.path))?;
+            if let [_, "events"] = path {
+                if kind.events() {
+                    return Ok((0, None));
+                }
+            }
+            kind.preflight(req, path)
+        }
+        ["admin", ..] => Ok((MAX_BODY, Some(Secret::Admin))),
+        ["bench", "naive", "increment"] if bench => match req.method {
+            Method::Post => Ok((MAX_BODY, None)),
+            ref m => Err(ApiError::method(m.as_str(), "POST")),
+        },
+        _ => Err(ApiError::not_found(&req.path)),
+    }
+}
+
+/// Routes a request whose body has been read.
+pub fn route(req: &HttpRequest, bench: bool) -> Result<Routed, ApiError> {
+    let segments = req.segments();
+    match segments.as_slice() {
+        ["api", route, rest @ ..] => {
+            let kind = kinds::by_route(route).ok_or_else(|| ApiError::not_found(&req.path))?;
+            let node = parse_node_hint(req)?;
+            if let [name, "events"] = rest {
+                if kind.events() {
+                    return subscribe(kind, req, name, node);
+                }
+            }
+            let parsed = kind.parse(req, rest)?;
+            Ok(Routed::Kind { kind, parsed, node })
+        }
+        ["admin", rest @ ..] => admin::parse(req, rest).map(Routed::Admin),
+        ["bench", "naive", "increment"] if bench => Ok(Routed::Bench),
+        _ => Err(ApiError::not_found(&req.path)),
+    }
+}
+
+fn subscribe(
+    kind: &dyn AnyKind,
+    req: &HttpRequest,
+    name: &str,
+    node: Option<NodeId>,
+) -> Result<Routed, ApiError> {
+    if req.method != Method::Get {
+        return Err(ApiError::method(req.method.as_str(), "GET"));
+    }
+    let object = object_of(kind.prefix(), name, ErrorCode::BadName)?;
+    Ok(Routed::Subscribe { object, node })
+}
+
+/// The `?node=` hint, parsed.
+fn parse_node_hint(req: &HttpRequest) -> Result<Option<NodeId>, ApiError> {
+    req.query("node")
+        .map(|n| parse_node(n))
+        .transpose()
+}
+
+/// A node id from the API, or 400 `bad_node`.
+pub fn parse_node(text: &str) -> Result<NodeId, ApiError> {
+    text.parse()
+        .map_err(|e: crate::node_id::BadNodeId| ApiError::new(ErrorCode::BadNode, e.to_string()))
+}
+
+/// The object `name` (a percent-encoded path segment) of the kind with
+/// `prefix`; `code` names what is wrong with a bad one.
+pub fn object_of(prefix: &str, segment: &str, code: ErrorCode) -> Result<ObjectId, ApiError> {
+    let name = http::percent_decode(segment)
+        .ok_or_else(|| ApiError::new(code, "the name is not valid percent-encoding"))?;
+    ObjectId::new(prefix, &name).map_err(|e| ApiError::new(code, e.0))
+}
+
+/// Parses a kind's request and encodes it: what [`AnyKind::parse`] does.
+pub fn parse_kind<K: KindApi>(req: &HttpRequest, rest: &[&str]) -> Result<Parsed, ApiError> {
+    let (name, rest) = match rest {
+        [] => (None, rest),
+        [name, rest @ ..] => (Some(*name), rest),
+    };
+    let r = K::parse(req, name, rest)?;
+    Ok(Parsed {
+        object: r.object,
+        op: crate::codec::encode(&r.op),
+        view: crate::codec::encode(&r.view),
+        writes: r.writes,
+        cacheable: r.cacheable,
     })
 }
 
-/// Percent-decodes `s`; `None` when it is not valid percent-encoding of UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+/// Formats encoded outcomes: what [`AnyKind::reply`] does.
+pub fn reply_kind<K: KindApi>(
+    req: &HttpRequest,
+    view: &[u8],
+    outcomes: Vec<(NodeId, Option<Vec<u8>>)>,
+) -> Result<Reply, ApiError> {
+    let view: K::View = kinds::decode(view)?;
+    let outcomes = outcomes
+        .into_iter()
+        .map(|(n, o)| Ok((n, o.map(|b| kinds::decode::<K::Outcome>(&b)).transpose()?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    K::reply(req, view, outcomes)
 }
 
-/// Checks a body's size against `max` before it is parsed.
-pub fn check_body_size(len: usize, max: usize) -> Result<(), ApiError> {
-    if len > max {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            format!("the body has {len} bytes, the limit is {max}"),
-        ));
-    }
-    Ok(())
-}
-
-/// A 405 naming the methods the path allows.
-pub fn wrong_method(method: &str, allowed: &str) -> ApiError {
-    ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("{} is not allowed here; use {allowed}", clip(method)),
-    )
-}
-
-/// A 404 for a path no route matches.
-pub fn not_found(path: &str) -> ApiError {
-    ApiError::new(404, "not_found", format!("no route for {}", clip(path)))
-}
-
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
-#[cfg(test)]
-mod test {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(parse_name("home").unwrap(), "home");
-        assert_eq!(parse_name("blog%2Fpost-1").unwrap(), "blog/post-1");
-        for bad in ["", "a b", "%zz", "%FF", "caf%C3%A9", &"x".repeat(129)] {
-            assert_eq!(parse_name(bad).unwrap_err().error, "bad_name", "{bad}");
-        }
-    }
-
-    #[test]
-    fn query_params() {
-        let url = "https://x/api/counters/a?x=1&node=node-2#frag";
-        assert_eq!(query_param(url, "node").as_deref(), Some("node-2"));
-        assert_eq!(query_param(url, "x").as_deref(), Some("1"));
-        assert_eq!(query_param(url, "y"), None);
-        assert_eq!(
-            query_param("https://x/?node=a%2Db+c", "node").as_deref(),
-            Some("a-b c")
-        );
-        assert_eq!(query_param("https://x/", "node"), None);
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(Format::from_content_type(None), Ok(Format::Json));
-        assert_eq!(
-            Format::from_content_type(Some("application/json; charset=utf-8")),
-            Ok(Format::Json)
-        );
-        assert_eq!(
-            Format::from_content_type(Some("application/x-postcard")),
-            Ok(Format::Postcard)
-        );
-        assert_eq!(
-            Format::from_content_type(Some("text/plain"))
-                .unwrap_err()
-                .status,
-            415
-        );
+/// The only path of a kind's route that takes no name, or 404.
+pub(crate) fn no_more(req: &HttpRequest, rest: &[&str]) -> Result<(), ApiError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(&req.path))
     }
 }

@@ -3,15 +3,20 @@
 //! the server clock), and the replies.
 //!
 //! ```
-//! use edge_crdt::api::{set::parse_elements, Format};
+//! use edge_crdt::api::{set::parse_elements, http::Format};
 //! let elements = parse_elements(Format::Json, br#"["apple", 3, true]"#).unwrap();
 //! assert_eq!(elements.len(), 3);
-//! assert_eq!(parse_elements(Format::Json, b"[null]").unwrap_err().error, "bad_element");
+//! assert_eq!(parse_elements(Format::Json, b"[null]").unwrap_err().error.as_str(), "bad_element");
 //! ```
 
-use super::{ApiError, Format};
+use super::counter::expect;
+use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
+use super::{object_of, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{Bias, Element, Hlc, LwwSet};
+use crate::error::{ApiError, ErrorCode};
+use crate::kinds::set::{Op, Outcome, Set};
+use crate::kinds::Kind;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -22,19 +27,19 @@ pub const MAX_BATCH: usize = 256;
 /// The largest body of `POST /api/sets/:name/update`.
 pub const MAX_REPLICA_BODY: usize = 512 << 10;
 
-fn bad(error: &'static str, message: String) -> ApiError {
-    ApiError::new(400, error, message)
+fn bad(error: ErrorCode, message: String) -> ApiError {
+    ApiError::new(error, message)
 }
 
 /// Parses the body of insert and delete: a JSON array of scalars (or a
 /// postcard envelope of `Vec<Element>`), 1 to [`MAX_BATCH`] of them.
 pub fn parse_elements(format: Format, body: &[u8]) -> Result<Vec<Element>, ApiError> {
-    super::check_body_size(body.len(), super::MAX_BODY)?;
+    check_body_size(body.len(), MAX_BODY)?;
     let elements = match format {
         Format::Json => {
             let values: Vec<Json> = serde_json::from_slice(body).map_err(|e| {
                 bad(
-                    "bad_json",
+                    ErrorCode::BadJson,
                     format!("expected a JSON array of elements: {e}"),
                 )
             })?;
@@ -44,24 +49,24 @@ pub fn parse_elements(format: Format, body: &[u8]) -> Result<Vec<Element>, ApiEr
                 .map(|(i, v)| {
                     Element::from_json(v).ok_or_else(|| {
                         bad(
-                            "bad_element",
+                            ErrorCode::BadElement,
                             format!("element {i} is {v}: elements are strings, finite numbers or booleans"),
                         )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Format::Postcard => codec::decode::<Vec<Element>>(body, super::MAX_BODY)
-            .map_err(|e| bad("bad_postcard", format!("expected a list of elements: {e}")))?,
+        Format::Postcard => codec::decode::<Vec<Element>>(body, MAX_BODY)
+            .map_err(|e| bad(ErrorCode::BadPostcard, format!("expected a list of elements: {e}")))?,
     };
     if elements.is_empty() || elements.len() > MAX_BATCH {
         return Err(bad(
-            "bad_batch",
+            ErrorCode::BadBatch,
             format!("send 1 to {MAX_BATCH} elements, not {}", elements.len()),
         ));
     }
     let probe = LwwSet::default().insert(elements.iter().cloned(), 1);
-    crate::crdt::Crdt::validate(&probe).map_err(|e| bad("bad_element", e.0))?;
+    crate::crdt::Crdt::validate(&probe).map_err(|e| bad(ErrorCode::BadElement, e.0))?;
     Ok(elements)
 }
 
@@ -121,16 +126,10 @@ impl From<Bias> for BiasName {
 
 /// Parses the body of a set creation.
 pub fn parse_create(format: Format, body: &[u8]) -> Result<Bias, ApiError> {
-    super::check_body_size(body.len(), super::MAX_BODY)?;
+    check_body_size(body.len(), MAX_BODY)?;
     let create: Create = match format {
-        Format::Json => serde_json::from_slice(body).map_err(|e| {
-            bad(
-                "bad_json",
-                format!("expected {{\"bias\": \"add-wins\" | \"remove-wins\"}}: {e}"),
-            )
-        })?,
-        Format::Postcard => codec::decode(body, super::MAX_BODY)
-            .map_err(|e| bad("bad_postcard", format!("expected a bias: {e}")))?,
+        Format::Json => json_object(body, r#"{"bias": "add-wins" | "remove-wins"}"#)?,
+        Format::Postcard => postcard_body(body, MAX_BODY, "a bias")?,
     };
     Ok(create.bias.into())
 }
@@ -141,7 +140,7 @@ pub fn parse_since(text: Option<&str>) -> Result<u64, ApiError> {
         None => Ok(0),
         Some(t) => t.parse().map_err(|_| {
             bad(
-                "bad_since",
+                ErrorCode::BadSince,
                 format!(
                     "`since` is a timestamp (an unsigned integer), not `{}`",
                     clip(t)
@@ -191,24 +190,22 @@ pub fn parse_replica(
     wall_ms: u64,
     max_drift_ms: u64,
 ) -> Result<LwwSet, ApiError> {
-    super::check_body_size(body.len(), MAX_REPLICA_BODY)?;
+    check_body_size(body.len(), MAX_REPLICA_BODY)?;
     // Every stamp is checked as sent, before merging could drop a dominated
     // one (an add at 0 under a later remove of the same element).
     let (created, adds, removes) = match format {
         Format::Json => {
-            let json: ReplicaJson = serde_json::from_slice(body).map_err(|e| {
-                bad(
-                    "bad_json",
-                    format!("expected {{\"adds\": [[element, t], …], \"removes\": [[element, t], …]}}: {e}"),
-                )
-            })?;
+            let json: ReplicaJson = json_object(
+                body,
+                r#"{"adds": [[element, t], …], "removes": [[element, t], …]}"#,
+            )?;
             let convert = |list: &[(Json, u64)], side: &str| {
                 list.iter()
                     .enumerate()
                     .map(|(i, (v, t))| {
                         Element::from_json(v).map(|e| (e, *t)).ok_or_else(|| {
                             bad(
-                                "bad_element",
+                                ErrorCode::BadElement,
                                 format!(
                                     "{side}[{i}] is {v}, not a string, finite number or boolean"
                                 ),
@@ -222,7 +219,7 @@ pub fn parse_replica(
         }
         Format::Postcard => {
             let sent = codec::decode::<LwwSet>(body, MAX_REPLICA_BODY)
-                .map_err(|e| bad("bad_postcard", format!("expected a set replica: {e}")))?;
+                .map_err(|e| bad(ErrorCode::BadPostcard, format!("expected a set replica: {e}")))?;
             let (adds, removes) = sent.entries();
             let list = |m: &std::collections::BTreeMap<Element, u64>| {
                 m.iter().map(|(e, t)| (e.clone(), *t)).collect::<Vec<_>>()
@@ -233,7 +230,7 @@ pub fn parse_replica(
     let stamps = adds.iter().chain(&removes).map(|(_, t)| *t);
     for t in stamps.chain(created) {
         Hlc::check(t, wall_ms, max_drift_ms)
-            .map_err(|e| ApiError::new(422, "bad_timestamp", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadTimestamp, e.to_string()))?;
     }
     // Only the entries: a set's creation, and so its bias, comes from PUT
     // alone. A replica's creation stamped earlier with the other bias would
@@ -247,7 +244,7 @@ pub fn parse_replica(
         let delta = replica.remove([e], t);
         crate::crdt::Crdt::merge(&mut replica, &delta);
     }
-    crate::crdt::Crdt::validate(&replica).map_err(|e| bad("bad_replica", e.0))?;
+    crate::crdt::Crdt::validate(&replica).map_err(|e| bad(ErrorCode::BadReplica, e.0))?;
     Ok(replica)
 }
 
@@ -257,7 +254,7 @@ pub struct SetView {
     /// the set's name
     pub name: String,
     /// the node that answered
-    pub node: String,
+    pub node: NodeId,
     /// the bias
     pub bias: BiasName,
     /// the members, in canonical order
@@ -274,16 +271,17 @@ pub struct SetView {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct UpdatesView {
     /// the node that answered
-    pub node: String,
+    pub node: NodeId,
     /// the `since` asked for
     pub since: u64,
     /// the latest timestamp in the set
     pub latest: u64,
     /// the bias
     pub bias: BiasName,
-    /// entries stamped after `since`
-    #[serde(flatten)]
-    pub entries: ReplicaJson,
+    /// added elements and when, after `since`
+    pub adds: Vec<(Json, u64)>,
+    /// removed elements and when, after `since`
+    pub removes: Vec<(Json, u64)>,
 }
 
 /// The postcard reply of the set endpoints: the node and the whole set
@@ -300,17 +298,11 @@ pub struct SetReply {
 
 /// The reply to a read or write of set `name` in `format`; `stamp` is the
 /// write's timestamp, if the node gave it one (JSON only).
-pub fn reply(
-    format: Format,
-    name: &str,
-    node: NodeId,
-    set: &LwwSet,
-    stamp: Option<u64>,
-) -> Vec<u8> {
+pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet, stamp: Option<u64>) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(&SetView {
             name: name.to_owned(),
-            node: node.to_string(),
+            node,
             bias: set.bias().into(),
             members: set.members().map(Element::to_json).collect(),
             latest: set.latest(),
@@ -326,28 +318,98 @@ pub fn reply(
 }
 
 /// The reply to `/updates?since=` in `format`.
-pub fn updates_reply(
-    format: Format,
-    name: &str,
-    node: NodeId,
-    set: &LwwSet,
-    since: u64,
-) -> Vec<u8> {
+pub fn updates_reply(format: Format, name: &str, node: NodeId, set: &LwwSet, since: u64) -> Vec<u8> {
     let after = set.since(since);
     match format {
-        Format::Json => serde_json::to_vec(&UpdatesView {
-            node: node.to_string(),
-            since,
-            latest: set.latest(),
-            bias: set.bias().into(),
-            entries: ReplicaJson::of(&after),
-        })
-        .unwrap_or_default(),
+        Format::Json => {
+            let entries = ReplicaJson::of(&after);
+            serde_json::to_vec(&UpdatesView {
+                node,
+                since,
+                latest: set.latest(),
+                bias: set.bias().into(),
+                adds: entries.adds,
+                removes: entries.removes,
+            })
+            .unwrap_or_default()
+        }
         Format::Postcard => codec::encode(&SetReply {
             name: name.to_owned(),
             node,
             state: after,
         }),
+    }
+}
+
+/// How to show a set: whole, or (`/updates`) its entries after `since`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    name: String,
+    since: Option<u64>,
+}
+
+impl KindApi for Set {
+    const ROUTE: &'static str = "sets";
+    const EVENTS: bool = true;
+    type View = View;
+
+    fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
+        match path {
+            [_] => expect(req, "GET or PUT").map(|_| (MAX_BODY, None)),
+            [_, "insert" | "delete"] => expect(req, "POST").map(|_| (MAX_BODY, None)),
+            [_, "update"] => expect(req, "POST").map(|_| (MAX_REPLICA_BODY, Some(Secret::Sync))),
+            [_, "updates"] => expect(req, "GET").map(|_| (0, None)),
+            _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+        let Some(segment) = name else {
+            return Err(ApiError::not_found(&req.path));
+        };
+        let object = object_of(Self::PREFIX, segment, ErrorCode::BadName)?;
+        let mut view = View {
+            name: object.name().to_owned(),
+            since: None,
+        };
+        let format = req.format()?;
+        let op = match (rest, &req.method) {
+            ([], super::http::Method::Put) => Op::Create {
+                bias: parse_create(format, &req.body)?,
+            },
+            ([], _) => Op::Read,
+            (["insert"], _) => Op::Insert(parse_elements(format, &req.body)?),
+            (["delete"], _) => Op::Delete(parse_elements(format, &req.body)?),
+            (["update"], _) => {
+                let drift = req.settings.max_drift_ms;
+                Op::Update(parse_replica(format, &req.body, req.now, drift)?)
+            }
+            (["updates"], _) => {
+                view.since = Some(parse_since(req.query("since"))?);
+                Op::Read
+            }
+            _ => return Err(ApiError::not_found(&req.path)),
+        };
+        let writes = op != Op::Read;
+        Ok(Request {
+            object: Some(object),
+            op,
+            view,
+            writes,
+            cacheable: false,
+        })
+    }
+
+    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+        let Some((_, Some(o))) = outcomes.into_iter().next() else {
+            return Err(ApiError::new(ErrorCode::Unavailable, "the node did not answer"));
+        };
+        let format = req.format()?;
+        let body = match view.since {
+            Some(since) => updates_reply(format, &view.name, o.node, &o.state, since),
+            None => reply(format, &view.name, o.node, &o.state, o.stamp),
+        };
+        Ok(Reply::ok(format, body))
     }
 }
 
@@ -360,15 +422,15 @@ mod test {
     #[test]
     fn element_lists() {
         let err = |b: &[u8]| parse_elements(Format::Json, b).unwrap_err().error;
-        assert_eq!(err(b"{}"), "bad_json");
-        assert_eq!(err(b"[]"), "bad_batch");
-        assert_eq!(err(b"[[1]]"), "bad_element");
+        assert_eq!(err(b"{}"), ErrorCode::BadJson);
+        assert_eq!(err(b"[]"), ErrorCode::BadBatch);
+        assert_eq!(err(b"[[1]]"), ErrorCode::BadElement);
         assert_eq!(
             err(format!("[\"{}\"]", "x".repeat(300)).as_bytes()),
-            "bad_element"
+            ErrorCode::BadElement
         );
         let many = format!("[{}]", vec!["1"; 257].join(","));
-        assert_eq!(err(many.as_bytes()), "bad_batch");
+        assert_eq!(err(many.as_bytes()), ErrorCode::BadBatch);
     }
 
     #[test]
@@ -385,10 +447,10 @@ mod test {
             format!(r#"{{"adds": [["a", {}]]}}"#, Hlc::stamp_of(NOW + 120_000)),
         ] {
             let e = parse_replica(Format::Json, body.as_bytes(), NOW, 60_000).unwrap_err();
-            assert_eq!((e.status, e.error), (422, "bad_timestamp"), "{body}");
+            assert_eq!((e.status(), e.error), (422, ErrorCode::BadTimestamp), "{body}");
         }
         let e = parse_replica(Format::Json, br#"{"adds": [], "x": 1}"#, NOW, 60_000).unwrap_err();
-        assert_eq!(e.error, "bad_json");
+        assert_eq!(e.error, ErrorCode::BadJson);
     }
 
     #[test]
@@ -397,7 +459,7 @@ mod test {
         let t = Hlc::stamp_of(NOW);
         let body = format!(r#"{{"adds": [["a", 0]], "removes": [["a", {t}]]}}"#);
         let e = parse_replica(Format::Json, body.as_bytes(), NOW, 60_000).unwrap_err();
-        assert_eq!((e.status, e.error), (422, "bad_timestamp"));
+        assert_eq!((e.status(), e.error), (422, ErrorCode::BadTimestamp));
         let mut forged = LwwSet::new(Bias::RemoveWins, 1);
         forged.merge(&forged.insert([Element::Str("a".into())], t));
         let bytes = codec::encode(&forged);
@@ -406,7 +468,7 @@ mod test {
         assert_eq!(set.members().count(), 1);
         let zero = codec::encode(&LwwSet::new(Bias::RemoveWins, 0));
         let e = parse_replica(Format::Postcard, &zero, NOW, 60_000).unwrap_err();
-        assert_eq!(e.error, "bad_timestamp");
+        assert_eq!(e.error, ErrorCode::BadTimestamp);
     }
 
     #[test]
@@ -419,9 +481,9 @@ mod test {
             parse_create(Format::Json, br#"{"bias": "both"}"#)
                 .unwrap_err()
                 .error,
-            "bad_json"
+            ErrorCode::BadJson
         );
         assert_eq!(parse_since(Some("12")), Ok(12));
-        assert_eq!(parse_since(Some("-1")).unwrap_err().error, "bad_since");
+        assert_eq!(parse_since(Some("-1")).unwrap_err().error, ErrorCode::BadSince);
     }
 }

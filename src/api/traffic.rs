@@ -2,10 +2,13 @@
 //! traffic, summed from what each active node reports, and the one resize
 //! step the [`Sizing`] policy calls for.
 
-use super::{query_param, ApiError};
-use crate::cluster::Sizing;
+use super::admin::SizingQuery;
+use super::call::{Added, Retired};
+use super::http::HttpRequest;
+use crate::engine::Sizing;
+use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// What one node reports of the client requests it served.
@@ -76,68 +79,114 @@ impl Report {
         }
     }
 
-    /// The JSON body of `GET /admin/traffic`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let nodes: BTreeMap<String, serde_json::Value> = self
-            .nodes
-            .iter()
-            .map(|(id, t)| {
-                let v = t.map_or(serde_json::json!("unreachable"), |t| serde_json::json!(t));
-                (id.to_string(), v)
-            })
-            .collect();
-        let (step, node) = match self.step {
+    /// The body of `GET /admin/traffic`.
+    pub fn view(&self) -> TrafficView {
+        let (action, node) = match self.step {
             Step::Stay => ("none", None),
             Step::Add => ("add", None),
-            Step::Remove(id) => ("remove", Some(id.to_string())),
+            Step::Remove(id) => ("remove", Some(id)),
         };
-        serde_json::json!({
-            "nodes": nodes,
-            "active": self.nodes.len(),
-            "per_second": self.per_second,
-            "policy": {
-                "node_rps": self.sizing.node_rps,
-                "min_nodes": self.sizing.min_nodes,
-                "max_nodes": self.sizing.max_nodes,
+        TrafficView {
+            nodes: self.nodes.iter().map(|(id, t)| (*id, Answer(*t))).collect(),
+            active: self.nodes.len(),
+            per_second: self.per_second,
+            policy: Policy {
+                node_rps: self.sizing.node_rps,
+                min_nodes: self.sizing.min_nodes,
+                max_nodes: self.sizing.max_nodes,
             },
-            "recommended": self.recommended,
-            "next": { "action": step, "node": node },
-        })
+            recommended: self.recommended,
+            next: Next { action, node },
+            result: None,
+        }
     }
 }
 
-/// The configured policy, with what the query overrides: `node_rps`,
-/// `min_nodes` and `max_nodes` (to ask "what if", or to resize by hand).
-pub fn parse_sizing(url: &str, configured: Sizing) -> Result<Sizing, ApiError> {
+/// A node's traffic, or `"unreachable"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Answer(pub Option<NodeTraffic>);
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(t) => t.serialize(s),
+            None => s.serialize_str("unreachable"),
+        }
+    }
+}
+
+/// The sizing policy, as shown.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    /// requests per second one node should serve at most
+    pub node_rps: f64,
+    /// fewest active nodes
+    pub min_nodes: usize,
+    /// most active nodes
+    pub max_nodes: usize,
+}
+
+/// The next step, as shown: `{"action": "add" | "remove" | "none", "node"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Next {
+    /// what autoscale does next
+    pub action: &'static str,
+    /// the node it retires
+    pub node: Option<NodeId>,
+}
+
+/// What an autoscale step did: the reply of the add or the retirement.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StepResult {
+    /// a node was added
+    Added(Added),
+    /// a node was retired
+    Retired(Retired),
+    /// the step failed (a retirement still handing over, say)
+    Failed(ApiError),
+}
+
+/// `GET /admin/traffic`, and with `result` `POST /admin/autoscale`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrafficView {
+    /// each active node's traffic
+    pub nodes: BTreeMap<NodeId, Answer>,
+    /// how many active nodes there are
+    pub active: usize,
+    /// their summed rate
+    pub per_second: f64,
+    /// the policy
+    pub policy: Policy,
+    /// the active nodes this traffic calls for
+    pub recommended: usize,
+    /// the next step
+    pub next: Next,
+    /// what the step did (autoscale only; `null` when it did nothing)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Option<StepResult>>,
+}
+
+/// The sizing policy's overrides in the query: `node_rps`, `min_nodes`,
+/// `max_nodes` (to ask "what if", or to resize by hand).
+pub fn parse_sizing(req: &HttpRequest) -> Result<SizingQuery, ApiError> {
     let number = |name: &str, max: u64| -> Result<Option<u64>, ApiError> {
-        let Some(text) = query_param(url, name) else {
+        let Some(text) = req.query(name) else {
             return Ok(None);
         };
         match text.parse::<u64>() {
             Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
             _ => Err(ApiError::new(
-                400,
-                "bad_policy",
-                format!("`{name}` must be a whole number from 1 to {max}, not {text:?}"),
+                ErrorCode::BadPolicy,
+                format!("`{name}` must be a whole number from 1 to {max}, not {:?}", crate::error::clip(text)),
             )),
         }
     };
-    let sizing = Sizing {
-        node_rps: number("node_rps", 1_000_000)?.map_or(configured.node_rps, |v| v as f64),
-        min_nodes: number("min_nodes", 64)?.map_or(configured.min_nodes, |v| v as usize),
-        max_nodes: number("max_nodes", 64)?.map_or(configured.max_nodes, |v| v as usize),
-    };
-    if sizing.min_nodes > sizing.max_nodes {
-        return Err(ApiError::new(
-            400,
-            "bad_policy",
-            format!(
-                "min_nodes ({}) is more than max_nodes ({})",
-                sizing.min_nodes, sizing.max_nodes
-            ),
-        ));
-    }
-    Ok(sizing)
+    Ok(SizingQuery {
+        node_rps: number("node_rps", 1_000_000)?,
+        min_nodes: number("min_nodes", 64)?,
+        max_nodes: number("max_nodes", 64)?,
+    })
 }
 
 #[cfg(test)]
@@ -191,30 +240,25 @@ mod tests {
         assert_eq!(r.step, Step::Remove(NodeId(7)));
         let r = Report::new(answers(&[Some(0.0), None, Some(0.0)]), None, POLICY);
         assert_eq!(r.step, Step::Stay);
-        assert_eq!(r.to_json()["nodes"]["node-1"], "unreachable");
-        assert_eq!(r.to_json()["next"]["action"], "none");
+        let json = serde_json::to_value(r.view()).unwrap();
+        assert_eq!(json["nodes"]["node-1"], "unreachable");
+        assert_eq!(json["next"]["action"], "none");
+        assert!(json.get("result").is_none());
     }
 
     #[test]
     fn the_query_overrides_the_policy_and_bad_values_are_refused() {
-        let s = parse_sizing("https://x/admin/traffic?min_nodes=5&max_nodes=5", POLICY);
-        assert_eq!(
-            s,
-            Ok(Sizing {
-                min_nodes: 5,
-                max_nodes: 5,
-                ..POLICY
-            })
-        );
-        assert_eq!(parse_sizing("https://x/admin/traffic", POLICY), Ok(POLICY));
+        use crate::api::http::Method;
+        let sizing = |url: &str| {
+            let req = HttpRequest::new(Method::Get, url);
+            parse_sizing(&req).and_then(|q| q.apply(POLICY))
+        };
+        let s = sizing("/admin/traffic?min_nodes=5&max_nodes=5");
+        assert_eq!(s, Ok(Sizing { min_nodes: 5, max_nodes: 5, ..POLICY }));
+        assert_eq!(sizing("/admin/traffic"), Ok(POLICY));
         for bad in ["node_rps=0", "min_nodes=65", "max_nodes=x", "min_nodes=7"] {
-            let e = parse_sizing(&format!("https://x/?{bad}"), POLICY).unwrap_err();
-            assert_eq!(
-                (e.status, e.error),
-                (400, "bad_policy"),
-                "{bad}: {}",
-                e.message
-            );
+            let e = sizing(&format!("/?{bad}")).unwrap_err();
+            assert_eq!(e.error, ErrorCode::BadPolicy, "{bad}: {}", e.message);
         }
     }
 }

@@ -8,7 +8,6 @@ mod hlc;
 mod lww_set;
 mod mv_register;
 mod pn_counter;
-mod value;
 
 pub use causal::{CausalContext, Dot};
 pub use g_counter::{Entry, GCounter, Overflow};
@@ -18,7 +17,6 @@ pub use mv_register::{
     MvRegister, Payload, TooManySiblings, Versioned, MAX_MERGED_SIBLINGS, MAX_SIBLINGS,
 };
 pub use pn_counter::{PnCounter, PnError};
-pub use value::{Kind, Value};
 
 use crate::NodeId;
 use serde::{de::DeserializeOwned, Serialize};

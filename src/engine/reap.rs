@@ -52,10 +52,6 @@ impl Reaper {
         self.reaping.remove(&(object.clone(), row.to_owned()));
     }
 
-    #[cfg(test)]
-    pub fn agreed_at(&self, object: &ObjectId, row: &str) -> Option<u64> {
-        self.reaping.get(&(object.clone(), row.to_owned()))?.agreed_at
-    }
 }
 
 impl Node {

@@ -5,7 +5,7 @@
 //! objects, then rows a range at a time, until the two exchange exactly
 //! the rows that differ. No step lists every object or row of a node.
 
-use super::leaves::{bucket, bucket_leaves, entry_digest};
+use super::leaves::{bucket, bucket_leaves};
 use super::message::{RowRange, RowRefs};
 use super::node::Node;
 use super::{fnv1a, Leaf, Membership, Message, ObjectId, RowKey};
@@ -191,12 +191,12 @@ impl Node {
     }
 
     pub(super) fn on_objects(&mut self, from: NodeId, theirs: &[(Leaf, Vec<(ObjectId, u64)>)]) {
-        let ranges: Vec<RowRange> = self
+        let differing: Vec<ObjectId> = self
             .differing_objects(from, theirs)
             .into_iter()
             .filter(|id| self.knows_rows(id))
-            .map(|id| self.next_range(id))
             .collect();
+        let ranges: Vec<RowRange> = differing.into_iter().map(|id| self.next_range(id)).collect();
         if !ranges.is_empty() {
             self.became_busy();
             self.send(from, Message::Rows { ranges });
@@ -307,6 +307,8 @@ mod test {
             now = r.next_round;
         }
         assert_eq!(gaps, [100, 200, 400, 800, 800, 800]);
+        r.schedule(now, 100);
+        assert_eq!(r.next_round, now + 800);
         r.busy(now + 100);
         assert_eq!(r.next_round, now + 100);
     }

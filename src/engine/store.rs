@@ -189,7 +189,7 @@ impl MemoryStore {
         self.partition.as_ref()
     }
 
-    fn object_rows(&self, object: &ObjectId) -> impl Iterator<Item = (&RowKey, &StoredRow)> {
+    fn object_rows<'a>(&'a self, object: &'a ObjectId) -> impl Iterator<Item = (&'a RowKey, &'a StoredRow)> + 'a {
         let start = (object.clone(), RowKey::new());
         self.rows
             .range(start..)

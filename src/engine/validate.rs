@@ -79,14 +79,17 @@ pub fn open_replies(bytes: &[u8], catalog: &dyn Catalog) -> Result<Vec<Message>,
 /// names.
 pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
     let objects = |ids: &mut dyn Iterator<Item = &ObjectId>| -> Result<(), String> {
-        ids.try_for_each(|id| known(id, catalog))
+        for id in ids {
+            known(id, catalog)?;
+        }
+        Ok(())
     };
     match message {
         Message::Gossip { members, rows, want } => {
             members.as_ref().map_or(Ok(()), members_ok)?;
             states(rows, catalog)?;
             objects(&mut want.iter().map(|(o, _)| o))?;
-            keys(&mut want.iter().flat_map(|(_, rs)| rs.iter()))
+            keys(want.iter().flat_map(|(_, rs)| rs.iter()))
         }
         Message::Buckets { members, buckets } => {
             members_ok(members)?;
@@ -96,30 +99,30 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
                 None => Ok(()),
             }
         }
-        Message::Leaves { leaves, .. } => leaves_ok(&mut leaves.iter().map(|(l, _)| *l)),
+        Message::Leaves { leaves, .. } => leaves_ok(leaves.iter().map(|(l, _)| *l)),
         Message::Objects { leaves } => {
-            leaves_ok(&mut leaves.iter().map(|(l, _)| *l))?;
+            leaves_ok(leaves.iter().map(|(l, _)| *l))?;
             objects(&mut leaves.iter().flat_map(|(_, os)| os.iter().map(|(o, _)| o)))
         }
         Message::Rows { ranges } => {
             objects(&mut ranges.iter().map(|r| &r.object))?;
-            keys(&mut ranges.iter().flat_map(|r| r.rows.iter().map(|(k, _)| k)))
+            keys(ranges.iter().flat_map(|r| r.rows.iter().map(|(k, _)| k)))
         }
         Message::Transfer { members, leaf, rows, .. } => {
             members_ok(members)?;
-            leaves_ok(&mut std::iter::once(*leaf))?;
+            leaves_ok(std::iter::once(*leaf))?;
             states(rows, catalog)
         }
-        Message::Transferred { pages } => leaves_ok(&mut pages.iter().map(|(l, _, _)| *l)),
+        Message::Transferred { pages } => leaves_ok(pages.iter().map(|(l, _, _)| *l)),
         Message::Handoff { members } => members_ok(members),
         Message::Reap { rows, .. } | Message::Forget { rows } => {
             objects(&mut rows.iter().map(|(o, _, _)| o))?;
-            keys(&mut rows.iter().map(|(_, r, _)| r))
+            keys(rows.iter().map(|(_, r, _)| r))
         }
         Message::Reaped { members, refused, .. } => {
             members_ok(members)?;
             objects(&mut refused.iter().map(|(o, _)| o))?;
-            keys(&mut refused.iter().map(|(_, r)| r))
+            keys(refused.iter().map(|(_, r)| r))
         }
         Message::Sync { object, .. } => known(object, catalog),
         Message::Digest { .. } | Message::HandoffDone => Ok(()),
@@ -137,14 +140,14 @@ fn members_ok(m: &Membership) -> Result<(), String> {
     m.validate().map_err(|e| e.to_string())
 }
 
-fn keys<'a>(rows: &mut dyn Iterator<Item = &'a String>) -> Result<(), String> {
+fn keys<'a>(mut rows: impl Iterator<Item = &'a String>) -> Result<(), String> {
     match rows.find(|r| r.len() > MAX_ROW_KEY) {
         Some(r) => Err(format!("a row key of {} bytes is over the limit of {MAX_ROW_KEY}", r.len())),
         None => Ok(()),
     }
 }
 
-fn leaves_ok(leaves: &mut dyn Iterator<Item = Leaf>) -> Result<(), String> {
+fn leaves_ok(mut leaves: impl Iterator<Item = Leaf>) -> Result<(), String> {
     match leaves.find(|l| *l >= 2 * LEAVES) {
         Some(l) => Err(format!("leaf {l} does not exist")),
         None => Ok(()),
@@ -156,7 +159,7 @@ fn states(rows: &RowStates, catalog: &dyn Catalog) -> Result<(), String> {
         let kind = catalog
             .row_type(object.prefix())
             .ok_or_else(|| format!("`{}` names no known kind", object.prefix()))?;
-        keys(&mut states.iter().map(|(r, _)| r))?;
+        keys(states.iter().map(|(r, _)| r))?;
         for (row, state) in states {
             kind.check(state)
                 .map_err(|e| format!("{object} row `{row}`: {e}"))?;
