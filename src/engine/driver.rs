@@ -35,6 +35,8 @@ pub struct Outputs {
     pub publishes: Vec<Publish>,
     /// whether subscribers get a heartbeat
     pub heartbeat: bool,
+    /// the storage effects already written, in order (for tracing and checks)
+    pub stored: Vec<Effect>,
 }
 
 /// Why an input failed.
@@ -151,7 +153,7 @@ impl<S: Store> Engine<S> {
                 Effect::Send { to, message } => out.sends.push((to, message)),
                 Effect::Publish { object, rows } => out.publishes.push(Publish { object, rows }),
                 Effect::Heartbeat => out.heartbeat = true,
-                _ => {}
+                stored => out.stored.push(stored),
             }
         }
         Ok(out)
