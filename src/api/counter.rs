@@ -121,8 +121,8 @@ impl KindApi for Counter {
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
         match path {
-            [_] => expect(req, "GET").map(|_| (0, None)),
-            [_, "increment"] => expect(req, "POST").map(|_| (MAX_BODY, None)),
+            [_] => expect(req, &["GET"]).map(|_| (0, None)),
+            [_, "increment"] => expect(req, &["POST"]).map(|_| (MAX_BODY, None)),
             _ => Err(ApiError::not_found(&req.path)),
         }
     }
@@ -158,14 +158,16 @@ impl KindApi for Counter {
     }
 }
 
-/// 405 unless the method is `allowed`.
-pub(crate) fn expect(req: &HttpRequest, allowed: &str) -> Result<(), ApiError> {
-    let ok = allowed.split(" or ").any(|m| Method::parse(m) == req.method);
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::method(req.method.as_str(), allowed))
+/// 405 unless the method is one of `allowed`, naming them.
+pub(crate) fn expect(req: &HttpRequest, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.iter().any(|m| Method::parse(m) == req.method) {
+        return Ok(());
     }
+    let names = match allowed {
+        [.., last] if allowed.len() > 1 => format!("{} or {last}", allowed[..allowed.len() - 1].join(", ")),
+        _ => allowed.join(""),
+    };
+    Err(ApiError::method(req.method.as_str(), &names))
 }
 
 #[cfg(test)]

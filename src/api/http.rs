@@ -122,6 +122,8 @@ impl Default for ApiSettings {
 pub struct HttpRequest {
     /// the real method
     pub method: Method,
+    /// scheme, host and port (`https://example.com`)
+    pub origin: String,
     /// the path, still percent-encoded
     pub path: String,
     /// the query parameters, decoded (a parameter that does not decode is left out)
@@ -149,6 +151,7 @@ impl HttpRequest {
         let query = query.split('#').next().unwrap_or("");
         HttpRequest {
             method,
+            origin: String::new(),
             path: path.to_owned(),
             query: parse_query(query),
             content_type: None,

@@ -386,9 +386,9 @@ impl KindApi for Register {
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
         match path {
-            [] => expect(req, "GET").map(|_| (0, None)),
+            [] => expect(req, &["GET"]).map(|_| (0, None)),
             [_] => {
-                expect(req, "GET or PUT or DELETE")?;
+                expect(req, &["GET", "PUT", "DELETE"])?;
                 let put = req.method == super::http::Method::Put;
                 Ok((if put { req.settings.kv.max_body() } else { MAX_BODY }, None))
             }

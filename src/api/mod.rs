@@ -186,7 +186,7 @@ fn subscribe(
 /// The `?node=` hint, parsed.
 fn parse_node_hint(req: &HttpRequest) -> Result<Option<NodeId>, ApiError> {
     req.query("node")
-        .map(|n| parse_node(n))
+        .map(parse_node)
         .transpose()
 }
 

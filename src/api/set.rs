@@ -355,10 +355,10 @@ impl KindApi for Set {
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {
         match path {
-            [_] => expect(req, "GET or PUT").map(|_| (MAX_BODY, None)),
-            [_, "insert" | "delete"] => expect(req, "POST").map(|_| (MAX_BODY, None)),
-            [_, "update"] => expect(req, "POST").map(|_| (MAX_REPLICA_BODY, Some(Secret::Sync))),
-            [_, "updates"] => expect(req, "GET").map(|_| (0, None)),
+            [_] => expect(req, &["GET", "PUT"]).map(|_| (MAX_BODY, None)),
+            [_, "insert" | "delete"] => expect(req, &["POST"]).map(|_| (MAX_BODY, None)),
+            [_, "update"] => expect(req, &["POST"]).map(|_| (MAX_REPLICA_BODY, Some(Secret::Sync))),
+            [_, "updates"] => expect(req, &["GET"]).map(|_| (0, None)),
             _ => Err(ApiError::not_found(&req.path)),
         }
     }

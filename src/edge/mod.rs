@@ -1,47 +1,30 @@
-//! The Cloudflare Worker: a stateless router ([`router`]) in front of node
-//! Durable Objects. [`host::Host`] runs a [`crate::cluster::Node`] inside a
-//! Durable Object: storage, alarms, peer calls and SSE streams. Each data
-//! kind of value adds its client operations in [`node_object`].
+//! The Cloudflare Worker: a stateless [`router`] in front of node Durable
+//! Objects ([`node_object`]). The router parses each request once into a
+//! typed request ([`crate::api`]) and sends it to a node as postcard
+//! ([`crate::api::call::NodeRequest`]); [`host::Host`] runs the node's
+//! [`Engine`](crate::engine::Engine) over the object's SQLite
+//! ([`sql_store::SqlStore`]), performs its messages, alarms and streams.
 
+mod admin;
+mod cache;
 mod host;
+mod migrate;
 mod naive;
 mod node_object;
 mod registry;
 mod router;
+mod sql_store;
+mod sse;
 
-use crate::api::{kv, ApiError};
-use crate::cluster::Sizing;
+use crate::api::call::{NodeReply, NodeRequest};
+use crate::api::http::{ApiSettings, Reply};
+use crate::api::kv;
+use crate::codec::{self, MAX_FRAME};
+use crate::engine::{Config, Sizing};
+use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
-use serde::Serialize;
+use std::cell::OnceCell;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
-
-/// Headers between the Worker and the objects (never accepted from clients:
-/// the router builds every internal request itself).
-pub(crate) const NODE: &str = "x-edge-node";
-pub(crate) const FROM: &str = "x-edge-from";
-/// A peer frame's send time (the sender's clock, ms): older frames are refused.
-pub(crate) const SENT: &str = "x-edge-sent";
-pub(crate) const KEY: &str = "x-edge-key";
-pub(crate) const BY: &str = "x-edge-by";
-pub(crate) const SINCE: &str = "x-edge-since";
-pub(crate) const BIAS: &str = "x-edge-bias";
-pub(crate) const FORMAT: &str = "x-edge-format";
-pub(crate) const FORWARDED: &str = "x-edge-forwarded";
-/// The id of the node an admin request adds.
-pub(crate) const NEW_NODE: &str = "x-edge-new-node";
-/// Marks an admin request that only an active node may answer.
-pub(crate) const NEED_ACTIVE: &str = "x-edge-need-active";
-/// Response header listing the active node ids, so the router's table follows resizes.
-pub(crate) const MEMBERS: &str = "x-edge-crdt-members";
-/// `/client/kv-read`: only the last writer's sibling (`?resolve=lww`).
-pub(crate) const RESOLVE: &str = "x-edge-resolve";
-/// `/client/kv-list`: the stored key to list after, and how many keys.
-pub(crate) const AFTER: &str = "x-edge-after";
-pub(crate) const LIMIT: &str = "x-edge-limit";
-/// Client response headers of the kv routes: a key's preference list as the
-/// router sees it, and what the read cache did (`hit`, `miss`, `bypass`).
-pub(crate) const REPLICAS: &str = "x-edge-crdt-replicas";
-pub(crate) const CACHE: &str = "x-edge-crdt-cache";
 
 /// Cluster settings from the `[vars]` of wrangler.toml.
 #[derive(Clone, Debug)]
@@ -60,25 +43,35 @@ pub(crate) struct Settings {
     /// `TOMBSTONE_GRACE_MS`: how long a confirmed tombstone waits before it
     /// is collected; peer frames older than half of it are refused.
     pub tombstone_grace_ms: u64,
-    /// `SCALE_NODE_RPS`, `SCALE_MIN_NODES`, `SCALE_MAX_NODES`: the cluster
-    /// size that `GET /admin/traffic` recommends and `POST /admin/autoscale`
-    /// moves towards.
+    /// `SCALE_NODE_RPS`, `SCALE_MIN_NODES`, `SCALE_MAX_NODES`.
     pub sizing: Sizing,
     /// `AUTOSCALE` (`on`): the Cron Trigger takes one autoscale step.
     pub autoscale: bool,
+    /// `BENCH_BASELINE` (`on`): the naive baseline's route is open.
+    pub bench: bool,
+}
+
+thread_local! {
+    /// The settings, read once per isolate: vars do not change while it lives.
+    static SETTINGS: OnceCell<Settings> = const { OnceCell::new() };
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Settings {
+        SETTINGS.with(|s| s.get_or_init(|| Settings::read(env)).clone())
+    }
+
+    fn read(env: &Env) -> Settings {
+        let text = |name: &str| env.var(name).ok().map(|v| v.to_string());
         let num_from = |name: &str, default: u64, min: u64, max: u64| {
-            env.var(name)
-                .ok()
-                .and_then(|v| v.to_string().trim().parse::<u64>().ok())
+            text(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|v| (min..=max).contains(v))
                 .unwrap_or(default)
         };
         let num = |name: &str, default: u64, max: u64| num_from(name, default, 1, max);
         let limits = kv::Limits::default();
+        let min_nodes = num("SCALE_MIN_NODES", 3, 64) as usize;
         Settings {
             nodes: num("NODES", 4, 64) as u32,
             gossip_interval_ms: num("GOSSIP_INTERVAL_MS", 250, 60_000),
@@ -88,30 +81,41 @@ impl Settings {
             max_drift_ms: num("MAX_DRIFT_MS", 60_000, 86_400_000),
             replicas: num("REPLICAS", 3, 64) as usize,
             kv_limits: kv::Limits {
-                max_key: num(
-                    "KV_MAX_KEY_BYTES",
-                    limits.max_key as u64,
-                    kv::MAX_KEY as u64,
-                ) as usize,
-                max_value: num(
-                    "KV_MAX_VALUE_BYTES",
-                    limits.max_value as u64,
-                    kv::MAX_VALUE as u64,
-                ) as usize,
+                max_key: num("KV_MAX_KEY_BYTES", limits.max_key as u64, kv::MAX_KEY as u64) as usize,
+                max_value: num("KV_MAX_VALUE_BYTES", limits.max_value as u64, kv::MAX_VALUE as u64)
+                    as usize,
             },
             kv_cache_ms: num_from("KV_CACHE_MS", 2_000, 0, 3_600_000),
             tombstone_grace_ms: num_from("TOMBSTONE_GRACE_MS", 60_000, 1_000, 86_400_000),
-            sizing: {
-                let min_nodes = num("SCALE_MIN_NODES", 3, 64) as usize;
-                Sizing {
-                    node_rps: num("SCALE_NODE_RPS", 100, 1_000_000) as f64,
-                    min_nodes,
-                    max_nodes: (num("SCALE_MAX_NODES", 16, 64) as usize).max(min_nodes),
-                }
+            sizing: Sizing {
+                node_rps: num("SCALE_NODE_RPS", 100, 1_000_000) as f64,
+                min_nodes,
+                max_nodes: (num("SCALE_MAX_NODES", 16, 64) as usize).max(min_nodes),
             },
-            autoscale: env
-                .var("AUTOSCALE")
-                .is_ok_and(|v| v.to_string().trim() == "on"),
+            autoscale: text("AUTOSCALE").is_some_and(|v| v.trim() == "on"),
+            bench: text("BENCH_BASELINE").is_some_and(|v| v.trim() == "on"),
+        }
+    }
+
+    /// The engine's settings.
+    pub fn engine(&self) -> Config {
+        Config {
+            initial_nodes: self.nodes,
+            gossip_interval_ms: self.gossip_interval_ms,
+            anti_entropy_interval_ms: self.anti_entropy_interval_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            max_drift_ms: self.max_drift_ms,
+            tombstone_grace_ms: self.tombstone_grace_ms,
+            replicas: self.replicas,
+            ..Config::default()
+        }
+    }
+
+    /// The API's settings.
+    pub fn api(&self) -> ApiSettings {
+        ApiSettings {
+            max_drift_ms: self.max_drift_ms,
+            kv: self.kv_limits,
         }
     }
 }
@@ -136,88 +140,71 @@ impl From<worker::Error> for Failure {
 }
 
 impl Failure {
-    pub fn into_response(self) -> worker::Result<Response> {
+    /// The error as an [`ApiError`]; a platform error is logged and a 500.
+    pub fn into_api(self) -> ApiError {
         match self {
-            Failure::Client(e) => json(e.status, &e),
+            Failure::Client(e) => e,
             Failure::Platform(e) => {
                 worker::console_error!("internal error: {e}");
-                json(
-                    500,
-                    &ApiError::new(500, "internal", format!("internal error: {e}")),
-                )
+                ApiError::new(ErrorCode::Internal, format!("internal error: {e}"))
             }
         }
+    }
+
+    pub fn into_response(self) -> worker::Result<Response> {
+        respond(&Reply::error(&self.into_api()), &[])
     }
 }
 
 pub(crate) type Outcome = Result<Response, Failure>;
 
-pub(crate) fn json<B: Serialize>(status: u16, body: &B) -> worker::Result<Response> {
-    bytes(status, "application/json", serde_json::to_vec(body)?)
-}
-
-pub(crate) fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> worker::Result<Response> {
+/// The HTTP response of a reply, with `cache-control: no-store` and `extra` headers.
+pub(crate) fn respond(reply: &Reply, extra: &[(&str, &str)]) -> worker::Result<Response> {
     let headers = Headers::new();
-    headers.set("content-type", content_type)?;
-    headers.set("cache-control", "no-store")?;
-    Ok(Response::from_bytes(body)?
-        .with_status(status)
-        .with_headers(headers))
-}
-
-/// A copy of `res` with its own, mutable headers (a fetched response's are
-/// immutable), `cache-control: no-store`, and `extra` headers.
-pub(crate) async fn fresh(mut res: Response, extra: &[(&str, &str)]) -> worker::Result<Response> {
-    let headers = Headers::new();
-    for (k, v) in res.headers().entries() {
-        headers.set(&k, &v)?;
-    }
+    headers.set("content-type", reply.content_type)?;
     headers.set("cache-control", "no-store")?;
     for (k, v) in extra {
         headers.set(k, v)?;
     }
-    let status = res.status_code();
-    Ok(Response::from_bytes(res.bytes().await?)?
-        .with_status(status)
+    Ok(Response::from_bytes(reply.body.clone())?
+        .with_status(reply.status)
         .with_headers(headers))
 }
 
-/// An internal request to an object.
-pub(crate) fn internal_request(
-    path: &str,
-    method: Method,
-    headers: &[(&str, String)],
-    body: Option<Vec<u8>>,
-) -> worker::Result<Request> {
-    let h = Headers::new();
-    for (k, v) in headers {
-        h.set(k, v)?;
-    }
+/// A postcard response (between objects and the router).
+pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", crate::api::http::POSTCARD)?;
+    Ok(Response::from_bytes(codec::encode(value))?.with_headers(headers))
+}
+
+/// A POST of `body` to `path` on an object.
+pub(crate) fn internal_request(path: &str, body: Vec<u8>) -> worker::Result<Request> {
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(h);
-    if let Some(b) = body {
-        init.with_body(Some(worker::js_sys::Uint8Array::from(&b[..]).into()));
-    }
+    init.with_method(Method::Post)
+        .with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
     Request::new_with_init(&format!("https://node{path}"), &init)
 }
 
-/// Calls node `id` of the `NODE` namespace.
-pub(crate) async fn call_node(env: &Env, id: NodeId, mut req: Request) -> worker::Result<Response> {
-    req.headers_mut()?.set(NODE, &id.to_string())?;
-    env.durable_object("NODE")?
-        .get_by_name(&id.to_string())?
-        .fetch_with_request(req)
-        .await
+/// The stub of node `id`.
+fn node_stub(env: &Env, id: NodeId) -> worker::Result<worker::Stub> {
+    env.durable_object("NODE")?.get_by_name(&id.to_string())
 }
 
-/// A required internal header, parsed; a 400 when it is missing or invalid.
-pub(crate) fn header<V: std::str::FromStr>(req: &Request, name: &str) -> Result<V, Failure> {
-    req.headers()
-        .get(name)?
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(400, "bad_request", format!("missing or invalid {name}")).into()
-        })
+/// Sends `req` to node `id` and returns its raw response (a stream, for
+/// a subscription).
+pub(crate) async fn call_raw(env: &Env, id: NodeId, req: &NodeRequest) -> worker::Result<Response> {
+    let inner = internal_request(&format!("/call/{}", id.0), codec::encode(req))?;
+    node_stub(env, id)?.fetch_with_request(inner).await
+}
+
+/// Sends `req` to node `id` and reads its typed reply.
+pub(crate) async fn call_node(env: &Env, id: NodeId, req: &NodeRequest) -> worker::Result<NodeReply> {
+    let mut res = call_raw(env, id, req).await?;
+    if res.status_code() != 200 {
+        return Err(worker::Error::RustError(format!("{id} answered {}", res.status_code())));
+    }
+    codec::decode(&res.bytes().await?, MAX_FRAME).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
 pub(crate) fn now_ms() -> u64 {

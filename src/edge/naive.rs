@@ -27,6 +27,8 @@ impl DurableObject for NaiveCounter {
         } + 1;
         self.count.set(Some(count));
         storage.put("count", count).await?;
-        super::json(200, &serde_json::json!({ "value": count }))
+        let body = format!("{{\"value\":{count}}}");
+        let reply = crate::api::http::Reply::ok(crate::api::http::Format::Json, body.into_bytes());
+        super::respond(&reply, &[])
     }
 }

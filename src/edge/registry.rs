@@ -2,7 +2,7 @@
 //! time against its storage, so two concurrent additions never get the same
 //! id, whatever each node's view of the membership.
 
-use super::{json, Settings};
+use super::{postcard, Settings};
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
 
 /// Hands out node ids above the initial `node-0 … node-{NODES-1}`, never twice.
@@ -22,6 +22,6 @@ impl DurableObject for Registry {
         let floor = Settings::from_env(&self.env).nodes;
         let next = storage.get::<u32>("next").await?.unwrap_or(0).max(floor);
         storage.put("next", next + 1).await?;
-        json(200, &serde_json::json!({ "id": next }))
+        postcard(&next)
     }
 }

@@ -100,6 +100,17 @@ impl Node {
         self.moved(object, moved);
     }
 
+    /// Takes a row an older storage layout kept: merged and stored, with no
+    /// gossip (every node imports its own). Its state (or absence) must be
+    /// in memory.
+    pub fn import(&mut self, object: &ObjectId, row: &str, state: &[u8], own: bool) -> Result<bool, RowError> {
+        let spread = if own { Spread::Write } else { Spread::Quiet };
+        let changed = self.apply(object, row, state, u64::MAX, spread)?;
+        // An own write would be gossiped: an import is not.
+        self.outbox.drop_row(object, row);
+        Ok(changed)
+    }
+
     /// Appends an entry to the object's log.
     pub(super) fn append(&mut self, object: &ObjectId, entry: Vec<u8>) {
         let leaf = self.leaf(object);

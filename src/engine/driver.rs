@@ -39,6 +39,16 @@ pub struct Outputs {
     pub stored: Vec<Effect>,
 }
 
+impl Outputs {
+    /// Adds what another input produced.
+    pub fn extend(&mut self, other: Outputs) {
+        self.sends.extend(other.sends);
+        self.publishes.extend(other.publishes);
+        self.heartbeat |= other.heartbeat;
+        self.stored.extend(other.stored);
+    }
+}
+
 /// Why an input failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineError {

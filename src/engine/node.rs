@@ -172,6 +172,17 @@ pub enum RetireError {
     NotMember,
 }
 
+impl std::fmt::Display for RetireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetireError::AlreadyRetired => write!(f, "the node is already retired"),
+            RetireError::Busy(other) => write!(f, "{other} is retiring: retire one node at a time"),
+            RetireError::LastNode => write!(f, "no other active node could absorb it"),
+            RetireError::NotMember => write!(f, "the node is not a member yet"),
+        }
+    }
+}
+
 /// Why a node could not be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddError {
@@ -210,6 +221,14 @@ impl std::fmt::Debug for Node {
             .field("objects", &self.table.len())
             .field("leaves", &self.leaves.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddError::Known(id) => write!(f, "{id} is a member already (ids are never reused)"),
+        }
     }
 }
 

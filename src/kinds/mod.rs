@@ -12,10 +12,11 @@
 pub mod counter;
 pub mod register;
 pub mod set;
+pub mod v1;
 
 use crate::api::http::{HttpRequest, Reply};
 use crate::codec;
-use crate::engine::{Catalog, Engine, Exec, ObjectId, RowKey, RowType, Store};
+use crate::engine::{Catalog, Engine, Exec, ObjectId, RowKey, RowStates, RowType, Store};
 use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
 use serde::{de::DeserializeOwned, Serialize};
@@ -55,7 +56,7 @@ pub trait OpHost {
         prefix: &str,
         after: Option<&ObjectId>,
         limit: usize,
-    ) -> Result<Vec<(ObjectId, Vec<(RowKey, Vec<u8>)>)>, ApiError>;
+    ) -> Result<RowStates, ApiError>;
 }
 
 /// An operation running on an [`Engine`]: on one object, or (a fan-out
@@ -94,7 +95,7 @@ impl<S: Store> OpHost for Call<'_, S> {
         prefix: &str,
         after: Option<&ObjectId>,
         limit: usize,
-    ) -> Result<Vec<(ObjectId, Vec<(RowKey, Vec<u8>)>)>, ApiError> {
+    ) -> Result<RowStates, ApiError> {
         self.engine.store.list(prefix, after, limit).map_err(internal)
     }
 }
