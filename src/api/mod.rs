@@ -135,7 +135,10 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
             let kind = kinds::by_route(route).ok_or_else(|| ApiError::not_found(&req.path))?;
             if let [_, "events"] = path {
                 if kind.events() {
-                    return Ok((0, None));
+                    return match req.method {
+                        Method::Get => Ok((0, None)),
+                        ref m => Err(ApiError::method(m.as_str(), "GET")),
+                    };
                 }
             }
             kind.preflight(req, path)

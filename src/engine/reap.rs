@@ -23,6 +23,9 @@ pub(super) const REAP_LEAVES: usize = 8;
 
 type RowId = (ObjectId, RowKey);
 
+/// A tombstone asked about: its row and digest.
+type Asked = (ObjectId, RowKey, u64);
+
 /// A tombstone being collected.
 #[derive(Debug)]
 struct Reaping {
@@ -119,7 +122,7 @@ impl Node {
     /// Asks each reachable node that has not agreed; completes rounds
     /// every node agreed to.
     fn ask_reaps(&mut self) {
-        let mut asks: BTreeMap<(NodeId, u64), Vec<(ObjectId, RowKey, u64)>> = BTreeMap::new();
+        let mut asks: BTreeMap<(NodeId, u64), Vec<Asked>> = BTreeMap::new();
         let mut done = Vec::new();
         for ((object, row), r) in &self.reaper.reaping {
             if r.waiting.is_empty() {

@@ -21,7 +21,7 @@
 //! ```
 
 use super::needs::{Loaded, Needs, ObjectMeta, StoredRow};
-use super::{Effect, Leaf, LeafRow, Membership, ObjectId, Partition, RowKey};
+use super::{Effect, Leaf, LeafRow, Membership, ObjectId, Partition, RowKey, RowStates};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -70,7 +70,7 @@ pub trait Store {
         prefix: &str,
         after: Option<&ObjectId>,
         limit: usize,
-    ) -> Result<Vec<(ObjectId, Vec<(RowKey, Vec<u8>)>)>, StoreError>;
+    ) -> Result<RowStates, StoreError>;
 }
 
 /// The storage effects of a batch that still matter: of several writes of
@@ -266,7 +266,7 @@ impl Store for MemoryStore {
         prefix: &str,
         after: Option<&ObjectId>,
         limit: usize,
-    ) -> Result<Vec<(ObjectId, Vec<(RowKey, Vec<u8>)>)>, StoreError> {
+    ) -> Result<RowStates, StoreError> {
         Ok(self
             .objects
             .keys()
