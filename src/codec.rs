@@ -19,8 +19,14 @@ use base64::Engine;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 
-/// The envelope version this build writes and reads.
+/// The envelope version of requests, replies and frames.
 pub const VERSION: u8 = 1;
+
+/// The envelope version of replicas' states (server-sent events, the
+/// `state` of replies, browser storage): 2 since counters took their
+/// compact layout, so a state saved in the first one is refused, never
+/// misread.
+pub const STATE_VERSION: u8 = 2;
 
 /// The largest peer message a node accepts.
 pub const MAX_FRAME: usize = 4 << 20;
@@ -59,9 +65,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "{len} bytes is over the limit of {max}")
             }
             DecodeError::Empty => write!(f, "no bytes"),
-            DecodeError::Version(v) => {
-                write!(f, "envelope version {v}, expected {VERSION}")
-            }
+            DecodeError::Version(v) => write!(f, "envelope version {v} is not this one's"),
             DecodeError::Malformed(why) => write!(f, "malformed postcard: {why}"),
             DecodeError::Trailing(n) => write!(f, "{n} bytes after the value"),
             DecodeError::Base64 => write!(f, "not base64"),
@@ -82,6 +86,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 
 /// Decodes an envelope of at most `max` bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
+    decode_version(bytes, max, VERSION)
+}
+
+fn decode_version<T: DeserializeOwned>(bytes: &[u8], max: usize, expected: u8) -> Result<T, DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -89,7 +97,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, Decode
         });
     }
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != VERSION {
+    if version != expected {
         return Err(DecodeError::Version(version));
     }
     let (value, rest) =
@@ -100,9 +108,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, Decode
     Ok(value)
 }
 
-/// Decodes and validates a CRDT state from an untrusted source.
+/// Encodes a replica's state in its envelope.
+pub fn encode_state<T: Crdt>(state: &T) -> Vec<u8> {
+    let mut out = vec![STATE_VERSION];
+    out.extend(postcard::to_allocvec(state).expect("postcard serialization into a Vec"));
+    out
+}
+
+/// Decodes and validates a replica's state from an untrusted source.
 pub fn decode_state<T: Crdt>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let state: T = decode(bytes, MAX_STATE)?;
+    let state: T = decode_version(bytes, MAX_STATE, STATE_VERSION)?;
     state.validate().map_err(DecodeError::Invalid)?;
     Ok(state)
 }
@@ -134,7 +149,7 @@ pub fn state_from_base64<T: Crdt>(text: &str) -> Result<T, DecodeError> {
 
 /// The base64 text of a state's envelope.
 pub fn state_to_base64<T: Crdt>(state: &T) -> String {
-    to_base64(&encode(state))
+    to_base64(&encode_state(state))
 }
 
 #[cfg(test)]

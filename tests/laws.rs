@@ -8,13 +8,16 @@
 //! writes again). The pool of states a law is checked on holds every delta,
 //! every intermediate replica state and every final replica state of one
 //! history, so any two of them may meet in a real cluster.
+//!
+//! The encoding is checked too: each state has one encoding, the only one
+//! its decoder accepts, and damaged or random bytes decode safely.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::{duplicated_and_shuffled, for_each_permutation};
 
 use edge_crdt::codec;
-use edge_crdt::crdt::{Crdt, PnCounter};
+use edge_crdt::crdt::{Crdt, GCounter, PnCounter};
 use edge_crdt::NodeId;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -63,27 +66,29 @@ impl Run {
     }
 }
 
-/// The sums of the increment and decrement halves of `c`, read through its
-/// serde form (the halves are private; the serde form is the wire format).
+/// The sums of the increment and decrement halves of `c`, entry by entry
+/// (not `GCounter::value`, which saturates).
 fn halves(c: &PnCounter) -> (u64, u64) {
-    let v = serde_json::to_value(c).expect("a counter serializes");
-    let sum = |half: &serde_json::Value| -> u64 {
-        half["entries"]
-            .as_object()
-            .expect("a half has an entries map")
-            .values()
-            .map(|e| e["count"].as_u64().expect("a count is a u64"))
-            .sum()
-    };
-    (sum(&v["inc"]), sum(&v["dec"]))
+    let sum = |half: &GCounter| half.entries().iter().map(|e| e.count).sum();
+    (sum(c.increments()), sum(c.decrements()))
 }
 
-/// Checks that `c` is valid and survives the storage codec.
+/// Checks that `c` is valid and survives the storage codec, and that its
+/// encoding is the only one its decoder accepts.
 fn check_state(c: &PnCounter) {
     c.validate()
         .unwrap_or_else(|e| panic!("reachable state fails validation: {e}: {c:?}"));
     let bytes = codec::encode(c);
     assert_eq!(codec::decode_state::<PnCounter>(&bytes).as_ref(), Ok(c));
+    check_bytes(&bytes);
+}
+
+/// Decodes untrusted `bytes` (it must not panic); if they decode, they
+/// must be the encoding of what they decode to.
+fn check_bytes(bytes: &[u8]) {
+    if let Ok(c) = codec::decode::<PnCounter>(bytes, codec::MAX_STATE) {
+        assert_eq!(codec::encode(&c), bytes, "a second encoding of {c:?}");
+    }
 }
 
 /// Plays `ops` over `n` replicas.
@@ -317,7 +322,56 @@ proptest! {
 
     #[test]
     fn prop_merge_commutes((a, b, _) in three_states()) {
-        prop_assert_eq!(join(&a, &b), join(&b, &a));
+        let (ab, ba) = (join(&a, &b), join(&b, &a));
+        prop_assert_eq!(&ab, &ba);
+        // Equal states, built in different orders, have equal encodings.
+        prop_assert_eq!(codec::encode(&ab), codec::encode(&ba));
+    }
+
+    #[test]
+    fn prop_decoding_damaged_bytes_is_safe(
+        run in history(false),
+        pick in any::<Index>(),
+        damage in vec((any::<Index>(), any::<u8>()), 1..4),
+        cut in any::<Index>(),
+    ) {
+        let pool = run.pool();
+        let bytes = codec::encode(pick.get(&pool));
+        let mut damaged = bytes.clone();
+        for (at, b) in &damage {
+            damaged[at.index(bytes.len())] = *b;
+        }
+        check_bytes(&damaged);
+        check_bytes(&bytes[..cut.index(bytes.len())]);
+    }
+
+    #[test]
+    fn prop_any_counts_round_trip(
+        counts in vec((0..50u32, any::<u64>(), 0..=64u32), 0..80),
+        retire in vec((0..50u32, 0..50u32), 0..4),
+    ) {
+        // Counts of every bit length up to 64 (two big steps at one id), so
+        // that every form of counts is used.
+        let mut c = PnCounter::default();
+        for (id, bits, shift) in counts {
+            let by = i64::try_from(bits.checked_shr(shift).unwrap_or(0) >> 1).unwrap();
+            if let Ok(delta) = c.add(NodeId(id), by) {
+                c.merge(&delta);
+            }
+        }
+        for (r, h) in retire {
+            if let Some(fold) = c.absorb(NodeId(r), NodeId(h)) {
+                c.merge(&fold);
+            }
+        }
+        check_state(&c);
+    }
+
+    #[test]
+    fn prop_decoding_random_bytes_is_safe(bytes in vec(any::<u8>(), 0..64)) {
+        let mut framed = vec![codec::VERSION];
+        framed.extend(&bytes);
+        check_bytes(&framed);
     }
 
     #[test]

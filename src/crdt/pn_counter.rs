@@ -8,10 +8,12 @@
 //! visits.merge(&delta);
 //! visits.merge(&visits.add(NodeId(1), -2).unwrap());
 //! assert_eq!(visits.value(), 3);
+//! assert_eq!(visits.increments().value(), 5);
 //! ```
 //!
 //! Retirement folds a node into its heir in both halves; see
-//! [`GCounter`](super::GCounter) for why that neither loses nor double counts.
+//! [`GCounter`](super::GCounter) for why that neither loses nor double counts,
+//! and for the state's layout and encoding (the two halves' byte strings).
 
 use super::{Crdt, GCounter, InvalidState, Overflow};
 use crate::NodeId;
@@ -41,6 +43,11 @@ impl From<Overflow> for PnError {
 }
 
 impl PnCounter {
+    /// The counter of two halves: increments and decrements.
+    pub fn from_halves(inc: GCounter, dec: GCounter) -> PnCounter {
+        PnCounter { inc, dec }
+    }
+
     /// Increments minus decrements, clamped to the `i64` range.
     pub fn value(&self) -> i64 {
         let v = i128::from(self.inc.value()) - i128::from(self.dec.value());
@@ -61,12 +68,22 @@ impl PnCounter {
         Ok(delta)
     }
 
+    /// The half that counts the increments.
+    pub fn increments(&self) -> &GCounter {
+        &self.inc
+    }
+
+    /// The half that counts the decrements (as positive counts).
+    pub fn decrements(&self) -> &GCounter {
+        &self.dec
+    }
+
     /// Each live node's net contribution.
     pub fn contributions(&self) -> BTreeMap<NodeId, i64> {
         let mut out = BTreeMap::new();
         for (sign, half) in [(1i128, &self.inc), (-1, &self.dec)] {
-            for (id, e) in half.entries() {
-                let v = out.entry(*id).or_insert(0i128);
+            for e in half.entries() {
+                let v = out.entry(e.node).or_insert(0i128);
                 *v += sign * i128::from(e.count);
             }
         }
@@ -84,11 +101,7 @@ impl PnCounter {
     pub fn retired(&self) -> BTreeMap<NodeId, NodeId> {
         let mut out = BTreeMap::new();
         for half in [&self.inc, &self.dec] {
-            for (heir, e) in half.entries() {
-                for gone in &e.absorbed {
-                    out.insert(*gone, *heir);
-                }
-            }
+            out.extend(half.retirements());
         }
         out
     }
@@ -147,5 +160,27 @@ mod test {
         assert_eq!(c.retired(), BTreeMap::from([(NodeId(1), NodeId(0))]));
         assert_eq!(c.add(NodeId(1), 1), Err(PnError::Retired));
         assert_eq!(c.contributions(), BTreeMap::from([(NodeId(0), 9)]));
+    }
+
+    #[test]
+    fn each_half_keeps_its_records_and_encodes_as_bytes() {
+        let (a, b) = (NodeId(0), NodeId(1));
+        let mut c = PnCounter::default();
+        for (node, by) in [(a, 4), (b, 6), (b, -1)] {
+            c.merge(&c.add(node, by).unwrap());
+        }
+        c.merge(&c.absorb(b, a).unwrap());
+        for half in [c.increments(), c.decrements()] {
+            assert_eq!(half.retirements().collect::<Vec<_>>(), [(b, a)]);
+        }
+        // The heir's next decrement carries the record of that half.
+        let d = c.add(a, -2).unwrap();
+        assert_eq!(d.decrements().retirements().count(), 1);
+        assert_eq!(d.increments(), &GCounter::default());
+        // Two byte strings, each with its length first.
+        let empty = postcard::to_allocvec(&PnCounter::default()).unwrap();
+        assert_eq!(empty, [2, 0, 0, 2, 0, 0]);
+        let bytes = postcard::to_allocvec(&c).unwrap();
+        assert_eq!(postcard::from_bytes::<PnCounter>(&bytes).unwrap(), c);
     }
 }
