@@ -19,14 +19,10 @@ use base64::Engine;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 
-/// The envelope version of requests, replies and frames.
+/// The envelope version of requests, replies and frames. A replica's
+/// state (server-sent events, the `state` of replies, browser storage)
+/// carries its type's own version, [`Crdt::LAYOUT`].
 pub const VERSION: u8 = 1;
-
-/// The envelope version of replicas' states (server-sent events, the
-/// `state` of replies, browser storage): 2 since counters took their
-/// compact layout, so a state saved in the first one is refused, never
-/// misread.
-pub const STATE_VERSION: u8 = 2;
 
 /// The largest peer message a node accepts.
 pub const MAX_FRAME: usize = 4 << 20;
@@ -110,14 +106,14 @@ fn decode_version<T: DeserializeOwned>(bytes: &[u8], max: usize, expected: u8) -
 
 /// Encodes a replica's state in its envelope.
 pub fn encode_state<T: Crdt>(state: &T) -> Vec<u8> {
-    let mut out = vec![STATE_VERSION];
+    let mut out = vec![T::LAYOUT];
     out.extend(postcard::to_allocvec(state).expect("postcard serialization into a Vec"));
     out
 }
 
 /// Decodes and validates a replica's state from an untrusted source.
 pub fn decode_state<T: Crdt>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let state: T = decode_version(bytes, MAX_STATE, STATE_VERSION)?;
+    let state: T = decode_version(bytes, MAX_STATE, T::LAYOUT)?;
     state.validate().map_err(DecodeError::Invalid)?;
     Ok(state)
 }

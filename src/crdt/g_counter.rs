@@ -264,6 +264,9 @@ fn join_records(gone: Gone) -> Option<Vec<Record>> {
 }
 
 impl Crdt for GCounter {
+    /// 2: the compact layout (1 was a map of entries).
+    const LAYOUT: u8 = 2;
+
     fn merge(&mut self, other: &GCounter) -> bool {
         let gone = Gone([&self.records, &other.records]);
         let entries = join_entries(&mut self.entries, &other.entries, gone);

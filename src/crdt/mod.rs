@@ -28,6 +28,11 @@ use std::fmt;
 /// looks inside them. Mutators are inherent methods of each type that read
 /// the state and return a delta; the engine applies that delta with `merge`.
 pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + DeserializeOwned {
+    /// The version of this type's encoding, carried in its envelope when a
+    /// state is handed to replicas outside the cluster (events, browser
+    /// storage): a state of an older layout is refused, never misread.
+    const LAYOUT: u8 = 1;
+
     /// Joins `other` into `self`; returns whether `self` changed.
     fn merge(&mut self, other: &Self) -> bool;
 

@@ -108,6 +108,9 @@ impl PnCounter {
 }
 
 impl Crdt for PnCounter {
+    /// 2: the compact layout (1 was a map per half).
+    const LAYOUT: u8 = 2;
+
     fn merge(&mut self, other: &PnCounter) -> bool {
         let inc = self.inc.merge(&other.inc);
         let dec = self.dec.merge(&other.dec);
