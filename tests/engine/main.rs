@@ -5,3 +5,5 @@
 mod harness;
 mod kinds;
 mod ported;
+mod frames;
+mod repair;

@@ -1,0 +1,168 @@
+//! An object larger than one frame: with `frame_bytes` at 4 KiB, a table
+//! of hundreds of rows is gossiped, handed off on a resize (a node added
+//! so its leaf moves; a replica retired) and repaired in pages, some of
+//! them lost, with nothing lost: the old holder lets a row go only once
+//! every new replica stores it, and in the end every replica holds every
+//! row.
+
+use crate::harness::{id, Cluster};
+use crate::kinds;
+use edge_crdt::crdt::{CausalContext, MvRegister, Payload};
+use edge_crdt::engine::{Config, Membership, Message, ObjectId, Placement, Policy, RowKey, Status};
+use edge_crdt::{NodeId, Rng};
+use std::collections::{BTreeMap, BTreeSet};
+
+const FRAME: usize = 4 << 10;
+
+fn config() -> Config {
+    Config {
+        initial_nodes: 4,
+        frame_bytes: FRAME,
+        ..Config::default()
+    }
+}
+
+fn replicas_in(members: &Membership, object: &ObjectId) -> BTreeSet<NodeId> {
+    let placement = Placement::new(3, 64);
+    let leaf = placement.leaf(object, Policy::Ring);
+    placement.leaf_replicas(leaf, members).into_iter().collect()
+}
+
+/// A table whose leaf node 4 joins when it is added.
+fn moving_table() -> ObjectId {
+    let mut grown = Membership::initial(4);
+    grown.set(NodeId(4), Status::Active);
+    (0..)
+        .map(|i| id("table", &format!("big-{i}")))
+        .find(|t| replicas_in(&grown, t).contains(&NodeId(4)))
+        .expect("some table moves")
+}
+
+/// Writes `count` rows of about 100 bytes, named from `first`, at `at`.
+fn write_rows(c: &mut Cluster, at: NodeId, table: &ObjectId, first: usize, count: usize) {
+    let keys: Vec<String> = (first..first + count).map(|i| format!("row-{i:04}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    c.op(at, table, &refs, |x| {
+        for key in &keys {
+            let stamp = x.stamp(key);
+            let text = format!("{key}:{}", "x".repeat(80));
+            let row = MvRegister::default().write(stamp, &CausalContext::default(), Payload::Text(text));
+            x.put(key, &row);
+        }
+    });
+}
+
+/// Rows a message carries, and their bytes as paging counts them.
+fn carried(m: &Message) -> Option<usize> {
+    let (Message::Gossip { rows, .. } | Message::Transfer { rows, .. }) = m else {
+        return None;
+    };
+    let bytes = rows
+        .iter()
+        .flat_map(|(o, rs)| rs.iter().map(move |(r, s)| o.as_str().len() + r.len() + s.len()))
+        .sum();
+    Some(bytes)
+}
+
+/// Loses every third Transfer page and checks that pages keep to the frame.
+fn lossy_pages() -> impl FnMut(NodeId, NodeId, &Message) -> bool {
+    let mut turn = 0;
+    move |_, _, m| {
+        if let Some(bytes) = carried(m) {
+            assert!(bytes <= FRAME, "a page of {bytes} bytes");
+        }
+        turn += 1;
+        matches!(m, Message::Transfer { .. }) && turn % 3 == 0
+    }
+}
+
+/// Every row of `table`, as one replica holds it, with its state.
+fn all_rows(c: &Cluster, table: &ObjectId) -> BTreeMap<RowKey, Vec<u8>> {
+    let holders = c.holders(table);
+    holders.into_values().max_by_key(BTreeMap::len).unwrap_or_default()
+}
+
+/// While leaving holders let rows go: each row gone from one of them is
+/// stored at every replica of `to`.
+fn no_row_lost(rows: &BTreeMap<RowKey, Vec<u8>>, table: &ObjectId, leaving: &BTreeSet<NodeId>, to: &BTreeSet<NodeId>) -> impl Fn(&Cluster) {
+    let (rows, table, leaving, to) = (rows.clone(), table.clone(), leaving.clone(), to.clone());
+    move |c: &Cluster| {
+        let holders = c.holders(&table);
+        for node in &leaving {
+            let gone = rows.keys().filter(|r| holders.get(node).is_none_or(|h| !h.contains_key(*r)));
+            for row in gone {
+                for replica in &to {
+                    let has = holders.get(replica).and_then(|h| h.get(row));
+                    assert!(has == rows.get(row), "{node} let {row} go before {replica} stored it");
+                }
+            }
+        }
+    }
+}
+
+fn assert_held_whole(c: &Cluster, table: &ObjectId, rows: &BTreeMap<RowKey, Vec<u8>>, replicas: &BTreeSet<NodeId>) {
+    let holders = c.holders(table);
+    assert_eq!(holders.keys().copied().collect::<BTreeSet<_>>(), *replicas);
+    for (node, held) in &holders {
+        assert!(held == rows, "{node} holds {} of {} rows, or other states", held.len(), rows.len());
+    }
+}
+
+#[test]
+fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
+    let mut c = Cluster::new(config(), kinds::catalog());
+    let table = moving_table();
+    let before = replicas_in(&Membership::initial(4), &table);
+    let writer = *before.first().unwrap();
+    write_rows(&mut c, writer, &table, 0, 300);
+    c.pass(1_000);
+    let rows = all_rows(&c, &table);
+    assert_eq!(rows.len(), 300);
+    assert!(rows.values().map(Vec::len).sum::<usize>() > 5 * FRAME, "many frames' worth");
+    assert_held_whole(&c, &table, &rows, &before);
+
+    // Node 4 joins the table's leaf: one old holder hands it over.
+    c.spawn(NodeId(4));
+    c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
+    let grown = c.engine(NodeId(0)).node.members().clone();
+    let after = replicas_in(&grown, &table);
+    let check = no_row_lost(&rows, &table, &before, &after);
+    c.run_checked(lossy_pages(), &check);
+    for _ in 0..80 {
+        c.pass_losing(250, lossy_pages());
+        check(&c);
+    }
+    assert_held_whole(&c, &table, &rows, &after);
+    assert_eq!(c.engine(NodeId(0)).node.leaf_counts().1, 0, "no leaf still moving");
+
+    // One of its replicas retires: it hands the table to the new third.
+    let leaving = *after.iter().find(|n| **n != NodeId(0)).unwrap();
+    c.with(leaving, |e, _| {
+        e.node.begin_retire().unwrap();
+    });
+    let mut shrunk = grown.clone();
+    shrunk.set(leaving, Status::Retired { heir: NodeId(0) });
+    let last = replicas_in(&shrunk, &table);
+    let check = no_row_lost(&rows, &table, &BTreeSet::from([leaving]), &last);
+    while !matches!(c.engine(leaving).node.status(), Status::Retired { .. }) {
+        c.pass_losing(250, lossy_pages());
+        check(&c);
+    }
+    c.pass(5_000);
+    assert_held_whole(&c, &table, &rows, &last);
+
+    // Rows written where gossip is lost reach the others by repair, in pages.
+    let at = *last.first().unwrap();
+    write_rows(&mut c, at, &table, 300, 100);
+    c.run(|_, _, m| matches!(m, Message::Gossip { .. }));
+    let mut rng = Rng::new(3);
+    c.pass_losing(60_000, |_, _, m| {
+        if let Some(bytes) = carried(m) {
+            assert!(bytes <= FRAME, "a page of {bytes} bytes");
+        }
+        rng.below(5) == 0
+    });
+    let rows = all_rows(&c, &table);
+    assert_eq!(rows.len(), 400);
+    assert_held_whole(&c, &table, &rows, &last);
+}
