@@ -86,10 +86,6 @@ impl Node {
             own: own || self.table.info(object, row).is_some_and(|i| i.own),
         };
         let leaf = self.leaf(object);
-        if !self.leaves.has(leaf) {
-            // An empty leaf was wholly in memory; it stays so.
-            self.table.listed_leaf(leaf);
-        }
         let moved = self.table.set(object, leaf, row, merged.state.clone(), info);
         self.effects.push(Effect::StoreRow {
             object: object.clone(),

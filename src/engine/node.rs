@@ -346,8 +346,7 @@ impl Node {
 
     /// Whether `object`'s metadata (or absence) is in memory.
     pub(super) fn knows_object(&self, object: &ObjectId) -> bool {
-        let leaf = self.leaf(object);
-        self.table.knows(object, leaf, self.leaves.has(leaf))
+        self.table.knows(object, self.leaf(object))
     }
 
     /// Whether every row of `object` is in memory, with its digest.
@@ -356,10 +355,11 @@ impl Node {
         self.table.knows_rows(object, leaf, self.leaves.has(leaf))
     }
 
-    /// Whether the state (or absence) of a row is in memory.
+    /// Whether the state (or absence) of a row is in memory, with its
+    /// object's metadata: a change rewrites both.
     pub(super) fn knows_row(&self, object: &ObjectId, row: &str) -> bool {
         let leaf = self.leaf(object);
-        self.table.knows_row(object, row, leaf, self.leaves.has(leaf))
+        self.knows_object(object) && self.table.knows_row(object, row, leaf, self.leaves.has(leaf))
     }
 
     /// Whether every object's metadata in `leaf` is in memory.

@@ -50,7 +50,7 @@ pub(crate) struct Table {
     objects: BTreeMap<ObjectId, Object>,
     /// loaded objects that hold rows, by leaf
     by_leaf: BTreeMap<Leaf, BTreeSet<ObjectId>>,
-    /// leaves whose every object's metadata is loaded
+    /// leaves whose every object's metadata was loaded from storage
     leaves_listed: BTreeSet<Leaf>,
     /// everything stored is in memory
     complete: bool,
@@ -80,18 +80,11 @@ impl Table {
         self.objects.get(id)
     }
 
-    /// Whether the object's metadata is known, given whether its leaf
-    /// holds anything.
-    pub fn knows(&self, id: &ObjectId, leaf: Leaf, leaf_has_data: bool) -> bool {
-        self.complete
-            || self.objects.contains_key(id)
-            || !leaf_has_data
-            || self.leaves_listed.contains(&leaf)
-    }
-
-    /// Every object of `leaf` is in memory (it was empty).
-    pub fn listed_leaf(&mut self, leaf: Leaf) {
-        self.leaves_listed.insert(leaf);
+    /// Whether the object's metadata is known. A leaf that holds no rows
+    /// may still hold objects that keep only a log: their metadata (the
+    /// log's next number) is known only once loaded.
+    pub fn knows(&self, id: &ObjectId, leaf: Leaf) -> bool {
+        self.complete || self.objects.contains_key(id) || self.leaves_listed.contains(&leaf)
     }
 
     /// Whether every object's metadata in `leaf` is known.
@@ -338,8 +331,8 @@ mod test {
         let mut t = Table::default();
         t.forget_all();
         let (a, b) = (id("a"), id("b"));
-        assert!(!t.knows(&a, 5, true));
-        assert!(t.knows(&a, 5, false), "an empty leaf holds nothing");
+        assert!(!t.knows(&a, 5));
+        assert!(t.knows_row(&a, "", 5, false), "an empty leaf holds no rows");
         let meta = ObjectMeta {
             leaf: 5,
             digest: 3,
@@ -358,7 +351,7 @@ mod test {
             },
             |_| 6,
         );
-        assert!(t.knows(&a, 5, true) && t.knows(&b, 6, true));
+        assert!(t.knows(&a, 5) && t.knows(&b, 6));
         assert_eq!(t.state(&a, "x"), Some(&[9][..]));
         assert!(t.knows_row(&a, "y", 5, true), "known absent");
         assert!(!t.knows_row(&a, "z", 5, true) && !t.knows_rows(&a, 5, true));
