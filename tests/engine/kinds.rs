@@ -40,8 +40,12 @@ static TALLY: Rows<PnCounter> = Rows::new(Policy::Everywhere);
 
 static NOTES: Rows<Notes> = Rows::new(Policy::Everywhere);
 
-/// Notes on every node whose log keeps every accepted delta as it came.
+/// Notes on every node whose log keeps every accepted delta as it came,
+/// with its row: a [`JournalEntry`].
 pub struct Journal;
+
+/// What `journal` logs: the row and the delta accepted.
+pub type JournalEntry = (RowKey, Notes);
 
 /// Forwards every [`RowType`] method but those a test kind overrides.
 macro_rules! delegate_rows {
@@ -67,8 +71,9 @@ macro_rules! delegate_rows {
 impl RowType for Journal {
     delegate_rows!(NOTES);
 
-    fn log_entry(&self, _row: &str, delta: &[u8]) -> Option<Vec<u8>> {
-        Some(delta.to_vec())
+    fn log_entry(&self, row: &str, delta: &[u8]) -> Option<Vec<u8>> {
+        let delta: Notes = postcard::from_bytes(delta).ok()?;
+        postcard::to_allocvec(&(row, delta)).ok()
     }
 }
 

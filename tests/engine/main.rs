@@ -7,3 +7,4 @@ mod kinds;
 mod ported;
 mod frames;
 mod repair;
+mod log;
