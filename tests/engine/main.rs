@@ -8,3 +8,4 @@ mod ported;
 mod frames;
 mod repair;
 mod log;
+mod sync;
