@@ -7,7 +7,7 @@
 
 use crate::harness::{id, Cluster};
 use crate::kinds;
-use edge_crdt::crdt::{CausalContext, MvRegister, Payload};
+use edge_crdt::crdt::{CausalContext, MvRegister, Payload, PnCounter};
 use edge_crdt::engine::{Config, Membership, Message, ObjectId, Placement, Policy, RowKey, Status};
 use edge_crdt::{NodeId, Rng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,4 +165,44 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
     let rows = all_rows(&c, &table);
     assert_eq!(rows.len(), 400);
     assert_held_whole(&c, &table, &rows, &last);
+}
+
+/// A node that retires hands its every-node objects to its heir in pages,
+/// some lost; the heir folds the drained node's counts into its own as it
+/// stores each page, and no count is lost or counted twice.
+#[test]
+fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
+    let mut c = Cluster::new(Config { initial_nodes: 3, ..config() }, kinds::catalog());
+    let tally = id("tally", "wide");
+    let rows: Vec<String> = (0..200).map(|i| format!("count-{i:03}")).collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    for n in 0..3u32 {
+        c.op(NodeId(n), &tally, &refs, |x| {
+            for row in &rows {
+                let delta = x.row_as::<PnCounter>(row).add(NodeId(n), i64::from(n) + 1).unwrap();
+                x.put(row, &delta);
+            }
+        });
+    }
+    c.pass(1_000);
+    let leaving = NodeId(1);
+    let mut heir = leaving;
+    c.with(leaving, |e, _| heir = e.node.begin_retire().unwrap());
+    let mut turn = 0;
+    while !matches!(c.engine(leaving).node.status(), Status::Retired { .. }) {
+        c.pass_losing(250, |_, _, m| {
+            turn += 1;
+            matches!(m, Message::Transfer { .. }) && turn % 3 == 0
+        });
+    }
+    c.pass(5_000);
+    assert!(c.holders(&tally).get(&leaving).is_none(), "the retired node let go");
+    for n in [NodeId(0), NodeId(2)] {
+        for row in &rows {
+            let held: PnCounter = c.stored(n, &tally, row).unwrap();
+            assert_eq!(held.value(), 6, "{n} {row}");
+            assert!(!held.contributions().contains_key(&leaving), "{n} {row}: folded in");
+            assert_eq!(held.retired().get(&leaving), Some(&heir), "{n} {row}: into the heir");
+        }
+    }
 }
