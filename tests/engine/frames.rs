@@ -206,3 +206,31 @@ fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
         }
     }
 }
+
+/// A transfer survives restarts of both sides: the old holder, which keeps
+/// no transfer state across a restart, loads the leaf again and resends
+/// it; the new replica loads the rows each page names.
+#[test]
+fn a_transfer_survives_restarts_of_either_side() {
+    let mut c = Cluster::new(config(), kinds::catalog());
+    let table = moving_table();
+    let before = replicas_in(&Membership::initial(4), &table);
+    write_rows(&mut c, *before.first().unwrap(), &table, 0, 200);
+    c.pass(1_000);
+    let rows = all_rows(&c, &table);
+    c.spawn(NodeId(4));
+    c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
+    let after = replicas_in(&c.engine(NodeId(0)).node.members().clone(), &table);
+    let old = *before.difference(&after).next().expect("one holder leaves");
+    let check = no_row_lost(&rows, &table, &before, &after);
+    // Pages arrive but no confirmation does; both sides restart.
+    c.run_checked(|_, _, m| matches!(m, Message::Transferred { .. }), &check);
+    assert!(c.holders(&table).contains_key(&NodeId(4)), "some pages stored");
+    c.restart(old);
+    c.restart(NodeId(4));
+    for _ in 0..80 {
+        c.pass_losing(250, lossy_pages());
+        check(&c);
+    }
+    assert_held_whole(&c, &table, &rows, &after);
+}
