@@ -39,6 +39,8 @@ mod repair;
 mod retire;
 mod store;
 mod table;
+#[cfg(test)]
+mod testing;
 mod traffic;
 mod transfer;
 mod validate;
