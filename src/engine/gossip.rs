@@ -267,3 +267,63 @@ mod test {
         assert!(pages(Vec::new(), 10).is_empty());
     }
 }
+
+#[cfg(test)]
+mod node_test {
+    use super::*;
+    use crate::crdt::{CausalContext, Hlc, MvRegister, Payload, Stamp};
+    use crate::engine::kind::encode;
+    use crate::engine::testing::{delete, kv, node, put};
+
+    #[test]
+    fn gossip_stamped_beyond_the_drift_is_refused() {
+        let mut a = node(0, 4);
+        let at = Stamp {
+            node: NodeId(1),
+            time: Hlc::stamp_of(10_000_000),
+            holds_own_writes: true,
+        };
+        let reg = MvRegister::default().write(
+            at,
+            &CausalContext::default(),
+            Payload::Text("future".into()),
+        );
+        let key = (0..)
+            .map(|i| kv(&format!("k{i}")))
+            .find(|k| a.replicas(k).contains(&NodeId(0)))
+            .unwrap();
+        let message = Message::Gossip {
+            members: None,
+            rows: vec![(key.clone(), vec![(String::new(), encode(&reg))])],
+            want: Vec::new(),
+        };
+        a.receive(NodeId(1), message.clone(), 1_000);
+        assert_eq!((a.row(&key, ""), a.refused()), (None, 1));
+        a.receive(NodeId(1), message, 10_000_000);
+        assert!(
+            a.row(&key, "").is_some(),
+            "accepted once the clock is there"
+        );
+    }
+
+    #[test]
+    fn failed_gossip_goes_back_to_its_buffer_unless_the_row_turned_tombstone() {
+        let mut a = node(0, 2);
+        let (live, gone) = (kv("live"), kv("gone"));
+        put(&mut a, &live, "x", 1_000);
+        put(&mut a, &gone, "x", 1_000);
+        a.tick(1_000);
+        let sent: Vec<Message> = crate::engine::testing::sends(a.take_effects())
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| matches!(m, Message::Gossip { rows, .. } if !rows.is_empty()))
+            .collect();
+        assert_eq!(sent.len(), 1);
+        delete(&mut a, &gone, 1_100);
+        a.outbox.clear();
+        a.send_failed(NodeId(1), sent[0].clone());
+        let (_, rows) = a.outbox.take(NodeId(1));
+        let objects: Vec<&ObjectId> = rows.iter().map(|(o, _)| o).collect();
+        assert_eq!(objects, [&live], "the deleted row's stale delta is dropped");
+    }
+}

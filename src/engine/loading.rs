@@ -237,3 +237,119 @@ impl Node {
         self.move_leaves(draining);
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::engine::testing::{kv, node, put};
+    use crate::engine::{Effect, LeafRow, Membership, MemoryStore, Placement, Policy, Store};
+
+    /// A node restarted with data in the leaf of every one of `keys`.
+    fn restarted(me: u32, keys: &[ObjectId]) -> Node {
+        let mut n = node(me, 4);
+        let row = LeafRow {
+            digest: 1,
+            tombstones: 0,
+        };
+        let leaves: Vec<(Leaf, LeafRow)> = keys.iter().map(|k| (n.leaf(k), row)).collect();
+        n.restore(None, None, None, leaves);
+        n
+    }
+
+    #[test]
+    fn gossip_needs_only_the_rows_this_node_replicates_in_the_frames_view() {
+        let me = NodeId(1);
+        let keys: Vec<ObjectId> = (0..40).map(|i| kv(&format!("k{i}"))).collect();
+        let n = restarted(me.0, &keys);
+        let gossip = |members| Message::Gossip {
+            members,
+            rows: keys
+                .iter()
+                .map(|k| (k.clone(), vec![(String::new(), vec![0])]))
+                .collect(),
+            want: Vec::new(),
+        };
+        let replicated_in = |view: &Membership| -> Vec<(ObjectId, RowKey)> {
+            let p = Placement::new(3, 64);
+            let mut mine: Vec<_> = keys
+                .iter()
+                .filter(|k| p.replicas(k, Policy::Ring, view).contains(&me))
+                .map(|k| (k.clone(), String::new()))
+                .collect();
+            mine.sort();
+            mine
+        };
+        let mine = replicated_in(&Membership::initial(4));
+        assert!(!mine.is_empty() && mine.len() < keys.len());
+        assert_eq!(n.needs_for(NodeId(0), &gossip(None)).rows, mine);
+        // In the frame's view node 0 drains: this node replicates more.
+        let mut drained = Membership::initial(4);
+        drained.set(NodeId(0), Status::Draining { heir: NodeId(2) });
+        let more = replicated_in(&drained);
+        assert!(more.len() > mine.len());
+        assert_eq!(n.needs_for(NodeId(0), &gossip(Some(drained))).rows, more);
+    }
+
+    #[test]
+    fn a_client_operation_needs_its_object_and_the_rows_it_names() {
+        let key = kv("a");
+        let n = restarted(0, std::slice::from_ref(&key));
+        let needs = n.needs_object(&key, &[String::new()], false);
+        assert_eq!(needs.objects, vec![key.clone()]);
+        assert_eq!(needs.rows, vec![(key.clone(), String::new())]);
+        assert_eq!(n.needs_object(&key, &[], true).listings, vec![key.clone()]);
+        // An object of an empty leaf may keep a log: its metadata is read too.
+        let fresh = node(0, 4);
+        let mut fresh = fresh;
+        fresh.restore(None, None, None, Vec::new());
+        assert_eq!(fresh.needs_object(&key, &[], false).objects, vec![key]);
+    }
+
+    #[test]
+    fn a_restarted_node_loads_a_leaf_it_hands_over_whole_step_by_step() {
+        let mut n = node(0, 4);
+        let key = (0..)
+            .map(|i| kv(&format!("k{i}")))
+            .find(|k| n.replicas(k).contains(&NodeId(0)))
+            .unwrap();
+        put(&mut n, &key, "x", 1_000);
+        let mut store = MemoryStore::default();
+        store.write(&n.take_effects()).unwrap();
+        // Restarted in a view where the leaf moved away from it.
+        let mut grown = Membership::initial(4);
+        let mut next = 4;
+        let placement = Placement::new(3, 64);
+        while placement
+            .replicas(&key, Policy::Ring, &grown)
+            .contains(&NodeId(0))
+        {
+            grown.set(NodeId(next), Status::Active);
+            next += 1;
+        }
+        store.record(&Effect::StoreMembers(grown));
+        let restored = store.restore().unwrap();
+        let mut again = node(0, 4);
+        again.restore(restored.members, None, None, restored.leaves);
+        let leaf = again.leaf(&key);
+        let mut steps = Vec::new();
+        loop {
+            let wanted = again.wanted();
+            if wanted.is_empty() {
+                break;
+            }
+            steps.push((
+                wanted.leaves.len(),
+                wanted.listings.len(),
+                wanted.rows.len(),
+            ));
+            again.load(store.load(&wanted).unwrap());
+            assert!(steps.len() < 5, "{steps:?}");
+        }
+        assert_eq!(
+            steps,
+            [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
+            "the leaf, its listing, its row"
+        );
+        assert!(again.leaf_loaded_whole(leaf));
+    }
+}

@@ -240,17 +240,23 @@ mod test {
         let key = kv("gone");
         let replicas = nodes[0].replicas(&key);
         let first = replicas[0].0 as usize;
-        let outsider = (0..4).find(|n| !replicas.contains(&NodeId(*n as u32))).unwrap();
+        let outsider = (0..4)
+            .find(|n| !replicas.contains(&NodeId(*n as u32)))
+            .unwrap();
         put(&mut nodes[first], &key, "x", 1_000);
         delete(&mut nodes[first], &key, 1_000);
         nodes.iter_mut().for_each(|n| n.tick(1_000));
-        deliver(&mut nodes, 1_000, |_, _, m| matches!(m, Message::Reap { .. }));
+        deliver(&mut nodes, 1_000, |_, _, m| {
+            matches!(m, Message::Reap { .. })
+        });
         nodes[first].reaper.restart();
         (nodes, key, first, outsider)
     }
 
     fn waiting(n: &Node, key: &ObjectId) -> BTreeSet<NodeId> {
-        n.reaper.reaping[&(key.clone(), String::new())].waiting.clone()
+        n.reaper.reaping[&(key.clone(), String::new())]
+            .waiting
+            .clone()
     }
 
     #[test]
@@ -259,15 +265,29 @@ mod test {
         let c = &mut nodes[first];
         assert!(c.collects(c.leaf(&key)));
         c.reap_round();
-        let asked: BTreeSet<NodeId> = sends(c.take_effects()).into_iter().map(|(to, _)| to).collect();
+        let asked: BTreeSet<NodeId> = sends(c.take_effects())
+            .into_iter()
+            .map(|(to, _)| to)
+            .collect();
         assert_eq!(asked, c.peers().collect(), "the outsider is asked too");
         let round = c.reaper.reaping[&(key.clone(), String::new())].round;
         let from = NodeId(outsider as u32);
-        let answer = |members: Membership, refused: Vec<RowId>| Message::Reaped { round, members, refused };
+        let answer = |members: Membership, refused: Vec<RowId>| Message::Reaped {
+            round,
+            members,
+            refused,
+        };
         c.receive(from, answer(Membership::initial(3), Vec::new()), 1_000);
-        assert!(waiting(c, &key).contains(&from), "an older view does not count");
+        assert!(
+            waiting(c, &key).contains(&from),
+            "an older view does not count"
+        );
         let members = c.members.clone();
-        c.receive(from, answer(members.clone(), vec![(key.clone(), String::new())]), 1_000);
+        c.receive(
+            from,
+            answer(members.clone(), vec![(key.clone(), String::new())]),
+            1_000,
+        );
         assert!(waiting(c, &key).contains(&from), "a refusal does not count");
         c.receive(from, answer(members, Vec::new()), 1_000);
         assert!(!waiting(c, &key).contains(&from));
@@ -288,12 +308,18 @@ mod test {
         assert_eq!((reaping.waiting.len(), reaping.agreed_at), (0, Some(1_000)));
         nodes[first].now = 1_000 + grace - 1;
         nodes[first].reap_round();
-        assert!(sends(nodes[first].take_effects()).is_empty(), "the second question waits");
+        assert!(
+            sends(nodes[first].take_effects()).is_empty(),
+            "the second question waits"
+        );
         nodes[first].now = 1_000 + grace;
         nodes[first].reap_round();
         deliver(&mut nodes, 1_000 + grace, |_, _, _| false);
         assert_eq!(nodes[first].reaper.reaped, 1);
-        assert!(nodes.iter().all(|n| n.row(&key, "").is_none()), "forgotten at every replica");
+        assert!(
+            nodes.iter().all(|n| n.row(&key, "").is_none()),
+            "forgotten at every replica"
+        );
     }
 
     #[test]

@@ -112,12 +112,17 @@ mod test {
         m.set(NodeId(0), Status::Draining { heir: NodeId(1) });
         let mut heir = node(3, 4);
         heir.receive(NodeId(0), Message::Handoff { members: m.clone() }, 0);
-        assert_eq!(heir.members.status(NodeId(0)), Some(Status::Retired { heir: NodeId(3) }));
+        assert_eq!(
+            heir.members.status(NodeId(0)),
+            Some(Status::Retired { heir: NodeId(3) })
+        );
         assert!(sends(heir.take_effects()).contains(&(NodeId(0), Message::HandoffDone)));
         // A node that is not at the end of the chain does not answer.
         let mut other = node(2, 4);
         other.receive(NodeId(0), Message::Handoff { members: m }, 0);
-        assert!(!sends(other.take_effects()).iter().any(|(_, m)| *m == Message::HandoffDone));
+        assert!(!sends(other.take_effects())
+            .iter()
+            .any(|(_, m)| *m == Message::HandoffDone));
     }
 
     #[test]
@@ -141,7 +146,8 @@ mod test {
         }
         deliver(&mut nodes, 2_000, |_, _, _| false);
         for n in [0, 2] {
-            let held: PnCounter = crate::engine::kind::decode(nodes[n].row(&hits, "").unwrap()).unwrap();
+            let held: PnCounter =
+                crate::engine::kind::decode(nodes[n].row(&hits, "").unwrap()).unwrap();
             assert_eq!(held.value(), 15);
             assert_eq!(held.retired().get(&NodeId(1)), Some(&NodeId(2)));
         }

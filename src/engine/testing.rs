@@ -17,7 +17,9 @@ pub fn node(id: u32, nodes: u32) -> Node {
 
 /// Nodes `0..n` of a cluster of `config`.
 pub fn cluster(n: u32, config: &Config) -> Vec<Node> {
-    (0..n).map(|i| Node::new(NodeId(i), config.clone(), CATALOG)).collect()
+    (0..n)
+        .map(|i| Node::new(NodeId(i), config.clone(), CATALOG))
+        .collect()
 }
 
 /// The register `kv:NAME`.
@@ -30,7 +32,10 @@ pub fn put(node: &mut Node, object: &ObjectId, text: &str, now: u64) {
     let mut x = node.exec(object.clone(), now);
     let held: MvRegister = x.row_as("");
     let stamp = x.stamp("");
-    x.put("", &held.write(stamp, held.context(), Payload::Text(text.into())));
+    x.put(
+        "",
+        &held.write(stamp, held.context(), Payload::Text(text.into())),
+    );
     x.commit().expect("accepts writes");
 }
 
@@ -55,12 +60,20 @@ pub fn sends(effects: Vec<Effect>) -> Vec<(NodeId, Message)> {
 
 /// Delivers what `nodes` send at `now`, and what that causes, until none
 /// is left, but for the messages `lose(from, to, message)` picks.
-pub fn deliver(nodes: &mut [Node], now: u64, mut lose: impl FnMut(NodeId, NodeId, &Message) -> bool) {
+pub fn deliver(
+    nodes: &mut [Node],
+    now: u64,
+    mut lose: impl FnMut(NodeId, NodeId, &Message) -> bool,
+) {
     let mut queue = std::collections::VecDeque::new();
     loop {
         for n in nodes.iter_mut() {
             let from = n.id();
-            queue.extend(sends(n.take_effects()).into_iter().map(|(to, m)| (from, to, m)));
+            queue.extend(
+                sends(n.take_effects())
+                    .into_iter()
+                    .map(|(to, m)| (from, to, m)),
+            );
         }
         let Some((from, to, message)) = queue.pop_front() else {
             return;

@@ -310,23 +310,38 @@ mod test {
         let mut after = before.clone();
         after.set(NodeId(4), Status::Active);
         let names = || (0..).map(|i| kv(&format!("o{i}")));
-        let first = names().find(|o| p.replicas(o, Policy::Ring, &after).contains(&NodeId(4))).unwrap();
+        let first = names()
+            .find(|o| p.replicas(o, Policy::Ring, &after).contains(&NodeId(4)))
+            .unwrap();
         let leaf = p.leaf(&first, Policy::Ring);
-        let objects = names().filter(|o| p.leaf(o, Policy::Ring) == leaf).take(6).collect();
+        let objects = names()
+            .filter(|o| p.leaf(o, Policy::Ring) == leaf)
+            .take(6)
+            .collect();
         let kept = p.leaf_replicas(leaf, &after);
-        let old = p.leaf_replicas(leaf, &before).into_iter().find(|n| !kept.contains(n)).unwrap();
+        let old = p
+            .leaf_replicas(leaf, &before)
+            .into_iter()
+            .find(|n| !kept.contains(n))
+            .unwrap();
         (objects, leaf, old)
     }
 
     fn page_bytes(rows: &RowStates) -> usize {
         rows.iter()
-            .flat_map(|(o, rs)| rs.iter().map(move |(r, s)| o.as_str().len() + r.len() + s.len()))
+            .flat_map(|(o, rs)| {
+                rs.iter()
+                    .map(move |(r, s)| o.as_str().len() + r.len() + s.len())
+            })
             .sum()
     }
 
     #[test]
     fn moving_is_done_when_every_target_confirmed_every_page() {
-        let page = || Page { digest: 0, rows: Vec::new() };
+        let page = || Page {
+            digest: 0,
+            rows: Vec::new(),
+        };
         let mut m = Moving {
             digest: Some(1),
             targets: BTreeSet::from([NodeId(1), NodeId(2)]),
@@ -360,7 +375,10 @@ mod test {
         let mut pages = BTreeSet::new();
         deliver(&mut nodes, 2_000, |_, to, m| match m {
             Message::Transfer { rows, page, .. } => {
-                assert!(page_bytes(rows) <= 256 || rows.iter().map(|(_, r)| r.len()).sum::<usize>() == 1);
+                assert!(
+                    page_bytes(rows) <= 256
+                        || rows.iter().map(|(_, r)| r.len()).sum::<usize>() == 1
+                );
                 pages.insert((to, *page));
                 false
             }
@@ -370,14 +388,24 @@ mod test {
         let targets = nodes[at].transfers.moving[&leaf].targets.clone();
         let count = nodes[at].transfers.moving[&leaf].pages.len() as u32;
         assert!(count >= 3, "{count} pages");
-        assert_eq!(pages.len(), targets.len() * count as usize, "every page to every target");
+        assert_eq!(
+            pages.len(),
+            targets.len() * count as usize,
+            "every page to every target"
+        );
 
         // Every page confirmed but the last one: the leaf stays.
         nodes[at].move_leaves(true);
-        deliver(&mut nodes, 2_000, |_, _, m| matches!(m, Message::Transferred { pages } if pages[0].1 == count - 1));
+        deliver(
+            &mut nodes,
+            2_000,
+            |_, _, m| matches!(m, Message::Transferred { pages } if pages[0].1 == count - 1),
+        );
         assert!(nodes[at].leaves.has(leaf) && nodes[at].transfers.len() == 1);
         // A confirmation whose digest is not the page's counts for nothing.
-        let wrong = Message::Transferred { pages: vec![(leaf, count - 1, 7)] };
+        let wrong = Message::Transferred {
+            pages: vec![(leaf, count - 1, 7)],
+        };
         nodes[at].receive(*targets.first().unwrap(), wrong, 2_000);
         assert!(nodes[at].leaves.has(leaf));
         // A write meanwhile restarts the leaf: its pages go again.
@@ -385,11 +413,17 @@ mod test {
         nodes[at].move_leaves(true);
         assert!(nodes[at].transfers.moving[&leaf].acked.is_empty());
         deliver(&mut nodes, 2_500, |_, _, _| false);
-        assert!(!nodes[at].leaves.has(leaf), "every page confirmed: forgotten");
+        assert!(
+            !nodes[at].leaves.has(leaf),
+            "every page confirmed: forgotten"
+        );
         assert_eq!(nodes[at].transfers.len(), 0);
         for n in targets {
             let held = nodes[n.0 as usize].table.state(&objects[0], "");
-            assert!(held.is_some_and(|s| s.windows(7).any(|w| w == b"changed")), "{n} has the write");
+            assert!(
+                held.is_some_and(|s| s.windows(7).any(|w| w == b"changed")),
+                "{n} has the write"
+            );
         }
     }
 }

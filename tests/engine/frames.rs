@@ -40,13 +40,16 @@ fn moving_table() -> ObjectId {
 
 /// Writes `count` rows of about 100 bytes, named from `first`, at `at`.
 fn write_rows(c: &mut Cluster, at: NodeId, table: &ObjectId, first: usize, count: usize) {
-    let keys: Vec<String> = (first..first + count).map(|i| format!("row-{i:04}")).collect();
+    let keys: Vec<String> = (first..first + count)
+        .map(|i| format!("row-{i:04}"))
+        .collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     c.op(at, table, &refs, |x| {
         for key in &keys {
             let stamp = x.stamp(key);
             let text = format!("{key}:{}", "x".repeat(80));
-            let row = MvRegister::default().write(stamp, &CausalContext::default(), Payload::Text(text));
+            let row =
+                MvRegister::default().write(stamp, &CausalContext::default(), Payload::Text(text));
             x.put(key, &row);
         }
     });
@@ -59,7 +62,10 @@ fn carried(m: &Message) -> Option<usize> {
     };
     let bytes = rows
         .iter()
-        .flat_map(|(o, rs)| rs.iter().map(move |(r, s)| o.as_str().len() + r.len() + s.len()))
+        .flat_map(|(o, rs)| {
+            rs.iter()
+                .map(move |(r, s)| o.as_str().len() + r.len() + s.len())
+        })
         .sum();
     Some(bytes)
 }
@@ -79,32 +85,55 @@ fn lossy_pages() -> impl FnMut(NodeId, NodeId, &Message) -> bool {
 /// Every row of `table`, as one replica holds it, with its state.
 fn all_rows(c: &Cluster, table: &ObjectId) -> BTreeMap<RowKey, Vec<u8>> {
     let holders = c.holders(table);
-    holders.into_values().max_by_key(BTreeMap::len).unwrap_or_default()
+    holders
+        .into_values()
+        .max_by_key(BTreeMap::len)
+        .unwrap_or_default()
 }
 
 /// While leaving holders let rows go: each row gone from one of them is
 /// stored at every replica of `to`.
-fn no_row_lost(rows: &BTreeMap<RowKey, Vec<u8>>, table: &ObjectId, leaving: &BTreeSet<NodeId>, to: &BTreeSet<NodeId>) -> impl Fn(&Cluster) {
+fn no_row_lost(
+    rows: &BTreeMap<RowKey, Vec<u8>>,
+    table: &ObjectId,
+    leaving: &BTreeSet<NodeId>,
+    to: &BTreeSet<NodeId>,
+) -> impl Fn(&Cluster) {
     let (rows, table, leaving, to) = (rows.clone(), table.clone(), leaving.clone(), to.clone());
     move |c: &Cluster| {
         let holders = c.holders(&table);
         for node in &leaving {
-            let gone = rows.keys().filter(|r| holders.get(node).is_none_or(|h| !h.contains_key(*r)));
+            let gone = rows
+                .keys()
+                .filter(|r| holders.get(node).is_none_or(|h| !h.contains_key(*r)));
             for row in gone {
                 for replica in &to {
                     let has = holders.get(replica).and_then(|h| h.get(row));
-                    assert!(has == rows.get(row), "{node} let {row} go before {replica} stored it");
+                    assert!(
+                        has == rows.get(row),
+                        "{node} let {row} go before {replica} stored it"
+                    );
                 }
             }
         }
     }
 }
 
-fn assert_held_whole(c: &Cluster, table: &ObjectId, rows: &BTreeMap<RowKey, Vec<u8>>, replicas: &BTreeSet<NodeId>) {
+fn assert_held_whole(
+    c: &Cluster,
+    table: &ObjectId,
+    rows: &BTreeMap<RowKey, Vec<u8>>,
+    replicas: &BTreeSet<NodeId>,
+) {
     let holders = c.holders(table);
     assert_eq!(holders.keys().copied().collect::<BTreeSet<_>>(), *replicas);
     for (node, held) in &holders {
-        assert!(held == rows, "{node} holds {} of {} rows, or other states", held.len(), rows.len());
+        assert!(
+            held == rows,
+            "{node} holds {} of {} rows, or other states",
+            held.len(),
+            rows.len()
+        );
     }
 }
 
@@ -118,7 +147,10 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
     c.pass(1_000);
     let rows = all_rows(&c, &table);
     assert_eq!(rows.len(), 300);
-    assert!(rows.values().map(Vec::len).sum::<usize>() > 5 * FRAME, "many frames' worth");
+    assert!(
+        rows.values().map(Vec::len).sum::<usize>() > 5 * FRAME,
+        "many frames' worth"
+    );
     assert_held_whole(&c, &table, &rows, &before);
 
     // Node 4 joins the table's leaf: one old holder hands it over.
@@ -133,7 +165,11 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
         check(&c);
     }
     assert_held_whole(&c, &table, &rows, &after);
-    assert_eq!(c.engine(NodeId(0)).node.leaf_counts().1, 0, "no leaf still moving");
+    assert_eq!(
+        c.engine(NodeId(0)).node.leaf_counts().1,
+        0,
+        "no leaf still moving"
+    );
 
     // One of its replicas retires: it hands the table to the new third.
     let leaving = *after.iter().find(|n| **n != NodeId(0)).unwrap();
@@ -172,14 +208,23 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
 /// stores each page, and no count is lost or counted twice.
 #[test]
 fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
-    let mut c = Cluster::new(Config { initial_nodes: 3, ..config() }, kinds::catalog());
+    let mut c = Cluster::new(
+        Config {
+            initial_nodes: 3,
+            ..config()
+        },
+        kinds::catalog(),
+    );
     let tally = id("tally", "wide");
     let rows: Vec<String> = (0..200).map(|i| format!("count-{i:03}")).collect();
     let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
     for n in 0..3u32 {
         c.op(NodeId(n), &tally, &refs, |x| {
             for row in &rows {
-                let delta = x.row_as::<PnCounter>(row).add(NodeId(n), i64::from(n) + 1).unwrap();
+                let delta = x
+                    .row_as::<PnCounter>(row)
+                    .add(NodeId(n), i64::from(n) + 1)
+                    .unwrap();
                 x.put(row, &delta);
             }
         });
@@ -196,13 +241,23 @@ fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
         });
     }
     c.pass(5_000);
-    assert!(c.holders(&tally).get(&leaving).is_none(), "the retired node let go");
+    assert!(
+        !c.holders(&tally).contains_key(&leaving),
+        "the retired node let go"
+    );
     for n in [NodeId(0), NodeId(2)] {
         for row in &rows {
             let held: PnCounter = c.stored(n, &tally, row).unwrap();
             assert_eq!(held.value(), 6, "{n} {row}");
-            assert!(!held.contributions().contains_key(&leaving), "{n} {row}: folded in");
-            assert_eq!(held.retired().get(&leaving), Some(&heir), "{n} {row}: into the heir");
+            assert!(
+                !held.contributions().contains_key(&leaving),
+                "{n} {row}: folded in"
+            );
+            assert_eq!(
+                held.retired().get(&leaving),
+                Some(&heir),
+                "{n} {row}: into the heir"
+            );
         }
     }
 }
@@ -225,7 +280,10 @@ fn a_transfer_survives_restarts_of_either_side() {
     let check = no_row_lost(&rows, &table, &before, &after);
     // Pages arrive but no confirmation does; both sides restart.
     c.run_checked(|_, _, m| matches!(m, Message::Transferred { .. }), &check);
-    assert!(c.holders(&table).contains_key(&NodeId(4)), "some pages stored");
+    assert!(
+        c.holders(&table).contains_key(&NodeId(4)),
+        "some pages stored"
+    );
     c.restart(old);
     c.restart(NodeId(4));
     for _ in 0..80 {

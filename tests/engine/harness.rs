@@ -3,7 +3,9 @@
 //! in the order they were sent, unless a test loses them.
 
 use edge_crdt::codec;
-use edge_crdt::engine::{Catalog, Config, Engine, Exec, Frame, MemoryStore, Message, ObjectId, Outputs, RowKey};
+use edge_crdt::engine::{
+    Catalog, Config, Engine, Exec, Frame, MemoryStore, Message, ObjectId, Outputs, RowKey,
+};
 use edge_crdt::kinds::{Call, Kind};
 use edge_crdt::{ApiError, NodeId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -25,7 +27,8 @@ impl Tally {
         if let Message::Gossip { rows, .. } | Message::Transfer { rows, .. } = message {
             for (object, states) in rows {
                 self.rows += states.len();
-                self.distinct.extend(states.iter().map(|(r, _)| (object.clone(), r.clone())));
+                self.distinct
+                    .extend(states.iter().map(|(r, _)| (object.clone(), r.clone())));
             }
         }
     }
@@ -66,7 +69,13 @@ impl Cluster {
 
     /// Starts node `id` on an empty store (not a member until added).
     pub fn spawn(&mut self, id: NodeId) {
-        let engine = Engine::start(id, self.config.clone(), self.catalog, MemoryStore::default()).expect("starts");
+        let engine = Engine::start(
+            id,
+            self.config.clone(),
+            self.catalog,
+            MemoryStore::default(),
+        )
+        .expect("starts");
         self.nodes.insert(id, engine);
     }
 
@@ -81,7 +90,8 @@ impl Cluster {
     /// Drops node `id`'s engine and starts it again from its store.
     pub fn restart(&mut self, id: NodeId) {
         let old = self.nodes.remove(&id).expect("a node");
-        let engine = Engine::start(id, self.config.clone(), self.catalog, old.store).expect("restarts");
+        let engine =
+            Engine::start(id, self.config.clone(), self.catalog, old.store).expect("restarts");
         self.nodes.insert(id, engine);
     }
 
@@ -91,7 +101,8 @@ impl Cluster {
 
     /// Queues what an input at `from` sends.
     pub fn enqueue(&mut self, from: NodeId, out: Outputs) {
-        self.queue.extend(out.sends.into_iter().map(|(to, m)| (from, to, m)));
+        self.queue
+            .extend(out.sends.into_iter().map(|(to, m)| (from, to, m)));
     }
 
     /// Queues `message` from `from` to `to`, as if `from` had sent it.
@@ -110,7 +121,13 @@ impl Cluster {
 
     /// A client operation on `object` at `at`: loads `rows`, runs `f` and
     /// commits what it buffered.
-    pub fn op(&mut self, at: NodeId, object: &ObjectId, rows: &[&str], f: impl FnOnce(&mut Exec<'_>)) {
+    pub fn op(
+        &mut self,
+        at: NodeId,
+        object: &ObjectId,
+        rows: &[&str],
+        f: impl FnOnce(&mut Exec<'_>),
+    ) {
         let rows: Vec<RowKey> = rows.iter().map(|r| (*r).to_owned()).collect();
         self.with(at, |engine, now| {
             engine.prepare(object, &rows, false).expect("loads");
@@ -121,7 +138,12 @@ impl Cluster {
     }
 
     /// A typed operation of kind `K` on `object` at `at`.
-    pub fn call<K: Kind>(&mut self, at: NodeId, object: &ObjectId, op: K::Op) -> Result<K::Outcome, ApiError> {
+    pub fn call<K: Kind>(
+        &mut self,
+        at: NodeId,
+        object: &ObjectId,
+        op: K::Op,
+    ) -> Result<K::Outcome, ApiError> {
         let mut outcome = None;
         self.with(at, |engine, now| {
             let mut call = Call {
@@ -132,17 +154,6 @@ impl Cluster {
             outcome = Some(K::execute(op, &mut call));
         });
         outcome.expect("ran")
-    }
-
-    /// Ticks every node at the current time, each followed by a quiet run.
-    pub fn tick(&mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
-            let now = self.now;
-            let out = self.engine(id).tick(now).expect("ticks");
-            self.enqueue(id, out);
-            self.run(|_, _, _| false);
-        }
     }
 
     /// Advances time by `ms` in gossip-interval steps, delivering everything.
@@ -188,7 +199,10 @@ impl Cluster {
                 message,
             });
             let now = self.now;
-            let (_, out) = self.engine(to).receive_frame(&bytes, now).expect("a frame the node takes");
+            let (_, out) = self
+                .engine(to)
+                .receive_frame(&bytes, now)
+                .expect("a frame the node takes");
             self.enqueue(to, out);
             check(self);
         }
@@ -211,7 +225,12 @@ impl Cluster {
     }
 
     /// The stored state of one row at `at`, decoded.
-    pub fn stored<R: serde::de::DeserializeOwned>(&self, at: NodeId, object: &ObjectId, row: &str) -> Option<R> {
+    pub fn stored<R: serde::de::DeserializeOwned>(
+        &self,
+        at: NodeId,
+        object: &ObjectId,
+        row: &str,
+    ) -> Option<R> {
         let bytes = self.store(at).row(object, row)?;
         Some(postcard::from_bytes(bytes).expect("a stored row decodes"))
     }

@@ -53,7 +53,12 @@ macro_rules! delegate_rows {
         fn policy(&self) -> Policy {
             $inner.policy()
         }
-        fn merge(&self, state: Option<&[u8]>, delta: &[u8], limit: u64) -> Result<Merged, RowError> {
+        fn merge(
+            &self,
+            state: Option<&[u8]>,
+            delta: &[u8],
+            limit: u64,
+        ) -> Result<Merged, RowError> {
             $inner.merge(state, delta, limit)
         }
         fn check(&self, row: &[u8]) -> Result<(), InvalidState> {
@@ -141,7 +146,8 @@ impl RowType for Mesh {
         let Some(hash) = cx.row(row).map(state_hash) else {
             return;
         };
-        let have = postcard::to_allocvec(&MeshSay::Have(vec![(row.to_owned(), hash)])).expect("encodes");
+        let have =
+            postcard::to_allocvec(&MeshSay::Have(vec![(row.to_owned(), hash)])).expect("encodes");
         for peer in cx.replicas() {
             if peer != cx.node() {
                 cx.send(peer, have.clone());

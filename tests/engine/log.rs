@@ -58,7 +58,13 @@ fn logs_keep_every_accepted_delta_in_each_nodes_sequence_across_restarts() {
     let mut write = |c: &mut Cluster, count: usize| {
         for _ in 0..count {
             let at = NodeId(written % 3);
-            note(c, at, &journal, &format!("r{}", written % 4), &format!("n{written}"));
+            note(
+                c,
+                at,
+                &journal,
+                &format!("r{}", written % 4),
+                &format!("n{written}"),
+            );
             written += 1;
             if written % 3 == 0 {
                 c.pass(250);
@@ -79,10 +85,21 @@ fn logs_keep_every_accepted_delta_in_each_nodes_sequence_across_restarts() {
 
     for (n, entries) in &reader.read {
         let seqs: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<u64>>(), "{n}: no entry lost or repeated");
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<u64>>(),
+            "{n}: no entry lost or repeated"
+        );
         assert!(seqs.len() >= 37, "{n}: an entry per note at least");
-        let whole = c.engine(*n).store.log_after(&journal, 0, usize::MAX).unwrap();
-        assert!(whole == *entries, "{n}: no entry rewritten after it was read");
+        let whole = c
+            .engine(*n)
+            .store
+            .log_after(&journal, 0, usize::MAX)
+            .unwrap();
+        assert!(
+            whole == *entries,
+            "{n}: no entry rewritten after it was read"
+        );
         let mut logged: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (_, bytes) in entries {
             let (row, Notes(notes)): JournalEntry = postcard::from_bytes(bytes).unwrap();
@@ -91,7 +108,10 @@ fn logs_keep_every_accepted_delta_in_each_nodes_sequence_across_restarts() {
         assert_eq!(logged.len(), 4);
         for (row, notes) in &logged {
             let held: Notes = c.stored(*n, &journal, row).unwrap();
-            assert_eq!(*notes, held.0, "{n} {row}: the log holds every accepted delta");
+            assert_eq!(
+                *notes, held.0,
+                "{n} {row}: the log holds every accepted delta"
+            );
         }
     }
 }
@@ -113,6 +133,7 @@ fn a_log_without_rows_keeps_its_numbering_across_a_restart() {
     c.restart(NodeId(0));
     c.op(NodeId(0), &bare, &[], |x| x.append(b"c".to_vec()));
     let log = c.engine(NodeId(0)).store.log_after(&bare, 0, 10).unwrap();
-    let expected: Vec<(u64, Vec<u8>)> = vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())];
+    let expected: Vec<(u64, Vec<u8>)> =
+        vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())];
     assert_eq!(log, expected);
 }

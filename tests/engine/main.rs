@@ -2,10 +2,10 @@
 //! and encoded frames ([`harness`]), with the test kinds of [`kinds`].
 #![cfg(not(target_arch = "wasm32"))]
 
+mod frames;
 mod harness;
 mod kinds;
-mod ported;
-mod frames;
-mod repair;
 mod log;
+mod ported;
+mod repair;
 mod sync;

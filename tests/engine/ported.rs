@@ -28,7 +28,8 @@ fn put(c: &mut Cluster, at: NodeId, key: &ObjectId, text: &str, context: &Causal
         payload: Payload::Text(text.into()),
         context: context.clone(),
     };
-    c.call::<Register>(at, key, op).expect("a replica takes the write");
+    c.call::<Register>(at, key, op)
+        .expect("a replica takes the write");
 }
 
 fn texts(reg: &MvRegister) -> Vec<String> {
@@ -65,7 +66,9 @@ fn a_node_outside_the_membership_only_listens_until_added() {
     assert_eq!(node.next_deadline(), None);
     assert_eq!(node.begin_retire(), Err(RetireError::NotMember));
 
-    c.with(NodeId(0), |e, now| e.node.add_node(stranger, now).expect("a new id"));
+    c.with(NodeId(0), |e, now| {
+        e.node.add_node(stranger, now).expect("a new id")
+    });
     let now = c.now;
     let again = c.engine(NodeId(0)).node.add_node(stranger, now);
     assert_eq!(again, Err(AddError::Known(stranger)));
@@ -80,7 +83,9 @@ fn a_restarted_node_stamps_above_its_stored_clock_floor() {
     let mut c = Cluster::new(config(1), kinds::catalog());
     let stamp_at = |c: &mut Cluster, name: &str, wall: u64| {
         let mut time = 0;
-        c.with(NodeId(0), |e, _| time = e.node.exec(id("counter", name), wall).stamp("").time);
+        c.with(NodeId(0), |e, _| {
+            time = e.node.exec(id("counter", name), wall).stamp("").time
+        });
         time
     };
     // Its clock ran ahead of its wall clock.
@@ -106,9 +111,17 @@ fn anti_entropy_slows_down_while_idle_and_speeds_up_on_change() {
         last = at;
     }
     assert_eq!(gaps[1..], [1, 2, 4, 8, 8].map(|k| k * interval));
-    c.call::<Counter>(NodeId(0), &id("counter", "c"), counter::Op::Increment { by: 1 }).unwrap();
+    c.call::<Counter>(
+        NodeId(0),
+        &id("counter", "c"),
+        counter::Op::Increment { by: 1 },
+    )
+    .unwrap();
     let next = c.engine(NodeId(0)).node.next_deadline().unwrap();
-    assert!(next <= last + interval, "a change brings the next round near");
+    assert!(
+        next <= last + interval,
+        "a change brings the next round near"
+    );
 }
 
 /// Eight nodes place registers on three replicas each; a third of all
@@ -128,7 +141,12 @@ fn ring_placed_keys_reach_exactly_their_replicas_under_a_third_lost() {
         let mut expected = replicas(&mut c, &kv(i));
         expected.sort();
         let held = registers(&c, &kv(i));
-        assert_eq!(held.keys().copied().collect::<Vec<_>>(), expected, "{} held at", kv(i));
+        assert_eq!(
+            held.keys().copied().collect::<Vec<_>>(),
+            expected,
+            "{} held at",
+            kv(i)
+        );
         for reg in held.values() {
             assert_eq!(texts(reg), [format!("v{i}")]);
         }
@@ -170,12 +188,20 @@ fn resizes_hand_keys_to_their_new_replicas_before_letting_go() {
     }
     c.pass(30_000);
     let members = c.engine(NodeId(0)).node.members().clone();
-    assert_eq!(members.active().collect::<Vec<_>>(), [NodeId(0), NodeId(2), NodeId(4)]);
+    assert_eq!(
+        members.active().collect::<Vec<_>>(),
+        [NodeId(0), NodeId(2), NodeId(4)]
+    );
     for i in 0..60 {
         let held = registers(&c, &kv(i));
         let mut expected = replicas(&mut c, &kv(i));
         expected.sort();
-        assert_eq!(held.keys().copied().collect::<Vec<_>>(), expected, "{} stored at", kv(i));
+        assert_eq!(
+            held.keys().copied().collect::<Vec<_>>(),
+            expected,
+            "{} stored at",
+            kv(i)
+        );
         for reg in held.values() {
             assert_eq!(texts(reg), [format!("v{i}")]);
         }
@@ -195,7 +221,10 @@ fn a_delete_reaches_every_replica_and_the_deleted_value_stays_gone() {
     let read = registers(&c, &key)[&replicas[2]].clone();
     let stale = Message::Gossip {
         members: None,
-        rows: vec![(key.clone(), vec![(String::new(), postcard::to_allocvec(&read).unwrap())])],
+        rows: vec![(
+            key.clone(),
+            vec![(String::new(), postcard::to_allocvec(&read).unwrap())],
+        )],
         want: Vec::new(),
     };
     let delete = register::Op::Delete {
@@ -236,9 +265,14 @@ fn a_tombstone_goes_once_every_node_agreed_twice_a_grace_apart() {
         context: Some(seen.clone()),
     };
     c.call::<Register>(first, &key, delete).unwrap();
-    let outsiders_answer = |from: NodeId, m: &Message| from == outsider && matches!(m, Message::Reaped { .. });
+    let outsiders_answer =
+        |from: NodeId, m: &Message| from == outsider && matches!(m, Message::Reaped { .. });
     c.pass_losing(3 * grace, |from, _, m| outsiders_answer(from, m));
-    assert_eq!(registers(&c, &key).len(), 3, "collected without the outsider");
+    assert_eq!(
+        registers(&c, &key).len(),
+        3,
+        "collected without the outsider"
+    );
     // Once it answers, the first question is settled: nothing goes for a grace.
     let mut agreed = None;
     while agreed.is_none() {
@@ -298,7 +332,8 @@ fn counters_converge_everywhere() {
     let mut c = Cluster::new(config(3), kinds::catalog());
     let hits = id("counter", "hits");
     for n in 0..3 {
-        c.call::<Counter>(NodeId(n), &hits, counter::Op::Increment { by: 2 }).unwrap();
+        c.call::<Counter>(NodeId(n), &hits, counter::Op::Increment { by: 2 })
+            .unwrap();
     }
     c.pass(1_000);
     for n in 0..3 {

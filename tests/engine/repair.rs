@@ -15,7 +15,7 @@
 
 use crate::harness::{id, Cluster};
 use crate::kinds;
-use edge_crdt::crdt::{CausalContext, MvRegister, Payload};
+use edge_crdt::crdt::{MvRegister, Payload};
 use edge_crdt::engine::{Config, Message, ObjectId, RowKey};
 use edge_crdt::NodeId;
 use proptest::prelude::*;
@@ -45,7 +45,11 @@ fn differing(c: &Cluster, table: &ObjectId) -> BTreeSet<(ObjectId, RowKey)> {
     let keys: BTreeSet<&RowKey> = holders.values().flat_map(BTreeMap::keys).collect();
     keys.into_iter()
         .filter(|k| {
-            let states: BTreeSet<Option<&Vec<u8>>> = c.nodes.keys().map(|n| holders.get(n).and_then(|h| h.get(*k))).collect();
+            let states: BTreeSet<Option<&Vec<u8>>> = c
+                .nodes
+                .keys()
+                .map(|n| holders.get(n).and_then(|h| h.get(*k)))
+                .collect();
             states.len() > 1
         })
         .map(|k| (table.clone(), k.clone()))
@@ -70,22 +74,42 @@ pub fn diverge_and_repair(replicas: u32, rows: usize, writes: &[(usize, u32)]) -
     };
     let mut c = Cluster::new(config, kinds::catalog());
     let table = id("table", "wide");
-    write(&mut c, NodeId(0), &table, &(0..rows).collect::<Vec<_>>(), "base");
+    write(
+        &mut c,
+        NodeId(0),
+        &table,
+        &(0..rows).collect::<Vec<_>>(),
+        "base",
+    );
     c.pass(1_000);
-    assert!(differing(&c, &table).is_empty(), "synced before the divergence");
+    assert!(
+        differing(&c, &table).is_empty(),
+        "synced before the divergence"
+    );
 
     for (n, (row, at)) in writes.iter().enumerate() {
-        write(&mut c, NodeId(*at), &table, &[*row % rows], &format!("w{n}"));
+        write(
+            &mut c,
+            NodeId(*at),
+            &table,
+            &[*row % rows],
+            &format!("w{n}"),
+        );
     }
     // Every gossip is lost, the buffered deltas' flush included.
-    c.pass_losing(c.config.gossip_interval_ms, |_, _, m| matches!(m, Message::Gossip { .. }));
+    c.pass_losing(c.config.gossip_interval_ms, |_, _, m| {
+        matches!(m, Message::Gossip { .. })
+    });
     let differ = differing(&c, &table);
     c.reset_tally();
     c.pass(60_000);
     assert!(differing(&c, &table).is_empty(), "converged");
     assert_eq!(c.tally.of("transfer"), 0);
     let extra: Vec<_> = c.tally.distinct.difference(&differ).collect();
-    assert!(extra.is_empty(), "shipped rows that did not differ: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "shipped rows that did not differ: {extra:?}"
+    );
     let per_row = 2 * (2 * replicas as usize - 3);
     assert!(
         c.tally.rows <= per_row * differ.len(),
@@ -118,13 +142,21 @@ proptest! {
         let f = diverge_and_repair(replicas, rows, &all);
         eprintln!("{f:?}");
         prop_assert!(f.shipped < f.rows, "the whole object shipped: {f:?}");
+        prop_assert!(f.shipped <= 2 * (2 * f.replicas as usize - 3) * f.differing);
     }
 }
 
 /// Past one range of row digests (1024 rows), repair goes a range at a time.
 #[test]
 fn an_object_past_one_range_repairs_range_by_range() {
-    let writes = [(3, 1), (700, 2), (1_030, 1), (1_400, 0), (1_499, 2), (1_024, 0)];
+    let writes = [
+        (3, 1),
+        (700, 2),
+        (1_030, 1),
+        (1_400, 0),
+        (1_499, 2),
+        (1_024, 0),
+    ];
     let f = diverge_and_repair(3, 1_500, &writes);
     eprintln!("{f:?}");
     assert_eq!(f.differing, writes.len());

@@ -43,7 +43,11 @@ fn a_kind_syncs_its_rows_by_its_own_messages() {
     c.pass_losing(5_000, no_gossip);
 
     for (_, row, _) in &notes {
-        let all: BTreeSet<String> = notes.iter().filter(|(_, r, _)| r == row).map(|(_, _, t)| t.clone()).collect();
+        let all: BTreeSet<String> = notes
+            .iter()
+            .filter(|(_, r, _)| r == row)
+            .map(|(_, _, t)| t.clone())
+            .collect();
         for n in c.nodes.keys().copied().collect::<Vec<_>>() {
             let held: Option<Notes> = c.stored(n, &mesh, row);
             if replicas.contains(&n) {
