@@ -7,7 +7,7 @@ use edge_crdt::engine::{
     Catalog, Config, Engine, Exec, Frame, MemoryStore, Message, ObjectId, Outputs, RowKey,
 };
 use edge_crdt::kinds::{Call, Kind};
-use edge_crdt::{ApiError, NodeId};
+use edge_crdt::{ApiError, NodeId, Rng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Messages sent and rows shipped, by message name.
@@ -48,6 +48,8 @@ pub struct Cluster {
     queue: VecDeque<(NodeId, NodeId, Message)>,
     /// what was delivered since the last [`Cluster::reset_tally`]
     pub tally: Tally,
+    /// when set, messages arrive out of order and some twice
+    pub disorder: Option<Rng>,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
             now: 1_000_000,
             queue: VecDeque::new(),
             tally: Tally::default(),
+            disorder: None,
         };
         for i in 0..cluster.config.initial_nodes {
             cluster.spawn(NodeId(i));
@@ -188,7 +191,7 @@ impl Cluster {
         mut lose: impl FnMut(NodeId, NodeId, &Message) -> bool,
         mut check: impl FnMut(&Cluster),
     ) {
-        while let Some((from, to, message)) = self.queue.pop_front() {
+        while let Some((from, to, message)) = self.next_message() {
             if lose(from, to, &message) || !self.nodes.contains_key(&to) {
                 continue;
             }
@@ -206,6 +209,19 @@ impl Cluster {
             self.enqueue(to, out);
             check(self);
         }
+    }
+
+    /// The next message to deliver: the oldest, or with `disorder` any
+    /// one, which now and then stays queued to arrive again.
+    fn next_message(&mut self) -> Option<(NodeId, NodeId, Message)> {
+        let Some(rng) = &mut self.disorder else {
+            return self.queue.pop_front();
+        };
+        let at = rng.below(self.queue.len() as u64) as usize;
+        if rng.chance(50) {
+            return self.queue.get(at).cloned();
+        }
+        self.queue.remove(at)
     }
 
     /// Nodes that store a row of `object`, with the rows each stores.

@@ -2,6 +2,7 @@
 //! and encoded frames ([`harness`]), with the test kinds of [`kinds`].
 #![cfg(not(target_arch = "wasm32"))]
 
+mod chaos;
 mod frames;
 mod harness;
 mod kinds;
