@@ -229,3 +229,45 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::crdt::PnCounter;
+    use crate::engine::testing::node;
+    use crate::engine::Effect;
+
+    fn increment(n: &mut Node) -> Result<(), NotAccepting> {
+        let object = ObjectId::new("counter", "c").unwrap();
+        let mut x = n.exec(object, 1_000);
+        let delta = x.row_as::<PnCounter>("").add(x.node(), 1).unwrap();
+        x.put("", &delta);
+        x.commit()
+    }
+
+    #[test]
+    fn writes_go_to_a_node_that_takes_them() {
+        let mut active = node(0, 3);
+        assert_eq!(increment(&mut active), Ok(()));
+        let mut stranger = node(7, 3);
+        let first = Some(NodeId(0));
+        assert_eq!(
+            increment(&mut stranger),
+            Err(NotAccepting { forward_to: first })
+        );
+        let mut draining = node(1, 3);
+        let heir = draining.begin_retire().unwrap();
+        let to_heir = Some(heir);
+        assert_eq!(
+            increment(&mut draining),
+            Err(NotAccepting {
+                forward_to: to_heir
+            })
+        );
+        let stored = draining
+            .take_effects()
+            .into_iter()
+            .any(|e| matches!(e, Effect::StoreRow { .. }));
+        assert!(!stored, "a refused write changes nothing");
+    }
+}
