@@ -204,8 +204,9 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
 }
 
 /// A node that retires hands its every-node objects to its heir in pages,
-/// some lost and some confirmations lost (pages go twice); the heir folds the drained node's counts into its own as it
-/// stores each page, and no count is lost or counted twice.
+/// some of them lost and some confirmations lost (pages go twice); the
+/// heir folds the drained node's counts into its own as it stores each
+/// page, and no count is lost or counted twice.
 #[test]
 fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
     let mut c = Cluster::new(

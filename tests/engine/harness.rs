@@ -1,6 +1,7 @@
 //! A few `Engine<MemoryStore>` nodes on one virtual clock, with a message
 //! queue that delivers encoded frames through `Engine::receive_frame`,
-//! in the order they were sent, unless a test loses them.
+//! in the order they were sent (or, with `disorder`, in any order and some
+//! twice), unless a test loses them.
 
 use edge_crdt::codec;
 use edge_crdt::engine::{
