@@ -4,8 +4,8 @@ use crate::clock::wall_ms;
 use crate::loopback::loopback_base;
 use crate::rng::Rng;
 use crate::set_api::bias_named;
-use edge_crdt::api::check_name;
 use edge_crdt::crdt::Bias;
+use edge_crdt::engine::check_name;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -159,7 +159,7 @@ fn options(
         Some(s) => s.clone(),
         None => format!("monkeys-{seed}-{}", wall_ms() / 1000),
     };
-    check_name(&set).map_err(|e| format!("--set: {}", e.message))?;
+    check_name(&set).map_err(|e| format!("--set: {e}"))?;
     let url = given
         .get("url")
         .map_or("http://127.0.0.1:8787", String::as_str);
