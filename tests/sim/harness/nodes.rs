@@ -1,0 +1,317 @@
+//! The nodes: each an engine over its disk while up, only its disk while
+//! crashed. Whatever an engine hands back after an input goes through
+//! [`Sim::perform`]: its storage effects are checked, its messages sent,
+//! and the node checked against the oracles.
+
+use super::show::{brief, describe, mentions};
+use super::{Disk, Sim};
+use edge_crdt::crdt::{Crdt, LwwSet, MvRegister, PnCounter};
+use edge_crdt::engine::{Effect, Engine, Message, ObjectId, Outputs, Status};
+use edge_crdt::kinds::CATALOG;
+use edge_crdt::NodeId;
+use std::collections::BTreeSet;
+
+use crate::oracle::{check_held_register, check_held_set};
+
+/// A node's engine, or after a crash only its disk.
+pub enum Host {
+    Up(Box<Engine<Disk>>),
+    Down(Disk),
+}
+
+pub struct Slot {
+    host: Host,
+    /// When a crashed node comes back.
+    pub restart_at: u64,
+    /// How far this node's wall clock is ahead of true time, in ms.
+    pub skew: i64,
+    /// Whether it has restarted: it then holds in memory only what it
+    /// loaded since.
+    pub restarted: bool,
+}
+
+impl Slot {
+    pub fn engine(&self) -> Option<&Engine<Disk>> {
+        match &self.host {
+            Host::Up(e) => Some(e),
+            Host::Down(_) => None,
+        }
+    }
+
+    pub fn engine_mut(&mut self) -> Option<&mut Engine<Disk>> {
+        match &mut self.host {
+            Host::Up(e) => Some(e),
+            Host::Down(_) => None,
+        }
+    }
+
+    pub fn disk(&self) -> &Disk {
+        match &self.host {
+            Host::Up(e) => &e.store,
+            Host::Down(d) => d,
+        }
+    }
+}
+
+/// A row's state decoded.
+pub fn decode<T: Crdt>(state: &[u8]) -> T {
+    postcard::from_bytes(state).expect("a row the engine checked")
+}
+
+impl Sim {
+    /// Half the clocks agree to the millisecond; the others are off by up
+    /// to 20 ms either way.
+    fn random_skew(&mut self) -> i64 {
+        if self.rng.chance(500) {
+            0
+        } else {
+            self.rng.range(0, 40) as i64 - 20
+        }
+    }
+
+    /// Starts a new node `id` with an empty disk.
+    pub fn spawn(&mut self, id: NodeId) {
+        let engine = Engine::start(id, self.config.clone(), CATALOG, Disk::default())
+            .expect("an empty disk");
+        let skew = self.random_skew();
+        let host = Host::Up(Box::new(engine));
+        self.slots.insert(
+            id,
+            Slot {
+                host,
+                restart_at: 0,
+                skew,
+                restarted: false,
+            },
+        );
+        let p = self.net.node_cut.clone();
+        self.set_partition_on(id, p);
+    }
+
+    /// Node `id` crashes: it keeps only its disk, for `down_for` ms.
+    pub fn crash(&mut self, id: NodeId, down_for: u64) {
+        self.check_disk(id);
+        let restart_at = self.now.saturating_add(down_for);
+        let slot = self.slots.get_mut(&id).expect("a node");
+        slot.host = match std::mem::replace(&mut slot.host, Host::Down(Disk::default())) {
+            Host::Up(engine) => {
+                slot.restart_at = restart_at;
+                self.stats.crashes += 1;
+                Host::Down(engine.store)
+            }
+            down => down,
+        };
+    }
+
+    /// Brings a crashed node back from its disk, maybe on another machine
+    /// with another clock; the operator's partition setting reaches it.
+    pub fn restart(&mut self, id: NodeId) {
+        if self.is_up(id) {
+            return;
+        }
+        if self.rng.chance(500) {
+            let skew = self.random_skew();
+            self.slots.get_mut(&id).expect("a node").skew = skew;
+        }
+        let slot = self.slots.get_mut(&id).expect("a node");
+        let Host::Down(disk) = std::mem::replace(&mut slot.host, Host::Down(Disk::default()))
+        else {
+            unreachable!("checked down");
+        };
+        slot.restarted = true;
+        let mut engine =
+            Engine::start(id, self.config.clone(), CATALOG, disk).expect("a disk it wrote");
+        let effects = engine.node.take_effects();
+        slot.host = Host::Up(Box::new(engine));
+        if !effects.is_empty() {
+            self.fail(format!("{id}: restoring had effects: {effects:?}"));
+        }
+        let p = self.net.node_cut.clone();
+        self.set_partition_on(id, p);
+    }
+
+    /// Runs node `id`'s own work and performs what it gives back.
+    pub fn settle_node(&mut self, id: NodeId) {
+        let Some(engine) = self.engine_mut(id) else {
+            return;
+        };
+        match engine.settle() {
+            Ok(out) => self.perform(id, out),
+            Err(e) => self.fail(format!("{id}: {e}")),
+        }
+    }
+
+    /// Ticks every node whose timers are due by its wall clock.
+    pub fn tick_due(&mut self) {
+        for id in self.ids() {
+            let wall = self.wall(id);
+            let Some(engine) = self.engine_mut(id) else {
+                continue;
+            };
+            if engine.node.next_deadline().is_some_and(|d| wall >= d) {
+                match engine.tick(wall) {
+                    Ok(out) => self.perform(id, out),
+                    Err(e) => self.fail(format!("{id}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Performs what node `id` gave back: checks what it stored, notes the
+    /// tombstones it collected, sends its messages, checks the node.
+    pub fn perform(&mut self, id: NodeId, out: Outputs) {
+        // Only a restarted node loads; what it still wants, storage lacks.
+        let restarted = self.slots.get(&id).is_some_and(|s| s.restarted);
+        if let Some(wanted) = self
+            .engine(id)
+            .filter(|_| restarted)
+            .map(|e| e.node.wanted())
+        {
+            if !wanted.is_empty() {
+                self.fail(format!("{id} still wants {wanted:?} after loading it"));
+            }
+        }
+        self.check_stored(id, &out.stored);
+        self.note_collections(&out);
+        for (to, message) in out.sends {
+            match &message {
+                Message::Transfer { .. } => self.stats.transfers += 1,
+                Message::Transferred { .. } => self.stats.transferred += 1,
+                Message::Handoff { .. } => self.stats.handoffs += 1,
+                _ => {}
+            }
+            if let Some(key) = self.trace.as_deref().filter(|k| mentions(&message, k)) {
+                eprintln!("{} ms: {id} sends {to} {}", self.now, brief(&message, key));
+            }
+            self.send(id, to, message);
+        }
+        self.check_node(id);
+    }
+
+    /// Every stored row is valid and, for sets and registers, made of
+    /// acknowledged writes; every object is stored under its leaf.
+    fn check_stored(&mut self, id: NodeId, effects: &[Effect]) {
+        for effect in effects {
+            self.trace_effect(id, effect);
+            match effect {
+                Effect::StoreRow {
+                    object,
+                    state,
+                    info,
+                    ..
+                } => {
+                    let kind = CATALOG.row_type(object.prefix()).expect("a known kind");
+                    if let Err(e) = kind
+                        .check(state)
+                        .and_then(|_| self.check_held(object, state))
+                    {
+                        self.fail(format!("{id} stores {}: {e}", describe(object, state)));
+                    }
+                    if info.tombstone && object.prefix() == "kv" {
+                        let reg: MvRegister = decode(state);
+                        self.tombstones.insert(info.digest, reg.context().clone());
+                    }
+                }
+                Effect::StoreObject { object, meta } => {
+                    let leaf = self.engine(id).expect("up").node.leaf(object);
+                    if meta.leaf != leaf {
+                        self.fail(format!(
+                            "{id} stores {object} under leaf {}, not {leaf}",
+                            meta.leaf
+                        ));
+                    }
+                }
+                Effect::DeleteRow { .. } => self.stats.row_deletes += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn check_held(
+        &self,
+        object: &ObjectId,
+        state: &[u8],
+    ) -> Result<(), edge_crdt::crdt::InvalidState> {
+        let held = match object.prefix() {
+            "set" => check_held_set(self.sets.get(object), &decode::<LwwSet>(state)),
+            "kv" => check_held_register(self.regs.get(object), &decode::<MvRegister>(state)),
+            _ => Ok(()),
+        };
+        held.map_err(edge_crdt::crdt::InvalidState)
+    }
+
+    fn trace_effect(&self, id: NodeId, effect: &Effect) {
+        let Some(key) = self.trace.as_deref() else {
+            return;
+        };
+        match effect {
+            Effect::StoreRow {
+                object, row, state, ..
+            } if object.as_str() == key => {
+                eprintln!(
+                    "{} ms: {id} stores `{row}` {}",
+                    self.now,
+                    describe(object, state)
+                );
+            }
+            Effect::DeleteRow { object, row } if object.as_str() == key => {
+                eprintln!("{} ms: {id} deletes {object} `{row}`", self.now);
+            }
+            _ => {}
+        }
+    }
+
+    /// A node that drops a register's tombstone and tells the other
+    /// replicas to forget it collected it: its context may be forgotten.
+    fn note_collections(&mut self, out: &Outputs) {
+        let mut done = BTreeSet::new();
+        for (_, message) in &out.sends {
+            let Message::Forget { rows } = message else {
+                continue;
+            };
+            for (object, row, digest) in rows {
+                let dropped = |e: &Effect| matches!(e, Effect::DeleteRow { object: o, row: r } if o == object && r == row);
+                if !out.stored.iter().any(dropped) || !done.insert((object.clone(), row.clone())) {
+                    continue;
+                }
+                let Some(context) = self.tombstones.get(digest) else {
+                    self.fail(format!(
+                        "{object} was collected, yet no node stored its tombstone"
+                    ));
+                };
+                self.stats.collected += 1;
+                self.regs
+                    .entry(object.clone())
+                    .or_default()
+                    .collected
+                    .join(context);
+            }
+        }
+    }
+
+    /// An active node's increment-only counter: never over the total,
+    /// never down.
+    fn check_node(&mut self, id: NodeId) {
+        let Some(engine) = self.engine(id) else {
+            return;
+        };
+        if !engine.node.is_member() || engine.node.status() != Status::Active {
+            return;
+        }
+        let up = self.counters.up().clone();
+        let value = self
+            .peek(id, &up)
+            .map_or(0, |s| decode::<PnCounter>(s).value());
+        if let Err(why) = self.counters.check_up(id, value) {
+            self.fail(why);
+        }
+    }
+
+    /// What node `id` holds of `object`'s row: in memory, else on its disk.
+    pub fn peek(&self, id: NodeId, object: &ObjectId) -> Option<&[u8]> {
+        let slot = self.slots.get(&id)?;
+        slot.engine()
+            .and_then(|e| e.node.row(object, ""))
+            .or_else(|| slot.disk().tables.row(object, ""))
+    }
+}
