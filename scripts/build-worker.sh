@@ -10,5 +10,14 @@ if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock -path src/bin -prune 
   step "Worker build is up to date ($out)"
   exit 0
 fi
-step "building the Worker (worker-build --release --features edge)"
-RUST_BACKTRACE=0 worker-build --release --features edge
+step "building the Worker (worker-build --release --features edge, opt-level z)"
+# Smallest code for the Worker only: native release builds (the simulator's
+# soak, the benchmarks) keep the release profile's speed.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=z RUST_BACKTRACE=0 worker-build --release --features edge
+# The name section (function names for stack traces) is a fifth of the
+# gzipped module: it goes. A panic still logs its message and location.
+step "stripping the name section (wasm-opt --strip-debug)"
+# The module with names stays in target/, for scripts/wasm-sizes.mjs.
+cp build/index_bg.wasm target/index_bg.named.wasm
+"$WASM_OPT_BIN" --strip-debug build/index_bg.wasm -o build/index_bg.wasm
+

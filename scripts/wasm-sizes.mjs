@@ -73,6 +73,7 @@ if (nameSection) {
 }
 
 const byCrate = new Map();
+const functions = [];
 const code = sections.find((s) => s.id === 10);
 let codeBytes = 0;
 if (code) {
@@ -85,6 +86,7 @@ if (code) {
     // `<f64 as core::fmt::Display>::fmt` -> core, `<&mut serde_json::de::…` -> serde_json.
     const crate = name.match(/([A-Za-z_][A-Za-z0-9_]*)(\[[0-9a-f]+\])?::/)?.[1] ?? name;
     byCrate.set(crate, (byCrate.get(crate) ?? 0) + size);
+    functions.push([size, name]);
     codeBytes += size;
     at = body + len;
   }
@@ -108,4 +110,13 @@ if (!nameSection) {
 console.log(`\ncode by crate (${byCrate.size} crates, ${kib(codeBytes)}; generic code counts where it is defined, e.g. BTreeMap under alloc):`);
 for (const [crate, size] of [...byCrate].sort((a, b) => b[1] - a[1]).slice(0, rows)) {
   console.log(`  ${kib(size).padStart(11)} ${(100 * size / codeBytes).toFixed(1).padStart(5)} %  ${crate}`);
+}
+
+// WASM_SIZES_TOP=N: the N largest functions.
+const top = Number(process.env.WASM_SIZES_TOP ?? 0);
+if (top > 0) {
+  console.log(`\nthe ${top} largest functions:`);
+  for (const [size, name] of functions.sort((a, b) => b[0] - a[0]).slice(0, top)) {
+    console.log(`${kib(size).padStart(11)}  ${name.slice(0, 150)}`);
+  }
 }

@@ -127,8 +127,8 @@ impl GCounter {
             entries: entries.into_iter().map(|(node, count)| Entry { node, count }).collect(),
             records: records.into_iter().map(|(retired, heir)| Record { retired, heir }).collect(),
         };
-        c.entries.sort_by_key(|e| e.node);
-        c.records.sort();
+        c.entries.sort_unstable_by_key(|e| e.node);
+        c.records.sort_unstable();
         c.records.dedup();
         c.validate()?;
         Ok(c)

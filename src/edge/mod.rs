@@ -24,7 +24,7 @@ use crate::engine::{Config, Sizing};
 use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
 use std::cell::OnceCell;
-use worker::{Env, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Headers, Request, Response};
 
 /// Cluster settings from the `[vars]` of wrangler.toml.
 #[derive(Clone, Debug)]
@@ -178,12 +178,15 @@ pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Respons
     Ok(Response::from_bytes(codec::encode(value))?.with_headers(headers))
 }
 
-/// A POST of `body` to `path` on an object.
+/// A POST of `body` to `path` on an object. Built on the runtime's own
+/// `Request`: worker's `RequestInit` carries every option there is, and
+/// converting it costs the Worker kilobytes.
 pub(crate) fn internal_request(path: &str, body: Vec<u8>) -> worker::Result<Request> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
-    Request::new_with_init(&format!("https://node{path}"), &init)
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&worker::js_sys::Uint8Array::from(&body[..]).into());
+    let req = web_sys::Request::new_with_str_and_init(&format!("https://node{path}"), &init)?;
+    Ok(Request::from(req))
 }
 
 /// The stub of node `id`.

@@ -8,7 +8,8 @@ use super::host::Host;
 use super::{call_raw, now_ms, postcard, Failure, Outcome};
 use crate::api::call::{Added, AdminOp, NodeReply, NodeRequest, Retired, Target};
 use crate::codec::{self, MAX_FRAME};
-use crate::engine::{ObjectId, Partition, Policy, Status};
+use crate::engine::{Engine, Partition, Policy, Status, StoreError};
+use super::sql_store::SqlStore;
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, Call};
 use crate::NodeId;
@@ -48,135 +49,90 @@ impl DurableObject for ClusterNode {
     }
 }
 
+/// What a request did here, once its outputs are performed.
+enum Done {
+    /// the encoded outcome, or why there is none
+    Result(Result<Vec<u8>, ApiError>),
+    /// a retirement was started or continued: done if the node is retired now
+    Retire(NodeId),
+    /// the node's view, read once the outputs are performed
+    View,
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::new(ErrorCode::Internal, e.to_string())
+}
+
 impl ClusterNode {
     async fn call(&self, body: &[u8]) -> Outcome {
         let req: NodeRequest = codec::decode(body, MAX_FRAME)
             .map_err(|e| ApiError::new(ErrorCode::BadFrame, e.to_string()))?;
-        let result = match req {
-            NodeRequest::Op { target, op, forwarded } => {
-                if let Some(res) = self.pass_on(target_object(&target), forwarded, || NodeRequest::Op {
-                    target: target.clone(),
-                    op: op.clone(),
-                    forwarded: true,
-                })
-                .await?
-                {
-                    return Ok(res);
-                }
-                self.op(target, &op).await
-            }
-            NodeRequest::Subscribe { object, forwarded } => {
-                let again = || NodeRequest::Subscribe { object: object.clone(), forwarded: true };
-                match self.pass_on(Some(&object), forwarded, again).await {
-                    Ok(Some(res)) => return Ok(res),
-                    Ok(None) => match self.host.subscribe(&object).await {
-                        Ok(stream) => return Ok(stream),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                }
-            }
-            NodeRequest::Admin(op) => self.admin(op).await,
+        let result = match self.elsewhere(&req) {
+            Ok(Some(to)) => return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?),
+            Ok(None) => self.here(req).await,
+            Err(e) => Err(e),
         };
         let reply = NodeReply {
             node: self.host.id(),
             active: self.host.active(),
-            result: result.map_err(Failure::into_api),
+            result,
         };
         Ok(postcard(&reply)?)
     }
 
-    /// Passes a client request on, once, to a node that should take it:
-    /// an active node, if this one is not; for an object on the ring, one
-    /// of its replicas. Counts the request when this node takes it.
-    async fn pass_on(
-        &self,
-        object: Option<&ObjectId>,
-        forwarded: bool,
-        again: impl FnOnce() -> NodeRequest,
-    ) -> Result<Option<Response>, Failure> {
+    /// Where a client request belongs if not here, once: an active node,
+    /// if this one is not; for an object on the ring, one of its replicas.
+    /// Counts the request when this node takes it.
+    fn elsewhere(&self, req: &NodeRequest) -> Result<Option<NodeId>, ApiError> {
+        let (object, forwarded) = match req {
+            NodeRequest::Op { target: Target::Object(o), forwarded, .. } => (Some(o), *forwarded),
+            NodeRequest::Op { forwarded, .. } => (None, *forwarded),
+            NodeRequest::Subscribe { object, forwarded } => (Some(object), *forwarded),
+            NodeRequest::Admin(_) => return Ok(None),
+        };
         let (me, target) = self.host.with(|e| (e.node.id(), e.node.forward_target()));
         if target != Some(me) {
-            let Some(target) = target.filter(|_| !forwarded) else {
-                let e = ApiError::new(ErrorCode::NoActiveNode, "no active node could take this request");
-                return Err(e.into());
+            return match target.filter(|_| !forwarded) {
+                Some(to) => Ok(Some(to)),
+                None => Err(ApiError::new(ErrorCode::NoActiveNode, "no active node could take this request")),
             };
-            return Ok(Some(call_raw(&self.host.env, target, &again()).await?));
         }
         self.host.count_request();
-        let replica = object.and_then(|o| {
-            self.host.with(|e| {
-                let ring = e.node.policy(o) == Some(Policy::Ring);
-                let replicas = e.node.replicas(o);
-                (ring && !replicas.contains(&me)).then(|| replicas.first().copied()).flatten()
-            })
-        });
         // Placement views may differ for a moment: a forwarded request is
         // served where it lands rather than bounced again.
-        match replica.filter(|_| !forwarded) {
-            Some(to) => Ok(Some(call_raw(&self.host.env, to, &again()).await?)),
-            None => Ok(None),
+        Ok(object.filter(|_| !forwarded).and_then(|o| {
+            self.host.with(|e| {
+                let replicas = e.node.replicas(o);
+                let ring = e.node.policy(o) == Some(Policy::Ring);
+                replicas.first().copied().filter(|_| ring && !replicas.contains(&me))
+            })
+        }))
+    }
+
+    /// Runs a request here: the engine's work, then its outputs.
+    async fn here(&self, req: NodeRequest) -> Result<Vec<u8>, ApiError> {
+        if let NodeRequest::Subscribe { object, .. } = &req {
+            // Answered by the stream itself; only a failure comes back.
+            let e = self.host.subscribe(object).await.err();
+            return Err(e.map_or_else(|| ApiError::new(ErrorCode::Internal, "stream"), Failure::into_api));
+        }
+        let (done, out) = self.host.with(|engine| {
+            let done = run(engine, req);
+            (done, engine.settle())
+        });
+        let out = out.map_err(internal)?;
+        self.host.perform(out, None).await.map_err(|e| Failure::Platform(e).into_api())?;
+        match done {
+            Done::Result(result) => result,
+            Done::Retire(heir) => self.retired(heir),
+            Done::View => Ok(codec::encode(&self.host.view())),
         }
     }
 
-    /// Runs a kind's operation here.
-    async fn op(&self, target: Target, op: &[u8]) -> Result<Vec<u8>, Failure> {
-        let (kind, object) = match target {
-            Target::Object(object) => (kinds::by_prefix(object.prefix()), Some(object)),
-            Target::Kind(prefix) => (kinds::by_prefix(&prefix), None),
-        };
-        let kind = kind.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such kind"))?;
-        let (outcome, out) = self.host.with(|engine| {
-            let mut call = Call { engine, object, now: now_ms() };
-            let outcome = kind.run(op, &mut call);
-            let out = engine.settle();
-            (outcome, out)
-        });
-        let out = out.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        self.host.perform(out, None).await?;
-        Ok(outcome?)
-    }
-
-    async fn admin(&self, op: AdminOp) -> Result<Vec<u8>, Failure> {
-        match op {
-            AdminOp::View => Ok(codec::encode(&self.host.view())),
-            AdminOp::Add(id) => {
-                let added = self.host.with(|e| {
-                    if !e.node.accepts_writes() {
-                        return Err(ApiError::new(ErrorCode::NotActive, format!("{} is not active", e.node.id())));
-                    }
-                    e.node
-                        .add_node(id, now_ms())
-                        .map_err(|err| ApiError::new(ErrorCode::CannotAdd, err.to_string()))?;
-                    e.settle().map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))
-                })?;
-                self.host.perform(added, None).await?;
-                Ok(codec::encode(&Added { added: id }))
-            }
-            AdminOp::Retire => self.retire().await,
-            AdminOp::Partition(groups) => {
-                let out = self.host.with(|e| {
-                    e.node.set_partition(Partition::new(groups));
-                    e.settle()
-                });
-                let out = out.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                self.host.perform(out, None).await?;
-                Ok(codec::encode(&self.host.view()))
-            }
-        }
-    }
-
-    async fn retire(&self) -> Result<Vec<u8>, Failure> {
-        let started = self.host.with(|e| {
-            let heir = e.node.begin_retire().map_err(|err| ApiError::new(ErrorCode::CannotRetire, err.to_string()))?;
-            let out = e.settle().map_err(|err| ApiError::new(ErrorCode::Internal, err.to_string()))?;
-            Ok::<_, ApiError>((heir, out))
-        });
-        let (heir, out) = started?;
-        self.host.perform(out, None).await?;
+    fn retired(&self, heir: NodeId) -> Result<Vec<u8>, ApiError> {
         if !matches!(self.host.with(|e| e.node.status()), Status::Retired { .. }) {
             let e = format!("the handoff to {heir} did not complete; retry to resume it");
-            return Err(ApiError::new(ErrorCode::HandoffIncomplete, e).into());
+            return Err(ApiError::new(ErrorCode::HandoffIncomplete, e));
         }
         // Wake every stream so browsers reconnect to a live node.
         self.host.streams.close_all();
@@ -184,9 +140,47 @@ impl ClusterNode {
     }
 }
 
-fn target_object(target: &Target) -> Option<&ObjectId> {
-    match target {
-        Target::Object(o) => Some(o),
-        Target::Kind(_) => None,
+/// The request, marked as passed on once.
+fn forwarded(req: NodeRequest) -> NodeRequest {
+    match req {
+        NodeRequest::Op { target, op, .. } => NodeRequest::Op { target, op, forwarded: true },
+        NodeRequest::Subscribe { object, .. } => NodeRequest::Subscribe { object, forwarded: true },
+        admin => admin,
     }
+}
+
+/// Runs a kind's operation or an admin request on the engine.
+fn run(engine: &mut Engine<SqlStore>, req: NodeRequest) -> Done {
+    let now = now_ms();
+    match req {
+        NodeRequest::Op { target, op, .. } => {
+            let (kind, object) = match target {
+                Target::Object(object) => (kinds::by_prefix(object.prefix()), Some(object)),
+                Target::Kind(prefix) => (kinds::by_prefix(&prefix), None),
+            };
+            Done::Result(match kind {
+                Some(kind) => kind.run(&op, &mut Call { engine, object, now }),
+                None => Err(ApiError::new(ErrorCode::NotFound, "no such kind")),
+            })
+        }
+        NodeRequest::Admin(AdminOp::Add(id)) => Done::Result(add(engine, id, now)),
+        NodeRequest::Admin(AdminOp::Retire) => match engine.node.begin_retire() {
+            Ok(heir) => Done::Retire(heir),
+            Err(e) => Done::Result(Err(ApiError::new(ErrorCode::CannotRetire, e.to_string()))),
+        },
+        NodeRequest::Admin(AdminOp::Partition(groups)) => {
+            engine.node.set_partition(Partition::new(groups));
+            Done::View
+        }
+        NodeRequest::Admin(AdminOp::View) | NodeRequest::Subscribe { .. } => Done::View,
+    }
+}
+
+fn add(engine: &mut Engine<SqlStore>, id: NodeId, now: u64) -> Result<Vec<u8>, ApiError> {
+    let node = &mut engine.node;
+    if !node.accepts_writes() {
+        return Err(ApiError::new(ErrorCode::NotActive, format!("{} is not active", node.id())));
+    }
+    node.add_node(id, now).map_err(|e| ApiError::new(ErrorCode::CannotAdd, e.to_string()))?;
+    Ok(codec::encode(&Added { added: id }))
 }

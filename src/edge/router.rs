@@ -33,15 +33,23 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     route(req, &env).await.or_else(Failure::into_response)
 }
 
+/// `https://host:port/path?query` as its origin and the rest (path and
+/// query). The runtime hands over a serialized URL: no need to parse it
+/// again (the `url` crate costs the Worker tens of kilobytes).
+fn split_url(url: &str) -> (&str, &str) {
+    let host = url.find("://").map_or(0, |i| i + 3);
+    let at = url[host..].find('/').map_or(url.len(), |i| host + i);
+    let rest = &url[at..];
+    let rest = &rest[..rest.find('#').unwrap_or(rest.len())];
+    (&url[..at], if rest.is_empty() { "/" } else { rest })
+}
+
 /// The request as the API reads it, without its body.
 fn http_request(req: &Request, settings: &Settings) -> worker::Result<HttpRequest> {
-    let url = req.url()?;
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let mut http = HttpRequest::new(Method::parse(&req.inner().method()), &target);
-    http.origin = url.origin().ascii_serialization();
+    let url = req.inner().url();
+    let (origin, target) = split_url(&url);
+    let mut http = HttpRequest::new(Method::parse(&req.inner().method()), target);
+    http.origin = origin.to_owned();
     let headers = req.headers();
     http.content_type = headers.get("content-type")?;
     http.accept = headers.get("accept")?;

@@ -253,7 +253,7 @@ impl Store for SqlStore {
         let mut asked: Vec<&ObjectId> = needs.objects.iter().collect();
         asked.extend(&needs.listings);
         asked.extend(needs.rows.iter().map(|(o, _)| o));
-        asked.sort();
+        asked.sort_unstable();
         asked.dedup();
         loaded.objects = self.load_objects(&asked)?;
         for object in &needs.listings {

@@ -110,12 +110,16 @@ impl Leaves {
         row
     }
 
-    /// The digest of each non-empty bucket over the leaves `keep` selects.
-    pub fn buckets(&self, keep: impl Fn(Leaf) -> bool) -> BTreeMap<u16, u64> {
-        let mut out = BTreeMap::new();
+    /// The digest of each non-empty bucket over the leaves `keep` selects,
+    /// in bucket order.
+    pub fn buckets(&self, keep: impl Fn(Leaf) -> bool) -> Vec<(u16, u64)> {
+        let mut out: Vec<(u16, u64)> = Vec::new();
         for (leaf, row) in self.rows.iter().filter(|(l, _)| keep(**l)) {
-            let d: &mut u64 = out.entry(bucket(*leaf)).or_default();
-            *d = d.wrapping_add(entry_digest(*leaf, row.digest));
+            let d = entry_digest(*leaf, row.digest);
+            match out.last_mut() {
+                Some((b, sum)) if *b == bucket(*leaf) => *sum = sum.wrapping_add(d),
+                _ => out.push((bucket(*leaf), d)),
+            }
         }
         out
     }
@@ -143,10 +147,10 @@ mod test {
         leaves.change(2, 0, 20, 0);
         leaves.change(70, 0, 30, 0);
         let all = leaves.buckets(|_| true);
-        assert_eq!(all.keys().copied().collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(all.iter().map(|(b, _)| *b).collect::<Vec<_>>(), [0, 1]);
         let some = leaves.buckets(|l| l != 2);
-        assert_ne!(all[&0], some[&0]);
-        assert_eq!(all[&1], some[&1]);
+        assert_ne!(all[0], some[0]);
+        assert_eq!(all[1], some[1]);
         assert_eq!(bucket_leaves(1), 64..128);
     }
 }

@@ -69,11 +69,11 @@ impl Needs {
     pub(crate) fn tidy(mut self) -> Needs {
         self.leaves.sort_unstable();
         self.leaves.dedup();
-        self.objects.sort();
+        self.objects.sort_unstable();
         self.objects.dedup();
-        self.listings.sort();
+        self.listings.sort_unstable();
         self.listings.dedup();
-        self.rows.sort();
+        self.rows.sort_unstable();
         self.rows.dedup();
         self
     }

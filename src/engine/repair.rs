@@ -10,7 +10,7 @@ use super::message::{RowRange, RowRefs};
 use super::node::Node;
 use super::{fnv1a, Leaf, Membership, Message, ObjectId, RowKey};
 use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// How far anti-entropy slows down on a node that has not changed: a node
 /// that changes probes its peers at the full rate, and either side of a
@@ -65,12 +65,51 @@ fn rotated<T>(mut items: Vec<T>, turn: usize, most: usize) -> Vec<T> {
     items
 }
 
-/// Keys whose values differ between two maps (absent counts as differing).
-fn differing<K: Ord + Clone>(mine: &BTreeMap<K, u64>, theirs: &BTreeMap<K, u64>) -> Vec<K> {
-    let mut out: BTreeSet<K> = BTreeSet::new();
-    out.extend(mine.iter().filter(|(k, d)| theirs.get(*k) != Some(*d)).map(|(k, _)| k.clone()));
-    out.extend(theirs.iter().filter(|(k, d)| mine.get(*k) != Some(*d)).map(|(k, _)| k.clone()));
-    out.into_iter().collect()
+/// Of two lists of `(key, digest)` sorted by key: the keys of `mine` the
+/// other holds otherwise or not at all, and the keys of `theirs` that
+/// `mine` holds otherwise or not at all.
+fn diff<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> (Vec<K>, Vec<K>) {
+    let (mut ours, mut others) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < mine.len() || j < theirs.len() {
+        match (mine.get(i), theirs.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    ours.push(a.0.clone());
+                    others.push(b.0.clone());
+                }
+                (i, j) = (i + 1, j + 1);
+            }
+            (Some(a), b) if b.is_none_or(|b| a.0 < b.0) => {
+                ours.push(a.0.clone());
+                i += 1;
+            }
+            (_, Some(b)) => {
+                others.push(b.0.clone());
+                j += 1;
+            }
+            _ => break,
+        }
+    }
+    (ours, others)
+}
+
+/// The keys whose digests differ between two sorted lists, in order.
+fn differing<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> Vec<K> {
+    let (mut ours, others) = diff(mine, theirs);
+    ours.extend(others);
+    ours.sort_unstable();
+    ours.dedup();
+    ours
+}
+
+/// A peer's list, sorted by key with one entry per key: a peer is only
+/// trusted so far.
+fn sorted<K: Ord + Clone>(list: &[(K, u64)]) -> Vec<(K, u64)> {
+    let mut list = list.to_vec();
+    list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    list.dedup_by(|a, b| a.0 == b.0);
+    list
 }
 
 impl Node {
@@ -80,13 +119,13 @@ impl Node {
         replicas.contains(&self.id) && replicas.contains(&peer)
     }
 
-    fn shared_buckets(&self, peer: NodeId) -> BTreeMap<u16, u64> {
+    fn shared_buckets(&self, peer: NodeId) -> Vec<(u16, u64)> {
         self.leaves.buckets(|leaf| self.shares(leaf, peer))
     }
 
     /// The digests of the leaves this node holds and shares with `peer`
-    /// in `buckets`.
-    fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> BTreeMap<Leaf, u64> {
+    /// in `buckets`, in order.
+    fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> Vec<(Leaf, u64)> {
         buckets
             .iter()
             .flat_map(|b| bucket_leaves(*b))
@@ -100,8 +139,8 @@ impl Node {
     pub fn root_for(&self, peer: NodeId) -> u64 {
         let members = fnv1a(&postcard::to_allocvec(&self.members).unwrap_or_default());
         self.shared_buckets(peer)
-            .values()
-            .fold(members, |root, d| root.wrapping_add(*d))
+            .iter()
+            .fold(members, |root, (_, d)| root.wrapping_add(*d))
     }
 
     /// Sends the root to the next reachable peer.
@@ -121,7 +160,7 @@ impl Node {
         if root != self.root_for(from) {
             // A divergence: probe at the full rate until it is gone.
             self.became_busy();
-            let buckets = self.shared_buckets(from).into_iter().collect();
+            let buckets = self.shared_buckets(from);
             let members = self.members.clone();
             self.send(from, Message::Buckets { members, buckets });
         }
@@ -134,12 +173,11 @@ impl Node {
             // (a newcomer that missed its addition learns it here).
             self.outbox.tell_members(from);
         }
-        let theirs: BTreeMap<u16, u64> = theirs.iter().copied().collect();
-        let buckets = differing(&self.shared_buckets(from), &theirs);
+        let buckets = differing(&self.shared_buckets(from), &sorted(theirs));
         let buckets = rotated(buckets, self.repair.turn, BUCKETS_PER_ROUND);
         if !buckets.is_empty() {
             self.became_busy();
-            let leaves = self.shared_leaves(from, &buckets).into_iter().collect();
+            let leaves = self.shared_leaves(from, &buckets);
             self.send(from, Message::Leaves { buckets, leaves });
         }
     }
@@ -147,10 +185,9 @@ impl Node {
     /// The shared leaves of `buckets` whose digests differ from `theirs`,
     /// a round's worth.
     pub(super) fn differing_leaves(&self, from: NodeId, buckets: &[u16], theirs: &[(Leaf, u64)]) -> Vec<Leaf> {
-        let theirs: BTreeMap<Leaf, u64> = theirs
-            .iter()
+        let theirs: Vec<(Leaf, u64)> = sorted(theirs)
+            .into_iter()
             .filter(|(l, _)| buckets.contains(&bucket(*l)) && self.shares(*l, from))
-            .copied()
             .collect();
         let leaves = differing(&self.shared_leaves(from, buckets), &theirs);
         rotated(leaves, self.repair.turn, LEAVES_PER_ROUND)
@@ -161,7 +198,7 @@ impl Node {
             .differing_leaves(from, buckets, theirs)
             .into_iter()
             .filter(|l| self.knows_leaf(*l))
-            .map(|l| (l, self.object_digests(l).into_iter().collect()))
+            .map(|l| (l, self.object_digests(l)))
             .collect();
         if !leaves.is_empty() {
             self.became_busy();
@@ -169,8 +206,8 @@ impl Node {
         }
     }
 
-    /// The digest of every object this node holds in `leaf`.
-    fn object_digests(&self, leaf: Leaf) -> BTreeMap<ObjectId, u64> {
+    /// The digest of every object this node holds in `leaf`, in order.
+    fn object_digests(&self, leaf: Leaf) -> Vec<(ObjectId, u64)> {
         self.table
             .leaf_objects(leaf)
             .map(|(id, o)| (id.clone(), o.meta.digest))
@@ -184,8 +221,7 @@ impl Node {
             if !self.shares(*leaf, from) || !self.knows_leaf(*leaf) {
                 continue;
             }
-            let theirs: BTreeMap<ObjectId, u64> = objects.iter().cloned().collect();
-            out.extend(differing(&self.object_digests(*leaf), &theirs));
+            out.extend(differing(&self.object_digests(*leaf), &sorted(objects)));
         }
         out
     }
@@ -237,7 +273,7 @@ impl Node {
         let in_range = |k: &RowKey| {
             range.after.as_ref().is_none_or(|a| k > a) && range.upto.as_ref().is_none_or(|u| k <= u)
         };
-        let mine: BTreeMap<RowKey, u64> = self
+        let mine: Vec<(RowKey, u64)> = self
             .table
             .get(&range.object)
             .into_iter()
@@ -245,18 +281,9 @@ impl Node {
             .filter(|(k, _)| in_range(k))
             .map(|(k, s)| (k.clone(), s.info.digest))
             .collect();
-        let theirs: BTreeMap<RowKey, u64> = range.rows.iter().filter(|(k, _)| in_range(k)).cloned().collect();
-        let push = mine
-            .iter()
-            .filter(|(k, d)| theirs.get(*k) != Some(*d))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let want = theirs
-            .iter()
-            .filter(|(k, d)| mine.get(*k) != Some(*d))
-            .map(|(k, _)| k.clone())
-            .collect();
-        (push, want)
+        let mut theirs = sorted(&range.rows);
+        theirs.retain(|(k, _)| in_range(k));
+        diff(&mine, &theirs)
     }
 
     pub(super) fn on_rows(&mut self, from: NodeId, ranges: &[RowRange]) {
@@ -289,9 +316,11 @@ mod test {
 
     #[test]
     fn differing_keys_include_either_sides_extras() {
-        let a = BTreeMap::from([(1, 10), (2, 20), (3, 30)]);
-        let b = BTreeMap::from([(2, 20), (3, 31), (4, 40)]);
+        let a = [(1, 10), (2, 20), (3, 30)];
+        let b = [(2, 20), (3, 31), (4, 40)];
         assert_eq!(differing(&a, &b), vec![1, 3, 4]);
+        assert_eq!(diff(&a, &b), (vec![1, 3], vec![3, 4]));
+        assert_eq!(sorted(&[(2, 1), (1, 5), (2, 9)]), vec![(1, 5), (2, 1)]);
         assert_eq!(rotated(vec![1, 2, 3, 4], 5, 2), vec![2, 3]);
         assert!(rotated(Vec::<u8>::new(), 3, 2).is_empty());
     }
