@@ -14,7 +14,8 @@ use super::sse::Streams;
 use super::{migrate, now_ms, Settings};
 use crate::api::call::{NodeView, Requests, Sent, StatusView};
 use crate::codec;
-use crate::engine::{open_replies, Engine, Frame, Message, ObjectId, Outputs, RequestMeter};
+use crate::engine::{open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter};
+use futures_channel::oneshot;
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, CATALOG};
 use crate::NodeId;
@@ -25,11 +26,23 @@ use worker::{Env, Response, ScheduledTime, State};
 /// so each autoscale step sees the whole minute before it.
 const REQUEST_WINDOW_MS: u64 = 60_000;
 
+/// Storage effects not written yet, in the order they arose, and the
+/// requests waiting for them.
+#[derive(Default)]
+struct Batch {
+    effects: Vec<Effect>,
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// a write is due at the next turn of the event loop: requests that
+    /// arrive until then join it
+    due: bool,
+}
+
 pub(crate) struct Host {
     pub state: State,
     pub env: Env,
     pub settings: Settings,
     engine: RefCell<Option<Engine<SqlStore>>>,
+    batch: RefCell<Batch>,
     pub streams: Streams,
     alarm_at: Cell<Option<u64>>,
     /// Peer traffic since this object started.
@@ -50,6 +63,7 @@ impl Host {
             env,
             settings,
             engine: RefCell::new(None),
+            batch: RefCell::new(Batch::default()),
             streams: Streams::default(),
             alarm_at: Cell::new(None),
             sent: Cell::new(Sent::default()),
@@ -88,7 +102,9 @@ impl Host {
         };
         let config = self.settings.engine();
         let store = migrate::to_current(&self.state.storage(), store, id, &config).await?;
-        let engine = Engine::start(id, config, CATALOG, store).map_err(internal)?;
+        let mut engine = Engine::start(id, config, CATALOG, store).map_err(internal)?;
+        // Storage effects go through `persist`, which groups requests.
+        engine.defer_writes = true;
         *self.engine.borrow_mut() = Some(engine);
         Ok(())
     }
@@ -108,11 +124,59 @@ impl Host {
         self.with(|e| e.node.members().active().collect())
     }
 
-    /// Performs outputs until none are left: pushes to streams, and peer
-    /// messages, whose replies come back as more input. Messages to
-    /// `reply_to` are returned instead, to travel back in the HTTP response.
-    pub async fn perform(&self, mut out: Outputs, reply_to: Option<NodeId>) -> worker::Result<Vec<Message>> {
+    /// Writes `effects`, and every effect queued before them, before it
+    /// returns. With `company` (a client's request) it first lets the
+    /// event loop turn once, so that requests arriving together are
+    /// written in one transaction; the runtime's output gate then holds
+    /// their replies until it is durable. Anything else writes at once.
+    async fn persist(&self, effects: Vec<Effect>, company: bool) -> worker::Result<()> {
+        let waiting = {
+            let mut batch = self.batch.borrow_mut();
+            batch.effects.extend(effects);
+            if company && batch.due {
+                let (tx, rx) = oneshot::channel();
+                batch.waiters.push(tx);
+                Some(rx)
+            } else {
+                batch.due |= company;
+                None
+            }
+        };
+        if let Some(rx) = waiting {
+            return rx.await.unwrap_or(Ok(())).map_err(internal);
+        }
+        if company {
+            worker::Delay::from(std::time::Duration::ZERO).await;
+        }
+        self.flush()
+    }
+
+    /// Writes every queued effect as one batch and tells its waiters.
+    fn flush(&self) -> worker::Result<()> {
+        let (effects, waiters) = {
+            let mut batch = self.batch.borrow_mut();
+            batch.due = false;
+            (std::mem::take(&mut batch.effects), std::mem::take(&mut batch.waiters))
+        };
+        let written = if effects.is_empty() {
+            Ok(())
+        } else {
+            self.with(|e| crate::engine::Store::write(&mut e.store, &effects)).map_err(|e| e.to_string())
+        };
+        for waiter in waiters {
+            let _ = waiter.send(written.clone());
+        }
+        written.map_err(internal)
+    }
+
+    /// Performs outputs until none are left: their storage effects first
+    /// (grouped with other requests' when `company`), then pushes to
+    /// streams and peer messages, whose replies come back as more input.
+    /// Messages to `reply_to` are returned instead, to travel back in the
+    /// HTTP response.
+    pub async fn perform(&self, mut out: Outputs, reply_to: Option<NodeId>, company: bool) -> worker::Result<Vec<Message>> {
         let mut replies = Vec::new();
+        self.persist(std::mem::take(&mut out.stored), company).await?;
         loop {
             for publish in std::mem::take(&mut out.publishes) {
                 if let Some(kind) = kinds::by_prefix(publish.object.prefix()) {
@@ -132,6 +196,7 @@ impl Host {
                     next.extend(self.deliver(to, message).await?);
                 }
             }
+            self.persist(std::mem::take(&mut next.stored), false).await?;
             if next.sends.is_empty() && next.publishes.is_empty() && !next.heartbeat {
                 break;
             }
@@ -197,7 +262,7 @@ impl Host {
             crate::engine::EngineError::Frame(_) => ApiError::new(ErrorCode::BadFrame, e.to_string()),
             crate::engine::EngineError::Store(_) => ApiError::new(ErrorCode::Internal, e.to_string()),
         })?;
-        let replies = self.perform(out, Some(from)).await.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let replies = self.perform(out, Some(from), false).await.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let body = codec::encode(&replies);
         let sent = self.sent.get();
         self.sent.set(Sent {
@@ -226,7 +291,7 @@ impl Host {
         self.alarm_at.set(None);
         self.ensure(None).await?;
         let out = self.with(|e| e.tick(now_ms())).map_err(internal)?;
-        self.perform(out, None).await?;
+        self.perform(out, None, false).await?;
         Response::ok("ticked")
     }
 
@@ -242,7 +307,7 @@ impl Host {
         let rows = rows.map_err(internal)?;
         let hello = format!("retry: {}\n\ndata: {}\n\n", self.settings.sse_retry_ms, kind.event(&rows));
         let res = self.streams.open(object.clone(), hello.into_bytes())?;
-        self.perform(Outputs::default(), None).await?;
+        self.perform(Outputs::default(), None, true).await?;
         Ok(res)
     }
 

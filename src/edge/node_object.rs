@@ -67,10 +67,15 @@ impl ClusterNode {
     async fn call(&self, body: &[u8]) -> Outcome {
         let req: NodeRequest = codec::decode(body, MAX_FRAME)
             .map_err(|e| ApiError::new(ErrorCode::BadFrame, e.to_string()))?;
-        let result = match self.elsewhere(&req) {
-            Ok(Some(to)) => return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?),
-            Ok(None) => self.here(req).await,
-            Err(e) => Err(e),
+        let result = match (self.elsewhere(&req), req) {
+            (Ok(Some(to)), req) => return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?),
+            // Answered by the stream itself; only a failure is a reply.
+            (Ok(None), NodeRequest::Subscribe { object, .. }) => match self.host.subscribe(&object).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => Err(e.into_api()),
+            },
+            (Ok(None), req) => self.here(req).await,
+            (Err(e), _) => Err(e),
         };
         let reply = NodeReply {
             node: self.host.id(),
@@ -111,17 +116,12 @@ impl ClusterNode {
 
     /// Runs a request here: the engine's work, then its outputs.
     async fn here(&self, req: NodeRequest) -> Result<Vec<u8>, ApiError> {
-        if let NodeRequest::Subscribe { object, .. } = &req {
-            // Answered by the stream itself; only a failure comes back.
-            let e = self.host.subscribe(object).await.err();
-            return Err(e.map_or_else(|| ApiError::new(ErrorCode::Internal, "stream"), Failure::into_api));
-        }
         let (done, out) = self.host.with(|engine| {
             let done = run(engine, req);
             (done, engine.settle())
         });
         let out = out.map_err(internal)?;
-        self.host.perform(out, None).await.map_err(|e| Failure::Platform(e).into_api())?;
+        self.host.perform(out, None, true).await.map_err(|e| Failure::Platform(e).into_api())?;
         match done {
             Done::Result(result) => result,
             Done::Retire(heir) => self.retired(heir),

@@ -79,6 +79,11 @@ pub struct Engine<S> {
     pub node: Node,
     /// its storage
     pub store: S,
+    /// Leave the storage effects of each input in [`Outputs::stored`] for
+    /// the adapter to write, in order, before anything they caused is sent
+    /// or acknowledged: an adapter that groups the writes of requests that
+    /// arrive together into one transaction.
+    pub defer_writes: bool,
 }
 
 impl<S: Store> Engine<S> {
@@ -92,7 +97,11 @@ impl<S: Store> Engine<S> {
         } = store.restore()?;
         let mut node = Node::new(id, config, catalog);
         node.restore(members, partition, clock, leaves);
-        Ok(Engine { node, store })
+        Ok(Engine {
+            node,
+            store,
+            defer_writes: false,
+        })
     }
 
     /// Loads what `ask` names, and asks again, until nothing is missing.
@@ -142,7 +151,8 @@ impl<S: Store> Engine<S> {
     }
 
     /// Runs the node's own work, loading what it waits for, then writes
-    /// the storage effects as one batch and returns the rest.
+    /// the storage effects as one batch (unless the adapter writes them,
+    /// [`Engine::defer_writes`]) and returns the rest.
     pub fn settle(&mut self) -> Result<Outputs, StoreError> {
         let mut last = None;
         loop {
@@ -156,7 +166,6 @@ impl<S: Store> Engine<S> {
             last = Some(wanted);
         }
         let effects = self.node.take_effects();
-        self.store.write(&effects)?;
         let mut out = Outputs::default();
         for effect in effects {
             match effect {
@@ -165,6 +174,9 @@ impl<S: Store> Engine<S> {
                 Effect::Heartbeat => out.heartbeat = true,
                 stored => out.stored.push(stored),
             }
+        }
+        if !self.defer_writes {
+            self.store.write(&out.stored)?;
         }
         Ok(out)
     }
