@@ -224,12 +224,11 @@ impl Host {
             bytes: sent.bytes + bytes.len() as u64,
         });
         let result = async {
-            let req = super::internal_request(&format!("/peer/{}", to.0), bytes)?;
-            let mut res = self.env.durable_object("NODE")?.get_by_name(&to.to_string())?.fetch_with_request(req).await?;
-            if res.status_code() != 200 {
-                return Err(internal(format!("status {}", res.status_code())));
+            let (status, body) = super::post(&self.env, to, &format!("/peer/{}", to.0), bytes).await?;
+            if status != 200 {
+                return Err(internal(format!("status {status}")));
             }
-            open_replies(&res.bytes().await?, CATALOG).map_err(internal)
+            open_replies(&body, CATALOG).map_err(internal)
         }
         .await;
         let took = now_ms().saturating_sub(started);

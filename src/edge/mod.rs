@@ -182,11 +182,14 @@ pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Respons
 /// `Request`: worker's `RequestInit` carries every option there is, and
 /// converting it costs the Worker kilobytes.
 pub(crate) fn internal_request(path: &str, body: Vec<u8>) -> worker::Result<Request> {
+    Ok(Request::from(raw_request(path, body)?))
+}
+
+fn raw_request(path: &str, body: Vec<u8>) -> worker::Result<web_sys::Request> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&worker::js_sys::Uint8Array::from(&body[..]).into());
-    let req = web_sys::Request::new_with_str_and_init(&format!("https://node{path}"), &init)?;
-    Ok(Request::from(req))
+    Ok(web_sys::Request::new_with_str_and_init(&format!("https://node{path}"), &init)?)
 }
 
 /// The stub of node `id`.
@@ -201,13 +204,31 @@ pub(crate) async fn call_raw(env: &Env, id: NodeId, req: &NodeRequest) -> worker
     node_stub(env, id)?.fetch_with_request(inner).await
 }
 
+/// POSTs `body` to `path` on node `id`: the status and the whole body.
+/// Straight on the runtime's objects: worker's `Response` reads a fetched
+/// body as a stream, a chunk and a few calls at a time.
+pub(crate) async fn post(env: &Env, id: NodeId, path: &str, body: Vec<u8>) -> worker::Result<(u16, Vec<u8>)> {
+    use worker::js_sys::{futures::JsFuture, Function, Reflect, Uint8Array};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    let namespace = env.durable_object("NODE")?;
+    let ns: &JsValue = namespace.as_ref();
+    let method = |on: &JsValue, name: &str| -> worker::Result<Function> {
+        Ok(Reflect::get(on, &name.into())?.dyn_into::<Function>()?)
+    };
+    let stub = method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
+    let fetched = method(&stub, "fetch")?.call1(&stub, &raw_request(path, body)?.into())?;
+    let res: web_sys::Response = JsFuture::from(fetched.dyn_into::<worker::js_sys::Promise>()?).await?.dyn_into()?;
+    let bytes = JsFuture::from(res.array_buffer()?).await?;
+    Ok((res.status(), Uint8Array::new(&bytes).to_vec()))
+}
+
 /// Sends `req` to node `id` and reads its typed reply.
 pub(crate) async fn call_node(env: &Env, id: NodeId, req: &NodeRequest) -> worker::Result<NodeReply> {
-    let mut res = call_raw(env, id, req).await?;
-    if res.status_code() != 200 {
-        return Err(worker::Error::RustError(format!("{id} answered {}", res.status_code())));
+    let (status, body) = post(env, id, &format!("/call/{}", id.0), codec::encode(req)).await?;
+    if status != 200 {
+        return Err(worker::Error::RustError(format!("{id} answered {status}")));
     }
-    codec::decode(&res.bytes().await?, MAX_FRAME).map_err(|e| worker::Error::RustError(e.to_string()))
+    codec::decode(&body, MAX_FRAME).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
 pub(crate) fn now_ms() -> u64 {
