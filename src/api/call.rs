@@ -151,7 +151,7 @@ pub struct NodeView {
 impl NodeView {
     /// The members' statuses as a map, from a membership.
     pub fn members_of(m: &Membership) -> BTreeMap<NodeId, StatusView> {
-        m.all().iter().map(|(id, s)| (*id, StatusView::from(*s))).collect()
+        crate::crdt::map_of(m.all().iter().map(|(id, s)| (*id, StatusView::from(*s))))
     }
 }
 

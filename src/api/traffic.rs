@@ -87,7 +87,7 @@ impl Report {
             Step::Remove(id) => ("remove", Some(id)),
         };
         TrafficView {
-            nodes: self.nodes.iter().map(|(id, t)| (*id, Answer(*t))).collect(),
+            nodes: crate::crdt::map_of(self.nodes.iter().map(|(id, t)| (*id, Answer(*t)))),
             active: self.nodes.len(),
             per_second: self.per_second,
             policy: Policy {

@@ -118,7 +118,7 @@ impl CausalContext {
                 *end = (*end).max(*last);
             }
         }
-        let nodes: BTreeSet<NodeId> = other.vv.keys().chain(other.cloud.keys()).copied().collect();
+        let nodes: BTreeSet<NodeId> = super::set_of(other.vv.keys().chain(other.cloud.keys()).copied());
         for node in nodes {
             self.compact(node);
         }

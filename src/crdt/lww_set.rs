@@ -159,7 +159,7 @@ impl LwwSet {
     /// The delta that adds `elements` at `stamp`.
     pub fn insert(&self, elements: impl IntoIterator<Item = Element>, stamp: u64) -> LwwSet {
         LwwSet {
-            adds: elements.into_iter().map(|e| (e, stamp)).collect(),
+            adds: super::map_of(elements.into_iter().map(|e| (e, stamp))),
             ..LwwSet::default()
         }
     }
@@ -167,7 +167,7 @@ impl LwwSet {
     /// The delta that removes `elements` at `stamp`.
     pub fn remove(&self, elements: impl IntoIterator<Item = Element>, stamp: u64) -> LwwSet {
         LwwSet {
-            removes: elements.into_iter().map(|e| (e, stamp)).collect(),
+            removes: super::map_of(elements.into_iter().map(|e| (e, stamp))),
             ..LwwSet::default()
         }
     }
@@ -192,10 +192,7 @@ impl LwwSet {
     /// The entries stamped after `since`: what a poller has not seen.
     pub fn since(&self, since: u64) -> LwwSet {
         let after = |m: &BTreeMap<Element, u64>| {
-            m.iter()
-                .filter(|(_, t)| **t > since)
-                .map(|(e, t)| (e.clone(), *t))
-                .collect()
+            super::map_of(m.iter().filter(|(_, t)| **t > since).map(|(e, t)| (e.clone(), *t)))
         };
         LwwSet {
             created: self.created,

@@ -87,14 +87,8 @@ impl PnCounter {
                 *v += sign * i128::from(e.count);
             }
         }
-        out.into_iter()
-            .map(|(id, v)| {
-                (
-                    id,
-                    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-                )
-            })
-            .collect()
+        let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        super::map_of(out.into_iter().map(|(id, v)| (id, clamp(v))))
     }
 
     /// The retired nodes folded into each live node, in either half.

@@ -129,11 +129,12 @@ async fn partition(
     groups: Vec<BTreeSet<NodeId>>,
 ) -> Result<BTreeMap<&'static str, Vec<NodeView>>, Failure> {
     let members = active_view(env, settings).await?.members;
-    let mut targets: BTreeSet<NodeId> = members
-        .iter()
-        .filter(|(_, s)| !matches!(s, StatusView::Retired(_)))
-        .map(|(id, _)| *id)
-        .collect();
+    let mut targets: BTreeSet<NodeId> = crate::crdt::set_of(
+        members
+            .iter()
+            .filter(|(_, s)| !matches!(s, StatusView::Retired(_)))
+            .map(|(id, _)| *id),
+    );
     targets.extend(groups.iter().flatten().copied());
     let mut views = Vec::new();
     for id in targets {

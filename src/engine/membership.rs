@@ -60,7 +60,7 @@ impl Membership {
     /// `node-0` … `node-{n-1}`, all active.
     pub fn initial(n: u32) -> Self {
         Membership {
-            nodes: (0..n).map(|i| (NodeId(i), Status::Active)).collect(),
+            nodes: crate::crdt::map_of((0..n).map(|i| (NodeId(i), Status::Active))),
         }
     }
 

@@ -65,7 +65,7 @@ impl Node {
 
     /// The loaded tombstones and their digests.
     fn tombstones(&self) -> BTreeMap<RowId, u64> {
-        self.table
+        let found = self.table
             .objects()
             .filter(|(_, o)| o.meta.tombstones > 0)
             .flat_map(|(id, o)| {
@@ -73,8 +73,8 @@ impl Node {
                     .iter()
                     .filter(|(_, s)| s.info.tombstone)
                     .map(move |(k, s)| ((id.clone(), k.clone()), s.info.digest))
-            })
-            .collect()
+            });
+        crate::crdt::map_of(found)
     }
 
     /// One anti-entropy round of collection: starts the second question of
@@ -85,7 +85,7 @@ impl Node {
         let tombstones = self.tombstones();
         // A tombstone that changed is no longer the one the nodes confirmed.
         self.reaper.reaping.retain(|k, r| tombstones.get(k) == Some(&r.digest));
-        let peers: BTreeSet<NodeId> = self.peers().collect();
+        let peers: BTreeSet<NodeId> = crate::crdt::set_of(self.peers());
         let now = self.now;
         let second: Vec<RowId> = self
             .reaper
@@ -171,7 +171,7 @@ impl Node {
         }
         // Every Reap of a round to a peer names all its rows that still
         // wait for that peer: the answer covers them.
-        let refused: BTreeSet<RowId> = refused.into_iter().collect();
+        let refused: BTreeSet<RowId> = crate::crdt::set_of(refused);
         let mut done = Vec::new();
         for (key, r) in &mut self.reaper.reaping {
             if r.round == round && !refused.contains(key) && r.waiting.remove(&from) && r.waiting.is_empty() {

@@ -85,12 +85,12 @@ impl Node {
     fn transfer_targets(&self, leaf: Leaf) -> BTreeSet<NodeId> {
         match self.heir() {
             Some(heir) if Placement::leaf_policy(leaf) == Policy::Everywhere => BTreeSet::from([heir]),
-            _ => self
-                .placement
-                .leaf_replicas(leaf, &self.members)
-                .into_iter()
-                .filter(|n| *n != self.id)
-                .collect(),
+            _ => crate::crdt::set_of(
+                self.placement
+                    .leaf_replicas(leaf, &self.members)
+                    .into_iter()
+                    .filter(|n| *n != self.id),
+            ),
         }
     }
 
