@@ -124,8 +124,12 @@ impl Node {
     }
 
     /// The digests of the leaves this node holds and shares with `peer`
-    /// in `buckets`, in order.
+    /// in `buckets`, in leaf order (whatever order `buckets` comes in: a
+    /// round's buckets are rotated, and `differing` merges sorted lists).
     fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> Vec<(Leaf, u64)> {
+        let mut buckets = buckets.to_vec();
+        buckets.sort_unstable();
+        buckets.dedup();
         buckets
             .iter()
             .flat_map(|b| bucket_leaves(*b))
@@ -323,6 +327,24 @@ mod test {
         assert_eq!(sorted(&[(2, 1), (1, 5), (2, 9)]), vec![(1, 5), (2, 1)]);
         assert_eq!(rotated(vec![1, 2, 3, 4], 5, 2), vec![2, 3]);
         assert!(rotated(Vec::<u8>::new(), 3, 2).is_empty());
+    }
+
+    #[test]
+    fn leaves_compare_in_order_whatever_order_the_buckets_come_in() {
+        use crate::engine::testing::{kv, node, put};
+        let mut a = node(0, 2);
+        for i in 0..200 {
+            put(&mut a, &kv(&format!("k{i}")), "x", 1_000);
+        }
+        let held: Vec<u16> = a
+            .shared_buckets(NodeId(1))
+            .iter()
+            .map(|(b, _)| *b)
+            .collect();
+        let buckets = [held[held.len() - 1], held[0], held[1]];
+        let same = a.shared_leaves(NodeId(1), &buckets);
+        assert!(same.windows(2).all(|w| w[0].0 < w[1].0), "in leaf order");
+        assert!(a.differing_leaves(NodeId(1), &buckets, &same).is_empty());
     }
 
     #[test]
