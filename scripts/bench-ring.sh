@@ -8,7 +8,7 @@
 # message, anti-entropy included) with the seed's whole-register gossip to
 # replicas and with the lower bound (each write's delta once to each other
 # replica), then measures tombstone collection. The runs take about 10 s
-# and 30 s on this 2-core machine; the release build (lto) takes a few
+# and 25 s on this 2-core machine; the release build (lto) takes a few
 # minutes the first time.
 # Prints the figures of both runs and writes them to
 # bench-results/ring-gossip.txt.
