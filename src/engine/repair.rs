@@ -4,13 +4,22 @@
 //! peer; on a mismatch the levels descend: buckets of leaves, leaves,
 //! objects, then rows a range at a time, until the two exchange exactly
 //! the rows that differ. No step lists every object or row of a node.
+//!
+//! Writes in flight (buffered for up to a gossip interval, then on the
+//! wire) make buckets differ for a moment, and under steady writes most
+//! probes see some: descending for them would only find rows that gossip
+//! is bringing anyway. So a bucket that differs is compared leaf by leaf
+//! only if it also differed at the previous comparison with that peer;
+//! when buckets differ for the first time, the next round (a gossip
+//! interval later at least) probes the same peer again, so a divergence
+//! that stays is repaired one round later.
 
 use super::leaves::{bucket, bucket_leaves};
 use super::message::{RowRange, RowRefs};
 use super::node::Node;
 use super::{fnv1a, Leaf, Membership, Message, ObjectId, RowKey};
 use crate::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How far anti-entropy slows down on a node that has not changed: a node
 /// that changes probes its peers at the full rate, and either side of a
@@ -37,6 +46,13 @@ pub(crate) struct Repair {
     turn: usize,
     /// Per object with more rows than one range: where the next starts.
     cursors: BTreeMap<ObjectId, RowKey>,
+    /// Per peer, the buckets that differed at the last comparison, in order.
+    suspects: BTreeMap<NodeId, Vec<u16>>,
+    /// A peer whose buckets differed for the first time: the next round
+    /// probes it again, out of turn.
+    recheck: Option<NodeId>,
+    /// Peers probed again: their answer asks for no further recheck.
+    rechecked: BTreeSet<NodeId>,
 }
 
 impl Repair {
@@ -124,8 +140,12 @@ impl Node {
     }
 
     /// The digests of the leaves this node holds and shares with `peer`
-    /// in `buckets`, in order.
+    /// in `buckets`, in leaf order (whatever order `buckets` comes in: a
+    /// round's buckets are rotated, and `differing` merges sorted lists).
     fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> Vec<(Leaf, u64)> {
+        let mut buckets = buckets.to_vec();
+        buckets.sort_unstable();
+        buckets.dedup();
         buckets
             .iter()
             .flat_map(|b| bucket_leaves(*b))
@@ -143,14 +163,25 @@ impl Node {
             .fold(members, |root, (_, d)| root.wrapping_add(*d))
     }
 
-    /// Sends the root to the next reachable peer.
+    /// Sends the root to the peer to check again, if any, or else to the
+    /// next reachable peer.
     pub(super) fn anti_entropy_round(&mut self) {
         let peers: Vec<NodeId> = self
             .peers()
             .filter(|p| !self.partition.separates(self.id, *p))
             .collect();
-        if let Some(peer) = peers.get(self.repair.turn % peers.len().max(1)).copied() {
-            self.repair.turn = self.repair.turn.wrapping_add(1);
+        let recheck = self.repair.recheck.take().filter(|p| peers.contains(p));
+        let peer = match recheck {
+            Some(p) => Some(p),
+            None => peers.get(self.repair.turn % peers.len().max(1)).copied(),
+        };
+        if let Some(peer) = peer {
+            if recheck.is_some() {
+                self.repair.rechecked.insert(peer);
+            } else {
+                self.repair.turn = self.repair.turn.wrapping_add(1);
+                self.repair.rechecked.remove(&peer);
+            }
             let root = self.root_for(peer);
             self.send(peer, Message::Digest { root });
         }
@@ -173,13 +204,36 @@ impl Node {
             // (a newcomer that missed its addition learns it here).
             self.outbox.tell_members(from);
         }
-        let buckets = differing(&self.shared_buckets(from), &sorted(theirs));
+        let differ = differing(&self.shared_buckets(from), &sorted(theirs));
+        if !differ.is_empty() {
+            // Compare again soon, to tell a divergence from writes in flight.
+            self.became_busy();
+        }
+        let buckets = self.confirmed(from, differ);
         let buckets = rotated(buckets, self.repair.turn, BUCKETS_PER_ROUND);
         if !buckets.is_empty() {
-            self.became_busy();
             let leaves = self.shared_leaves(from, &buckets);
             self.send(from, Message::Leaves { buckets, leaves });
         }
+    }
+
+    /// Of the buckets that differ from `peer`'s, those to compare leaf by
+    /// leaf: the ones that differed at the previous comparison too. The
+    /// others wait for the next, which the next round brings unless this
+    /// was that recheck.
+    fn confirmed(&mut self, peer: NodeId, differ: Vec<u16>) -> Vec<u16> {
+        let before = self
+            .repair
+            .suspects
+            .insert(peer, differ.clone())
+            .unwrap_or_default();
+        let (now, later): (Vec<u16>, Vec<u16>) = differ
+            .into_iter()
+            .partition(|b| before.binary_search(b).is_ok());
+        if !self.repair.rechecked.remove(&peer) && !later.is_empty() {
+            self.repair.recheck = Some(peer);
+        }
+        now
     }
 
     /// The shared leaves of `buckets` whose digests differ from `theirs`,
@@ -323,6 +377,57 @@ mod test {
         assert_eq!(sorted(&[(2, 1), (1, 5), (2, 9)]), vec![(1, 5), (2, 1)]);
         assert_eq!(rotated(vec![1, 2, 3, 4], 5, 2), vec![2, 3]);
         assert!(rotated(Vec::<u8>::new(), 3, 2).is_empty());
+    }
+
+    #[test]
+    fn leaves_compare_in_order_whatever_order_the_buckets_come_in() {
+        use crate::engine::testing::{kv, node, put};
+        let mut a = node(0, 2);
+        for i in 0..200 {
+            put(&mut a, &kv(&format!("k{i}")), "x", 1_000);
+        }
+        let held: Vec<u16> = a
+            .shared_buckets(NodeId(1))
+            .iter()
+            .map(|(b, _)| *b)
+            .collect();
+        let buckets = [held[held.len() - 1], held[0], held[1]];
+        let same = a.shared_leaves(NodeId(1), &buckets);
+        assert!(same.windows(2).all(|w| w[0].0 < w[1].0), "in leaf order");
+        assert!(a.differing_leaves(NodeId(1), &buckets, &same).is_empty());
+    }
+
+    #[test]
+    fn a_bucket_descends_when_it_differs_twice_and_the_next_round_checks_again() {
+        use crate::engine::testing::{kv, node, put, sends};
+        let mut nodes: Vec<Node> = (0..3).map(|i| node(i, 3)).collect();
+        // Node 1 holds a row that node 0 lacks (its gossip lost).
+        put(&mut nodes[1], &kv("k"), "x", 1_000);
+        nodes[1].take_effects();
+        let (members, theirs) = (nodes[1].members.clone(), nodes[1].shared_buckets(NodeId(0)));
+        let a = &mut nodes[0];
+        let names = |a: &mut Node| -> Vec<(NodeId, &str)> {
+            sends(a.take_effects())
+                .into_iter()
+                .map(|(to, m)| (to, m.name()))
+                .collect()
+        };
+        a.on_buckets(NodeId(1), &members, &theirs);
+        assert_eq!(names(a), [], "a first difference may be writes in flight");
+        // Node 2's turn, but the next round checks node 1 again.
+        a.repair.turn = 1;
+        a.anti_entropy_round();
+        assert_eq!(names(a), [(NodeId(1), "digest")]);
+        a.on_buckets(NodeId(1), &members, &theirs);
+        assert_eq!(names(a), [(NodeId(1), "leaves")], "it stayed: compared");
+        a.on_buckets(NodeId(1), &members, &theirs);
+        assert_eq!(names(a), [(NodeId(1), "leaves")]);
+        a.anti_entropy_round();
+        assert_eq!(
+            names(a),
+            [(NodeId(2), "digest")],
+            "no recheck: back in turn"
+        );
     }
 
     #[test]
