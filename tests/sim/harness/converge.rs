@@ -94,26 +94,40 @@ impl Sim {
 
     /// Every register is held alike by its replicas, and by no other active node.
     fn registers_placed(&self, members: &Membership) -> Result<(), String> {
+        // Each active node's register rows on disk.
+        let held: BTreeMap<NodeId, BTreeMap<&ObjectId, &[u8]>> = members
+            .active()
+            .map(|id| {
+                let rows = self
+                    .disk(id)
+                    .tables
+                    .rows()
+                    .filter(|(o, _, _)| o.prefix() == "kv");
+                (id, rows.map(|(o, _, s)| (o, &s.state[..])).collect())
+            })
+            .collect();
+        let row =
+            |id: &NodeId, key: &ObjectId| held.get(id).and_then(|rows| rows.get(key).copied());
         for key in self.regs.keys() {
             let replicas = ring_replicas(&self.placement, key, members);
-            let row = |id: &NodeId| self.disk(*id).tables.row(key, "");
-            let first = row(&replicas[0]);
-            if let Some(r) = replicas.iter().find(|r| row(r) != first) {
+            let first = row(&replicas[0], key);
+            if let Some(r) = replicas.iter().find(|r| row(r, key) != first) {
                 let show = |s: Option<&[u8]>| s.map(|s| super::describe(key, s));
+                let (first_at, other) = (replicas[0], show(row(r, key)));
                 return Err(format!(
-                    "replicas disagree: {:?} at {}, {:?} at {r}",
-                    show(first),
-                    replicas[0],
-                    show(row(r))
+                    "replicas disagree: {:?} at {first_at}, {other:?} at {r}",
+                    show(first)
                 ));
             }
-            if let Some(id) = members
-                .active()
-                .find(|id| !replicas.contains(id) && row(id).is_some())
-            {
-                return Err(format!(
-                    "{id} holds {key}, not one of its replicas {replicas:?}"
-                ));
+        }
+        for (id, rows) in &held {
+            for key in rows.keys() {
+                let replicas = ring_replicas(&self.placement, key, members);
+                if !replicas.contains(id) {
+                    return Err(format!(
+                        "{id} holds {key}, not one of its replicas {replicas:?}"
+                    ));
+                }
             }
         }
         Ok(())

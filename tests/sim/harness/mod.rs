@@ -168,9 +168,9 @@ pub struct Sim {
     pub sets: BTreeMap<ObjectId, SetLog>,
     pub regs: BTreeMap<ObjectId, RegLog>,
     pub clients: Clients,
-    /// The context of every register tombstone stored, by row digest: what
-    /// a collection forgets.
-    tombstones: BTreeMap<u64, CausalContext>,
+    /// The context of the register tombstone each node stores: what a
+    /// collection forgets.
+    tombstones: BTreeMap<(NodeId, ObjectId), CausalContext>,
     /// The placement the checks use (their own, so nodes keep their caches).
     pub placement: Placement,
     /// `SIM_TRACE=<object>`: print every event that touches it.

@@ -5,11 +5,10 @@
 
 use super::show::{brief, describe, mentions};
 use super::{Disk, Sim};
-use edge_crdt::crdt::{Crdt, LwwSet, MvRegister, PnCounter};
+use edge_crdt::crdt::{Crdt, LwwSet, MvRegister};
 use edge_crdt::engine::{Effect, Engine, Message, ObjectId, Outputs, Status};
 use edge_crdt::kinds::CATALOG;
 use edge_crdt::NodeId;
-use std::collections::BTreeSet;
 
 use crate::oracle::{check_held_register, check_held_set};
 
@@ -28,6 +27,11 @@ pub struct Slot {
     /// Whether it has restarted: it then holds in memory only what it
     /// loaded since.
     pub restarted: bool,
+    /// The disk's load count when [`Sim::check_loaded`] last ran.
+    loads_checked: u64,
+    /// How many tombstones the node had collected since it started, as
+    /// [`Sim::note_collections`] last saw.
+    reaped: u64,
 }
 
 impl Slot {
@@ -82,6 +86,8 @@ impl Sim {
                 restart_at: 0,
                 skew,
                 restarted: false,
+                loads_checked: 0,
+                reaped: 0,
             },
         );
         let p = self.net.node_cut.clone();
@@ -119,6 +125,7 @@ impl Sim {
             unreachable!("checked down");
         };
         slot.restarted = true;
+        slot.reaped = 0;
         let mut engine =
             Engine::start(id, self.config.clone(), CATALOG, disk).expect("a disk it wrote");
         let effects = engine.node.take_effects();
@@ -160,19 +167,9 @@ impl Sim {
     /// Performs what node `id` gave back: checks what it stored, notes the
     /// tombstones it collected, sends its messages, checks the node.
     pub fn perform(&mut self, id: NodeId, out: Outputs) {
-        // Only a restarted node loads; what it still wants, storage lacks.
-        let restarted = self.slots.get(&id).is_some_and(|s| s.restarted);
-        if let Some(wanted) = self
-            .engine(id)
-            .filter(|_| restarted)
-            .map(|e| e.node.wanted())
-        {
-            if !wanted.is_empty() {
-                self.fail(format!("{id} still wants {wanted:?} after loading it"));
-            }
-        }
+        self.check_loaded(id);
         self.check_stored(id, &out.stored);
-        self.note_collections(&out);
+        self.note_collections(id, &out.stored);
         for (to, message) in out.sends {
             match &message {
                 Message::Transfer { .. } => self.stats.transfers += 1,
@@ -186,6 +183,22 @@ impl Sim {
             self.send(id, to, message);
         }
         self.check_node(id);
+    }
+
+    /// After a load, what a settled node still wants its storage lacks
+    /// (the driver gives up when a load brings nothing new).
+    fn check_loaded(&mut self, id: NodeId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let loads = slot.disk().loads;
+        if std::mem::replace(&mut slot.loads_checked, loads) == loads {
+            return;
+        }
+        let wanted = slot.engine().map(|e| e.node.wanted());
+        if let Some(wanted) = wanted.filter(|w| !w.is_empty()) {
+            self.fail(format!("{id} still wants {wanted:?} after loading it"));
+        }
     }
 
     /// Every stored row is valid and, for sets and registers, made of
@@ -207,9 +220,14 @@ impl Sim {
                     {
                         self.fail(format!("{id} stores {}: {e}", describe(object, state)));
                     }
-                    if info.tombstone && object.prefix() == "kv" {
-                        let reg: MvRegister = decode(state);
-                        self.tombstones.insert(info.digest, reg.context().clone());
+                    if object.prefix() == "kv" {
+                        let key = (id, object.clone());
+                        match info.tombstone {
+                            true => self
+                                .tombstones
+                                .insert(key, decode::<MvRegister>(state).context().clone()),
+                            false => self.tombstones.remove(&key),
+                        };
                     }
                 }
                 Effect::StoreObject { object, meta } => {
@@ -261,48 +279,47 @@ impl Sim {
         }
     }
 
-    /// A node that drops a register's tombstone and tells the other
-    /// replicas to forget it collected it: its context may be forgotten.
-    fn note_collections(&mut self, out: &Outputs) {
-        let mut done = BTreeSet::new();
-        for (_, message) in &out.sends {
-            let Message::Forget { rows } = message else {
+    /// A node that collected tombstones (its count of them grew) dropped
+    /// them in this batch: their contexts may be forgotten.
+    fn note_collections(&mut self, id: NodeId, effects: &[Effect]) {
+        let reaped = self.engine(id).map_or(0, |e| e.node.tombstone_counts().1);
+        let slot = self.slots.get_mut(&id).expect("a node");
+        let grown = reaped.saturating_sub(std::mem::replace(&mut slot.reaped, reaped));
+        let mut dropped = 0;
+        for effect in effects {
+            let Effect::DeleteRow { object, .. } = effect else {
                 continue;
             };
-            for (object, row, digest) in rows {
-                let dropped = |e: &Effect| matches!(e, Effect::DeleteRow { object: o, row: r } if o == object && r == row);
-                if !out.stored.iter().any(dropped) || !done.insert((object.clone(), row.clone())) {
-                    continue;
-                }
-                let Some(context) = self.tombstones.get(digest) else {
-                    self.fail(format!(
-                        "{object} was collected, yet no node stored its tombstone"
-                    ));
-                };
-                self.stats.collected += 1;
+            let Some(context) = self.tombstones.remove(&(id, object.clone())) else {
+                continue;
+            };
+            if grown > 0 {
                 self.regs
                     .entry(object.clone())
                     .or_default()
                     .collected
-                    .join(context);
+                    .join(&context);
+                dropped += 1;
             }
         }
+        if dropped != grown {
+            self.fail(format!(
+                "{id} collected {grown} tombstones, yet dropped {dropped}"
+            ));
+        }
+        self.stats.collected += grown;
     }
 
-    /// An active node's increment-only counter: never over the total,
-    /// never down.
+    /// The increment-only counter: never over the total at any node,
+    /// never down at an active member (a draining node hands its rows off).
     fn check_node(&mut self, id: NodeId) {
         let Some(engine) = self.engine(id) else {
             return;
         };
-        if !engine.node.is_member() || engine.node.status() != Status::Active {
-            return;
-        }
+        let active = engine.node.is_member() && engine.node.status() == Status::Active;
         let up = self.counters.up().clone();
-        let value = self
-            .peek(id, &up)
-            .map_or(0, |s| decode::<PnCounter>(s).value());
-        if let Err(why) = self.counters.check_up(id, value) {
+        let value = self.count(id, &up);
+        if let Err(why) = self.counters.check_up(id, value, active) {
             self.fail(why);
         }
     }

@@ -1,6 +1,6 @@
 //! The counter oracle: each counter ends at the total of its acknowledged
 //! steps, and the counter only ever incremented never shows more than its
-//! total, nor goes down at an active node (across restarts).
+//! total at any node, nor goes down at an active node (across restarts).
 
 use edge_crdt::engine::ObjectId;
 use edge_crdt::NodeId;
@@ -42,15 +42,18 @@ impl Counters {
         self.expected.get(object).copied().unwrap_or(0)
     }
 
-    /// Active node `id` holds `value` of the increment-only counter: never
-    /// over the acknowledged total, never below what it held before.
-    pub fn check_up(&mut self, id: NodeId, value: i64) -> Result<(), String> {
+    /// Node `id` holds `value` of the increment-only counter: never over
+    /// the acknowledged total, and while `active`, never below what it held.
+    pub fn check_up(&mut self, id: NodeId, value: i64, active: bool) -> Result<(), String> {
         let total = self.total(&self.up);
         if value > total {
             return Err(format!(
                 "{id}: {} = {value}, over the acknowledged {total}",
                 self.up
             ));
+        }
+        if !active {
+            return Ok(());
         }
         let last = self.last_up.insert(id, value).unwrap_or(0);
         if value < last {
