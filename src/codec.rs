@@ -85,7 +85,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, Decode
     decode_version(bytes, max, VERSION)
 }
 
-fn decode_version<T: DeserializeOwned>(bytes: &[u8], max: usize, expected: u8) -> Result<T, DecodeError> {
+fn decode_version<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    expected: u8,
+) -> Result<T, DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),

@@ -181,7 +181,13 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status(), self.error.as_str(), self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status(),
+            self.error.as_str(),
+            self.message
+        )
     }
 }
 
@@ -213,7 +219,11 @@ mod test {
 
     #[test]
     fn codes_spell_as_serde_does_and_messages_escape() {
-        for code in [ErrorCode::BadJson, ErrorCode::ByOutOfRange, ErrorCode::NoActiveNode] {
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::ByOutOfRange,
+            ErrorCode::NoActiveNode,
+        ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

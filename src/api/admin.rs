@@ -12,8 +12,8 @@
 //! ```
 
 use super::http::{json_object, HttpRequest, Method};
-use super::traffic::parse_sizing;
 use super::parse_node;
+use super::traffic::parse_sizing;
 use crate::engine::Sizing;
 use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
@@ -118,8 +118,8 @@ fn parse_groups(body: &[u8]) -> Result<Vec<BTreeSet<NodeId>>, ApiError> {
         groups: Vec<Vec<String>>,
     }
     let bad = |m: String| ApiError::new(ErrorCode::BadPartition, m);
-    let parsed: Body = json_object(body, r#"{"groups": [["node-0", ...], ...]}"#)
-        .map_err(|e| bad(e.message))?;
+    let parsed: Body =
+        json_object(body, r#"{"groups": [["node-0", ...], ...]}"#).map_err(|e| bad(e.message))?;
     let mut seen = BTreeSet::new();
     let mut groups = Vec::new();
     for g in parsed.groups {
@@ -150,17 +150,28 @@ mod test {
 
     #[test]
     fn partitions_parse_and_refuse_overlaps_and_arrays() {
-        let ok = req(Method::Put, "/admin/partition", r#"{"groups": [["node-0"], ["node-1", "node-2"]]}"#);
+        let ok = req(
+            Method::Put,
+            "/admin/partition",
+            r#"{"groups": [["node-0"], ["node-1", "node-2"]]}"#,
+        );
         let AdminRoute::Partition(groups) = parse(&ok, &["partition"]).unwrap() else {
             panic!("a partition");
         };
         assert_eq!(groups.len(), 2);
-        for body in [r#"{"groups": [["node-0"], ["node-0"]]}"#, r#"[[["node-0"]]]"#, r#"{"groups": [["x"]]}"#] {
+        for body in [
+            r#"{"groups": [["node-0"], ["node-0"]]}"#,
+            r#"[[["node-0"]]]"#,
+            r#"{"groups": [["x"]]}"#,
+        ] {
             let e = parse(&req(Method::Put, "/admin/partition", body), &["partition"]).unwrap_err();
             assert_eq!(e.error, ErrorCode::BadPartition, "{body}");
         }
         let heal = req(Method::Delete, "/admin/partition", "");
-        assert_eq!(parse(&heal, &["partition"]), Ok(AdminRoute::Partition(Vec::new())));
+        assert_eq!(
+            parse(&heal, &["partition"]),
+            Ok(AdminRoute::Partition(Vec::new()))
+        );
     }
 
     #[test]
@@ -170,6 +181,9 @@ mod test {
         assert_eq!((e.status(), e.message.contains("use GET")), (405, true));
         assert_eq!(parse(&q, &["nope"]).unwrap_err().status(), 404);
         let bad = req(Method::Get, "/admin/nodes/node-x", "");
-        assert_eq!(parse(&bad, &["nodes", "node-x"]).unwrap_err().error, ErrorCode::BadNode);
+        assert_eq!(
+            parse(&bad, &["nodes", "node-x"]).unwrap_err().error,
+            ErrorCode::BadNode
+        );
     }
 }

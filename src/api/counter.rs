@@ -9,7 +9,9 @@
 //! assert_eq!(parse_increment(Format::Json, b"{\"by\": 0}").unwrap_err().error.as_str(), "by_out_of_range");
 //! ```
 
-use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Method, Reply};
+use super::http::{
+    check_body_size, json_object, postcard_body, Format, HttpRequest, Method, Reply,
+};
 use super::{object_of, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::PnCounter;
@@ -127,7 +129,11 @@ impl KindApi for Counter {
         }
     }
 
-    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+    fn parse(
+        req: &HttpRequest,
+        name: Option<&str>,
+        rest: &[&str],
+    ) -> Result<Request<Self>, ApiError> {
         let Some(segment) = name else {
             return Err(ApiError::not_found(&req.path));
         };
@@ -137,7 +143,12 @@ impl KindApi for Counter {
         };
         let (op, writes) = match rest {
             [] => (Op::Read, false),
-            ["increment"] => (Op::Increment { by: parse_increment(req.format()?, &req.body)? }, true),
+            ["increment"] => (
+                Op::Increment {
+                    by: parse_increment(req.format()?, &req.body)?,
+                },
+                true,
+            ),
             _ => return Err(ApiError::not_found(&req.path)),
         };
         Ok(Request {
@@ -149,12 +160,22 @@ impl KindApi for Counter {
         })
     }
 
-    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+    fn reply(
+        req: &HttpRequest,
+        view: View,
+        outcomes: Vec<(NodeId, Option<Outcome>)>,
+    ) -> Result<Reply, ApiError> {
         let Some((_, Some(o))) = outcomes.into_iter().next() else {
-            return Err(ApiError::new(ErrorCode::Unavailable, "the node did not answer"));
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the node did not answer",
+            ));
         };
         let format = req.format()?;
-        Ok(Reply::ok(format, reply(format, &view.name, o.node, &o.state)))
+        Ok(Reply::ok(
+            format,
+            reply(format, &view.name, o.node, &o.state),
+        ))
     }
 }
 
@@ -164,7 +185,9 @@ pub(crate) fn expect(req: &HttpRequest, allowed: &[&str]) -> Result<(), ApiError
         return Ok(());
     }
     let names = match allowed {
-        [.., last] if allowed.len() > 1 => format!("{} or {last}", allowed[..allowed.len() - 1].join(", ")),
+        [.., last] if allowed.len() > 1 => {
+            format!("{} or {last}", allowed[..allowed.len() - 1].join(", "))
+        }
         _ => allowed.join(""),
     };
     Err(ApiError::method(req.method.as_str(), &names))
@@ -178,9 +201,15 @@ mod test {
     fn rejects_bad_bodies() {
         let err = |body: &[u8]| parse_increment(Format::Json, body).unwrap_err();
         assert_eq!(err(b"{").error, ErrorCode::BadJson);
-        assert!(err(b"{\"by\": 1, \"x\": 2}").message.contains("unknown field"));
+        assert!(err(b"{\"by\": 1, \"x\": 2}")
+            .message
+            .contains("unknown field"));
         assert_eq!(err(b"{\"by\": 1.5}").error, ErrorCode::BadJson);
-        assert_eq!(err(b"[5]").error, ErrorCode::BadJson, "an array is not an increment");
+        assert_eq!(
+            err(b"[5]").error,
+            ErrorCode::BadJson,
+            "an array is not an increment"
+        );
         assert_eq!(err(b"{\"by\": 1000001}").error, ErrorCode::ByOutOfRange);
         assert_eq!(err(&vec![b' '; 5000]).status(), 413);
         let e = parse_increment(Format::Postcard, &[7, 1]).unwrap_err();
@@ -195,9 +224,16 @@ mod test {
         let e = Counter::preflight(&req, &["a"]).unwrap_err();
         assert_eq!((e.status(), e.message.contains("use GET")), (405, true));
         let req = HttpRequest::new(Method::Get, "/api/counters/a/increment");
-        assert_eq!(Counter::preflight(&req, &["a", "increment"]).unwrap_err().status(), 405);
+        assert_eq!(
+            Counter::preflight(&req, &["a", "increment"])
+                .unwrap_err()
+                .status(),
+            405
+        );
         let req = HttpRequest::new(Method::Post, "/api/counters/has%20space/increment");
-        let e = Counter::parse(&req, Some("has%20space"), &["increment"]).err().unwrap();
+        let e = Counter::parse(&req, Some("has%20space"), &["increment"])
+            .err()
+            .unwrap();
         assert_eq!(e.error, ErrorCode::BadName);
     }
 }

@@ -79,13 +79,21 @@ impl Format {
         let Some(header) = header else {
             return Ok(Format::Json);
         };
-        let mime = header.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = header
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "" | "application/json" => Ok(Format::Json),
             POSTCARD => Ok(Format::Postcard),
             other => Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
-                format!("content type `{}` is not application/json or {POSTCARD}", clip(other)),
+                format!(
+                    "content type `{}` is not application/json or {POSTCARD}",
+                    clip(other)
+                ),
             )),
         }
     }
@@ -171,7 +179,10 @@ impl HttpRequest {
 
     /// The first value of query parameter `name`.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether the request carries a body to parse.
@@ -277,7 +288,8 @@ pub fn check_body_size(len: usize, max: usize) -> Result<(), ApiError> {
 /// `Deserialize` also fills a struct from an array of its fields, which
 /// no body of this API is.
 pub fn json_object<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
-    let bad = |why: String| ApiError::new(ErrorCode::BadJson, format!("expected {expected}: {why}"));
+    let bad =
+        |why: String| ApiError::new(ErrorCode::BadJson, format!("expected {expected}: {why}"));
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => serde_json::from_slice(body).map_err(|e| bad(e.to_string())),
         Some(_) => Err(bad("the body is not a JSON object".into())),
@@ -286,7 +298,11 @@ pub fn json_object<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T
 }
 
 /// Decodes a postcard envelope body.
-pub fn postcard_body<T: DeserializeOwned>(body: &[u8], max: usize, expected: &str) -> Result<T, ApiError> {
+pub fn postcard_body<T: DeserializeOwned>(
+    body: &[u8],
+    max: usize,
+    expected: &str,
+) -> Result<T, ApiError> {
     crate::codec::decode(body, max)
         .map_err(|e| ApiError::new(ErrorCode::BadPostcard, format!("expected {expected}: {e}")))
 }
@@ -325,10 +341,22 @@ mod test {
             Format::from_content_type(Some("application/json; charset=utf-8")),
             Ok(Format::Json)
         );
-        assert_eq!(Format::from_content_type(Some(POSTCARD)), Ok(Format::Postcard));
-        assert_eq!(Format::from_content_type(Some("text/plain")).unwrap_err().status(), 415);
+        assert_eq!(
+            Format::from_content_type(Some(POSTCARD)),
+            Ok(Format::Postcard)
+        );
+        assert_eq!(
+            Format::from_content_type(Some("text/plain"))
+                .unwrap_err()
+                .status(),
+            415
+        );
         let mut get = HttpRequest::new(Method::Get, "/");
         get.accept = Some("text/html".into());
-        assert_eq!(get.format(), Ok(Format::Json), "an unknown Accept is answered in JSON");
+        assert_eq!(
+            get.format(),
+            Ok(Format::Json),
+            "an unknown Accept is answered in JSON"
+        );
     }
 }

@@ -201,7 +201,10 @@ pub fn parse_put(format: Format, body: &[u8], limits: &Limits) -> Result<Put, Ap
                     ValueJson::Bytes(Base64Json { base64 }) => Payload::Bytes(
                         codec::from_base64(&base64, limits.max_value).map_err(|e| match e {
                             codec::DecodeError::TooLarge { len, max } => too_large(len, max),
-                            e => bad(ErrorCode::BadValue, format!("`base64` is not valid base64: {e}")),
+                            e => bad(
+                                ErrorCode::BadValue,
+                                format!("`base64` is not valid base64: {e}"),
+                            ),
                         })?,
                     ),
                 };
@@ -252,7 +255,9 @@ pub fn parse_delete(format: Format, body: &[u8]) -> Result<Option<CausalContext>
         }
         Format::Postcard => {
             let context: CausalContext = postcard_body(body, MAX_BODY, "a context")?;
-            context.validate().map_err(|e| bad(ErrorCode::BadContext, e.0))?;
+            context
+                .validate()
+                .map_err(|e| bad(ErrorCode::BadContext, e.0))?;
             Ok(Some(context))
         }
     }
@@ -369,7 +374,6 @@ pub fn reply(
     }
 }
 
-
 /// How to show a register: its key, and whether only the last writer's
 /// sibling.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -390,13 +394,24 @@ impl KindApi for Register {
             [_] => {
                 expect(req, &["GET", "PUT", "DELETE"])?;
                 let put = req.method == super::http::Method::Put;
-                Ok((if put { req.settings.kv.max_body() } else { MAX_BODY }, None))
+                Ok((
+                    if put {
+                        req.settings.kv.max_body()
+                    } else {
+                        MAX_BODY
+                    },
+                    None,
+                ))
             }
             _ => Err(ApiError::not_found(&req.path)),
         }
     }
 
-    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+    fn parse(
+        req: &HttpRequest,
+        name: Option<&str>,
+        rest: &[&str],
+    ) -> Result<Request<Self>, ApiError> {
         super::no_more(req, rest)?;
         let Some(segment) = name else {
             return kv_list::parse(req);
@@ -432,16 +447,24 @@ impl KindApi for Register {
         })
     }
 
-    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+    fn reply(
+        req: &HttpRequest,
+        view: View,
+        outcomes: Vec<(NodeId, Option<Outcome>)>,
+    ) -> Result<Reply, ApiError> {
         let format = req.format()?;
         if let Some(listing) = &view.listing {
             return kv_list::reply(format, listing, outcomes);
         }
         match outcomes.into_iter().next() {
-            Some((_, Some(Outcome::Register { node, state }))) => {
-                Ok(Reply::ok(format, reply(format, &view.key, node, &state, view.resolve)))
-            }
-            _ => Err(ApiError::new(ErrorCode::Unavailable, "the replica did not answer")),
+            Some((_, Some(Outcome::Register { node, state }))) => Ok(Reply::ok(
+                format,
+                reply(format, &view.key, node, &state, view.resolve),
+            )),
+            _ => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the replica did not answer",
+            )),
         }
     }
 }
@@ -492,14 +515,24 @@ mod test {
             ErrorCode::BadContext
         );
         assert_eq!(err(r#"{"value": 3}"#).error, ErrorCode::BadJson);
-        assert_eq!(err(r#"{"value": "x", "extra": 1}"#).error, ErrorCode::BadJson);
-        assert_eq!(err(r#"["x"]"#).error, ErrorCode::BadJson, "an array is no body");
+        assert_eq!(
+            err(r#"{"value": "x", "extra": 1}"#).error,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            err(r#"["x"]"#).error,
+            ErrorCode::BadJson,
+            "an array is no body"
+        );
         let big = format!(r#"{{"value": "{}"}}"#, "x".repeat(limits.max_value + 1));
         assert_eq!(err(&big).status(), 413);
         let bytes = codec::to_base64(&vec![7; limits.max_value + 1]);
         let big = err(&format!(r#"{{"value": {{"base64": "{bytes}"}}}}"#));
         assert_eq!((big.status(), big.error), (413, ErrorCode::ValueTooLarge));
-        assert_eq!(err(r#"{"value": {"base64": "!!"}}"#).error, ErrorCode::BadValue);
+        assert_eq!(
+            err(r#"{"value": {"base64": "!!"}}"#).error,
+            ErrorCode::BadValue
+        );
         assert_eq!(
             err(r#"{"value": {"base64": "AA==", "extra": 1}}"#).error,
             ErrorCode::BadJson
@@ -527,7 +560,10 @@ mod test {
         assert_eq!(parse_key("abcde", &small).unwrap_err().status(), 400);
         assert_eq!(parse_resolve(None), Ok(false));
         assert_eq!(parse_resolve(Some("lww")), Ok(true));
-        assert_eq!(parse_resolve(Some("max")).unwrap_err().error, ErrorCode::BadResolve);
+        assert_eq!(
+            parse_resolve(Some("max")).unwrap_err().error,
+            ErrorCode::BadResolve
+        );
     }
 
     fn register(node: u32, text: &str, stamp: u64) -> MvRegister {
@@ -539,7 +575,6 @@ mod test {
         ));
         r
     }
-
 
     #[test]
     fn replies_in_both_formats() {

@@ -201,7 +201,6 @@ pub fn listing_reply(format: Format, page: &MergedPage, unreachable: &[NodeId]) 
     }
 }
 
-
 /// Parses a listing request: the operation every node runs.
 pub fn parse(req: &HttpRequest) -> Result<Request<Register>, ApiError> {
     let listing = parse_listing(
@@ -231,7 +230,11 @@ pub fn parse(req: &HttpRequest) -> Result<Request<Register>, ApiError> {
 
 /// The reply to a listing from every node's page (`None`: it did not
 /// answer); 503 when none did.
-pub fn reply(format: Format, listing: &Listing, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+pub fn reply(
+    format: Format,
+    listing: &Listing,
+    outcomes: Vec<(NodeId, Option<Outcome>)>,
+) -> Result<Reply, ApiError> {
     let mut pages = Vec::new();
     let mut unreachable = Vec::new();
     for (node, outcome) in outcomes {
@@ -241,10 +244,16 @@ pub fn reply(format: Format, listing: &Listing, outcomes: Vec<(NodeId, Option<Ou
         }
     }
     if pages.is_empty() {
-        return Err(ApiError::new(ErrorCode::Unavailable, "no node answered the listing"));
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "no node answered the listing",
+        ));
     }
     let page = merge_pages(&pages, listing.limit);
-    Ok(Reply::ok(format, listing_reply(format, &page, &unreachable)))
+    Ok(Reply::ok(
+        format,
+        listing_reply(format, &page, &unreachable),
+    ))
 }
 
 #[cfg(test)]

@@ -77,7 +77,11 @@ pub trait KindApi: Kind {
 
     /// Parses a request on object `name` (`None`: the kind's own route,
     /// `/api/{ROUTE}`), `rest` being the path after it.
-    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError>;
+    fn parse(
+        req: &HttpRequest,
+        name: Option<&str>,
+        rest: &[&str],
+    ) -> Result<Request<Self>, ApiError>;
 
     /// The reply to an outcome, or to the outcomes of every node asked
     /// (`None`: it did not answer).
@@ -188,9 +192,7 @@ fn subscribe(
 
 /// The `?node=` hint, parsed.
 fn parse_node_hint(req: &HttpRequest) -> Result<Option<NodeId>, ApiError> {
-    req.query("node")
-        .map(parse_node)
-        .transpose()
+    req.query("node").map(parse_node).transpose()
 }
 
 /// A node id from the API, or 400 `bad_node`.

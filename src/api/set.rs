@@ -56,8 +56,12 @@ pub fn parse_elements(format: Format, body: &[u8]) -> Result<Vec<Element>, ApiEr
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Format::Postcard => codec::decode::<Vec<Element>>(body, MAX_BODY)
-            .map_err(|e| bad(ErrorCode::BadPostcard, format!("expected a list of elements: {e}")))?,
+        Format::Postcard => codec::decode::<Vec<Element>>(body, MAX_BODY).map_err(|e| {
+            bad(
+                ErrorCode::BadPostcard,
+                format!("expected a list of elements: {e}"),
+            )
+        })?,
     };
     if elements.is_empty() || elements.len() > MAX_BATCH {
         return Err(bad(
@@ -218,8 +222,12 @@ pub fn parse_replica(
             (None, adds, convert(&json.removes, "removes")?)
         }
         Format::Postcard => {
-            let sent = codec::decode::<LwwSet>(body, MAX_REPLICA_BODY)
-                .map_err(|e| bad(ErrorCode::BadPostcard, format!("expected a set replica: {e}")))?;
+            let sent = codec::decode::<LwwSet>(body, MAX_REPLICA_BODY).map_err(|e| {
+                bad(
+                    ErrorCode::BadPostcard,
+                    format!("expected a set replica: {e}"),
+                )
+            })?;
             let (adds, removes) = sent.entries();
             let list = |m: &std::collections::BTreeMap<Element, u64>| {
                 m.iter().map(|(e, t)| (e.clone(), *t)).collect::<Vec<_>>()
@@ -298,7 +306,13 @@ pub struct SetReply {
 
 /// The reply to a read or write of set `name` in `format`; `stamp` is the
 /// write's timestamp, if the node gave it one (JSON only).
-pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet, stamp: Option<u64>) -> Vec<u8> {
+pub fn reply(
+    format: Format,
+    name: &str,
+    node: NodeId,
+    set: &LwwSet,
+    stamp: Option<u64>,
+) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(&SetView {
             name: name.to_owned(),
@@ -318,7 +332,13 @@ pub fn reply(format: Format, name: &str, node: NodeId, set: &LwwSet, stamp: Opti
 }
 
 /// The reply to `/updates?since=` in `format`.
-pub fn updates_reply(format: Format, name: &str, node: NodeId, set: &LwwSet, since: u64) -> Vec<u8> {
+pub fn updates_reply(
+    format: Format,
+    name: &str,
+    node: NodeId,
+    set: &LwwSet,
+    since: u64,
+) -> Vec<u8> {
     let after = set.since(since);
     match format {
         Format::Json => {
@@ -363,7 +383,11 @@ impl KindApi for Set {
         }
     }
 
-    fn parse(req: &HttpRequest, name: Option<&str>, rest: &[&str]) -> Result<Request<Self>, ApiError> {
+    fn parse(
+        req: &HttpRequest,
+        name: Option<&str>,
+        rest: &[&str],
+    ) -> Result<Request<Self>, ApiError> {
         let Some(segment) = name else {
             return Err(ApiError::not_found(&req.path));
         };
@@ -400,9 +424,16 @@ impl KindApi for Set {
         })
     }
 
-    fn reply(req: &HttpRequest, view: View, outcomes: Vec<(NodeId, Option<Outcome>)>) -> Result<Reply, ApiError> {
+    fn reply(
+        req: &HttpRequest,
+        view: View,
+        outcomes: Vec<(NodeId, Option<Outcome>)>,
+    ) -> Result<Reply, ApiError> {
         let Some((_, Some(o))) = outcomes.into_iter().next() else {
-            return Err(ApiError::new(ErrorCode::Unavailable, "the node did not answer"));
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the node did not answer",
+            ));
         };
         let format = req.format()?;
         let body = match view.since {
@@ -447,7 +478,11 @@ mod test {
             format!(r#"{{"adds": [["a", {}]]}}"#, Hlc::stamp_of(NOW + 120_000)),
         ] {
             let e = parse_replica(Format::Json, body.as_bytes(), NOW, 60_000).unwrap_err();
-            assert_eq!((e.status(), e.error), (422, ErrorCode::BadTimestamp), "{body}");
+            assert_eq!(
+                (e.status(), e.error),
+                (422, ErrorCode::BadTimestamp),
+                "{body}"
+            );
         }
         let e = parse_replica(Format::Json, br#"{"adds": [], "x": 1}"#, NOW, 60_000).unwrap_err();
         assert_eq!(e.error, ErrorCode::BadJson);
@@ -484,6 +519,9 @@ mod test {
             ErrorCode::BadJson
         );
         assert_eq!(parse_since(Some("12")), Ok(12));
-        assert_eq!(parse_since(Some("-1")).unwrap_err().error, ErrorCode::BadSince);
+        assert_eq!(
+            parse_since(Some("-1")).unwrap_err().error,
+            ErrorCode::BadSince
+        );
     }
 }

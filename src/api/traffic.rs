@@ -178,7 +178,10 @@ pub fn parse_sizing(req: &HttpRequest) -> Result<SizingQuery, ApiError> {
             Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
             _ => Err(ApiError::new(
                 ErrorCode::BadPolicy,
-                format!("`{name}` must be a whole number from 1 to {max}, not {:?}", crate::error::clip(text)),
+                format!(
+                    "`{name}` must be a whole number from 1 to {max}, not {:?}",
+                    crate::error::clip(text)
+                ),
             )),
         }
     };
@@ -254,7 +257,14 @@ mod tests {
             parse_sizing(&req).and_then(|q| q.apply(POLICY))
         };
         let s = sizing("/admin/traffic?min_nodes=5&max_nodes=5");
-        assert_eq!(s, Ok(Sizing { min_nodes: 5, max_nodes: 5, ..POLICY }));
+        assert_eq!(
+            s,
+            Ok(Sizing {
+                min_nodes: 5,
+                max_nodes: 5,
+                ..POLICY
+            })
+        );
         assert_eq!(sizing("/admin/traffic"), Ok(POLICY));
         for bad in ["node_rps=0", "min_nodes=65", "max_nodes=x", "min_nodes=7"] {
             let e = sizing(&format!("/?{bad}")).unwrap_err();

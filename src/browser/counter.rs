@@ -160,4 +160,3 @@ impl CounterReplica {
         codec::state_to_base64(&self.state)
     }
 }
-

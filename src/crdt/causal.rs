@@ -118,7 +118,8 @@ impl CausalContext {
                 *end = (*end).max(*last);
             }
         }
-        let nodes: BTreeSet<NodeId> = super::set_of(other.vv.keys().chain(other.cloud.keys()).copied());
+        let nodes: BTreeSet<NodeId> =
+            super::set_of(other.vv.keys().chain(other.cloud.keys()).copied());
         for node in nodes {
             self.compact(node);
         }

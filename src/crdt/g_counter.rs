@@ -124,8 +124,14 @@ impl GCounter {
         records: impl IntoIterator<Item = (NodeId, NodeId)>,
     ) -> Result<GCounter, InvalidState> {
         let mut c = GCounter {
-            entries: entries.into_iter().map(|(node, count)| Entry { node, count }).collect(),
-            records: records.into_iter().map(|(retired, heir)| Record { retired, heir }).collect(),
+            entries: entries
+                .into_iter()
+                .map(|(node, count)| Entry { node, count })
+                .collect(),
+            records: records
+                .into_iter()
+                .map(|(retired, heir)| Record { retired, heir })
+                .collect(),
         };
         c.entries.sort_unstable_by_key(|e| e.node);
         c.records.sort_unstable();

@@ -192,7 +192,11 @@ impl LwwSet {
     /// The entries stamped after `since`: what a poller has not seen.
     pub fn since(&self, since: u64) -> LwwSet {
         let after = |m: &BTreeMap<Element, u64>| {
-            super::map_of(m.iter().filter(|(_, t)| **t > since).map(|(e, t)| (e.clone(), *t)))
+            super::map_of(
+                m.iter()
+                    .filter(|(_, t)| **t > since)
+                    .map(|(e, t)| (e.clone(), *t)),
+            )
         };
         LwwSet {
             created: self.created,

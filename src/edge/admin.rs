@@ -42,17 +42,26 @@ fn json<T: Serialize>(status: u16, value: &T) -> Outcome {
 fn outcome<T: DeserializeOwned>(answer: NodeReply) -> Result<T, ApiError> {
     learn_active(&answer.active);
     let bytes = answer.result?;
-    codec::decode(&bytes, codec::MAX_FRAME).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    codec::decode(&bytes, codec::MAX_FRAME)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
 async fn ask(env: &Env, id: NodeId, op: AdminOp) -> Result<NodeReply, Failure> {
     Ok(call_node(env, id, &NodeRequest::Admin(op)).await?)
 }
 
-pub(crate) async fn handle(env: &Env, settings: &Settings, http: &HttpRequest, route: AdminRoute) -> Outcome {
+pub(crate) async fn handle(
+    env: &Env,
+    settings: &Settings,
+    http: &HttpRequest,
+    route: AdminRoute,
+) -> Outcome {
     match route {
         AdminRoute::Nodes => json(200, &active_view(env, settings).await?),
-        AdminRoute::Node(id) => json(200, &outcome::<NodeView>(ask(env, id, AdminOp::View).await?)?),
+        AdminRoute::Node(id) => json(
+            200,
+            &outcome::<NodeView>(ask(env, id, AdminOp::View).await?)?,
+        ),
         AdminRoute::Add => match add_node(env, settings).await? {
             Ok(added) => json(200, &added),
             Err(e) => Err(e.into()),
@@ -80,7 +89,9 @@ pub(crate) async fn handle(env: &Env, settings: &Settings, http: &HttpRequest, r
 async fn active_view(env: &Env, settings: &Settings) -> Result<NodeView, Failure> {
     let mut tried = BTreeSet::new();
     loop {
-        let next = active_nodes(settings).into_iter().find(|n| !tried.contains(n));
+        let next = active_nodes(settings)
+            .into_iter()
+            .find(|n| !tried.contains(n));
         let Some(id) = next else {
             return Err(ApiError::new(ErrorCode::NoActiveNode, "no active node answered").into());
         };
@@ -98,13 +109,19 @@ async fn active_view(env: &Env, settings: &Settings) -> Result<NodeView, Failure
 async fn add_node(env: &Env, settings: &Settings) -> Result<Result<Added, ApiError>, Failure> {
     let registry = env.durable_object("REGISTRY")?.get_by_name("node-ids")?;
     let mut allocated = registry.fetch_with_str("https://registry/allocate").await?;
-    let id: u32 = codec::decode(&allocated.bytes().await?, 16).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let id: u32 = codec::decode(&allocated.bytes().await?, 16)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let new = NodeId(id);
     let mut tried = BTreeSet::new();
     loop {
-        let next = active_nodes(settings).into_iter().find(|n| !tried.contains(n));
+        let next = active_nodes(settings)
+            .into_iter()
+            .find(|n| !tried.contains(n));
         let Some(at) = next else {
-            return Ok(Err(ApiError::new(ErrorCode::NoActiveNode, "no active node answered")));
+            return Ok(Err(ApiError::new(
+                ErrorCode::NoActiveNode,
+                "no active node answered",
+            )));
         };
         tried.insert(at);
         match outcome::<Added>(ask(env, at, AdminOp::Add(new)).await?) {
@@ -138,7 +155,9 @@ async fn partition(
     targets.extend(groups.iter().flatten().copied());
     let mut views = Vec::new();
     for id in targets {
-        views.push(outcome::<NodeView>(ask(env, id, AdminOp::Partition(groups.clone())).await?)?);
+        views.push(outcome::<NodeView>(
+            ask(env, id, AdminOp::Partition(groups.clone())).await?,
+        )?);
     }
     Ok(BTreeMap::from([("nodes", views)]))
 }
@@ -146,7 +165,11 @@ async fn partition(
 /// Asks every active node for its client traffic and sums it up against
 /// `sizing`. One node after another: asking all at once made the Worker
 /// larger for an admin route.
-async fn cluster_traffic(env: &Env, settings: &Settings, sizing: Sizing) -> Result<Report, Failure> {
+async fn cluster_traffic(
+    env: &Env,
+    settings: &Settings,
+    sizing: Sizing,
+) -> Result<Report, Failure> {
     let members = active_view(env, settings).await?.members;
     let mut answers = BTreeMap::new();
     let mut draining = None;
@@ -166,7 +189,8 @@ async fn cluster_traffic(env: &Env, settings: &Settings, sizing: Sizing) -> Resu
             }
             // A node's own view is the last word on its retirement.
             StatusView::Draining(_)
-                if draining.is_none() && view.is_some_and(|v| matches!(v.status, StatusView::Draining(_))) =>
+                if draining.is_none()
+                    && view.is_some_and(|v| matches!(v.status, StatusView::Draining(_))) =>
             {
                 draining = Some(*id);
             }
@@ -179,7 +203,11 @@ async fn cluster_traffic(env: &Env, settings: &Settings, sizing: Sizing) -> Resu
 /// One step towards the size the traffic calls for: adds a node, or
 /// retires one (a retirement under way first), or does nothing. The view
 /// carries the step's own result, and the status is the step's.
-async fn autoscale(env: &Env, settings: &Settings, sizing: Sizing) -> Result<(u16, crate::api::traffic::TrafficView), Failure> {
+async fn autoscale(
+    env: &Env,
+    settings: &Settings,
+    sizing: Sizing,
+) -> Result<(u16, crate::api::traffic::TrafficView), Failure> {
     let report = cluster_traffic(env, settings, sizing).await?;
     let result = match report.step {
         Step::Stay => None,

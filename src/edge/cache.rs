@@ -33,7 +33,9 @@ impl ReadCache {
             .as_str()
             .bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect();
@@ -64,7 +66,10 @@ impl ReadCache {
     pub async fn put(&self, node: NodeId, outcome: &[u8]) {
         let stored = async {
             let headers = Headers::new();
-            headers.set("cache-control", &format!("public, max-age={}", self.ttl_ms.div_ceil(1000)))?;
+            headers.set(
+                "cache-control",
+                &format!("public, max-age={}", self.ttl_ms.div_ceil(1000)),
+            )?;
             headers.set(CACHED_UNTIL, &(now_ms() + self.ttl_ms).to_string())?;
             headers.set(CACHED_NODE, &node.0.to_string())?;
             let copy = Response::from_bytes(outcome.to_vec())?.with_headers(headers);

@@ -14,11 +14,13 @@ use super::sse::Streams;
 use super::{migrate, now_ms, Settings};
 use crate::api::call::{NodeView, Requests, Sent, StatusView};
 use crate::codec;
-use crate::engine::{open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter};
-use futures_channel::oneshot;
+use crate::engine::{
+    open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter,
+};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, CATALOG};
 use crate::NodeId;
+use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use worker::{Env, Response, ScheduledTime, State};
 
@@ -111,7 +113,11 @@ impl Host {
 
     /// Runs `f` on the engine. Never hold this across an await.
     pub fn with<R>(&self, f: impl FnOnce(&mut Engine<SqlStore>) -> R) -> R {
-        f(self.engine.borrow_mut().as_mut().expect("engine started by ensure()"))
+        f(self
+            .engine
+            .borrow_mut()
+            .as_mut()
+            .expect("engine started by ensure()"))
     }
 
     /// This node's id.
@@ -156,12 +162,16 @@ impl Host {
         let (effects, waiters) = {
             let mut batch = self.batch.borrow_mut();
             batch.due = false;
-            (std::mem::take(&mut batch.effects), std::mem::take(&mut batch.waiters))
+            (
+                std::mem::take(&mut batch.effects),
+                std::mem::take(&mut batch.waiters),
+            )
         };
         let written = if effects.is_empty() {
             Ok(())
         } else {
-            self.with(|e| crate::engine::Store::write(&mut e.store, &effects)).map_err(|e| e.to_string())
+            self.with(|e| crate::engine::Store::write(&mut e.store, &effects))
+                .map_err(|e| e.to_string())
         };
         for waiter in waiters {
             let _ = waiter.send(written.clone());
@@ -174,9 +184,15 @@ impl Host {
     /// streams and peer messages, whose replies come back as more input.
     /// Messages to `reply_to` are returned instead, to travel back in the
     /// HTTP response.
-    pub async fn perform(&self, mut out: Outputs, reply_to: Option<NodeId>, company: bool) -> worker::Result<Vec<Message>> {
+    pub async fn perform(
+        &self,
+        mut out: Outputs,
+        reply_to: Option<NodeId>,
+        company: bool,
+    ) -> worker::Result<Vec<Message>> {
         let mut replies = Vec::new();
-        self.persist(std::mem::take(&mut out.stored), company).await?;
+        self.persist(std::mem::take(&mut out.stored), company)
+            .await?;
         loop {
             for publish in std::mem::take(&mut out.publishes) {
                 if let Some(kind) = kinds::by_prefix(publish.object.prefix()) {
@@ -196,7 +212,8 @@ impl Host {
                     next.extend(self.deliver(to, message).await?);
                 }
             }
-            self.persist(std::mem::take(&mut next.stored), false).await?;
+            self.persist(std::mem::take(&mut next.stored), false)
+                .await?;
             if next.sends.is_empty() && next.publishes.is_empty() && !next.heartbeat {
                 break;
             }
@@ -216,7 +233,11 @@ impl Host {
     async fn deliver(&self, to: NodeId, message: Message) -> worker::Result<Outputs> {
         let from = self.id();
         let started = now_ms();
-        let frame = Frame { from, sent: started, message };
+        let frame = Frame {
+            from,
+            sent: started,
+            message,
+        };
         let bytes = codec::encode(&frame);
         let sent = self.sent.get();
         self.sent.set(Sent {
@@ -224,7 +245,8 @@ impl Host {
             bytes: sent.bytes + bytes.len() as u64,
         });
         let result = async {
-            let (status, body) = super::post(&self.env, to, &format!("/peer/{}", to.0), bytes).await?;
+            let (status, body) =
+                super::post(&self.env, to, &format!("/peer/{}", to.0), bytes).await?;
             if status != 200 {
                 return Err(internal(format!("status {status}")));
             }
@@ -234,19 +256,26 @@ impl Host {
         let took = now_ms().saturating_sub(started);
         match result {
             Ok(replies) if took > self.settings.engine().max_frame_age() && !replies.is_empty() => {
-                worker::console_warn!("{from} -> {to}: dropped {} replies after {took} ms", replies.len());
+                worker::console_warn!(
+                    "{from} -> {to}: dropped {} replies after {took} ms",
+                    replies.len()
+                );
                 Ok(Outputs::default())
             }
             Ok(replies) => {
                 let mut out = Outputs::default();
                 for reply in replies {
-                    out.extend(self.with(|e| e.receive(to, reply, now_ms())).map_err(internal)?);
+                    out.extend(
+                        self.with(|e| e.receive(to, reply, now_ms()))
+                            .map_err(internal)?,
+                    );
                 }
                 Ok(out)
             }
             Err(e) => {
                 worker::console_warn!("{from} -> {to}: send failed: {e}");
-                self.with(|e| e.send_failed(to, frame.message)).map_err(internal)
+                self.with(|e| e.send_failed(to, frame.message))
+                    .map_err(internal)
             }
         }
     }
@@ -258,17 +287,25 @@ impl Host {
             crate::engine::EngineError::Frame(crate::engine::FrameError::Stale { .. }) => {
                 ApiError::new(ErrorCode::StaleFrame, e.to_string())
             }
-            crate::engine::EngineError::Frame(_) => ApiError::new(ErrorCode::BadFrame, e.to_string()),
-            crate::engine::EngineError::Store(_) => ApiError::new(ErrorCode::Internal, e.to_string()),
+            crate::engine::EngineError::Frame(_) => {
+                ApiError::new(ErrorCode::BadFrame, e.to_string())
+            }
+            crate::engine::EngineError::Store(_) => {
+                ApiError::new(ErrorCode::Internal, e.to_string())
+            }
         })?;
-        let replies = self.perform(out, Some(from), false).await.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let replies = self
+            .perform(out, Some(from), false)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let body = codec::encode(&replies);
         let sent = self.sent.get();
         self.sent.set(Sent {
             frames: sent.frames,
             bytes: sent.bytes + body.len() as u64,
         });
-        let res = Response::from_bytes(body).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let res = Response::from_bytes(body)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         Ok(res)
     }
 
@@ -281,7 +318,10 @@ impl Host {
             return Ok(());
         }
         let date = worker::js_sys::Date::new(&(at as f64).into());
-        self.state.storage().set_alarm(ScheduledTime::new(date)).await?;
+        self.state
+            .storage()
+            .set_alarm(ScheduledTime::new(date))
+            .await?;
         self.alarm_at.set(Some(at));
         Ok(())
     }
@@ -296,15 +336,24 @@ impl Host {
 
     /// The events of `object` from now on, starting with its current rows.
     pub async fn subscribe(&self, object: &ObjectId) -> Result<Response, super::Failure> {
-        let kind = kinds::by_prefix(object.prefix()).ok_or_else(|| ApiError::not_found(object.as_str()))?;
+        let kind = kinds::by_prefix(object.prefix())
+            .ok_or_else(|| ApiError::not_found(object.as_str()))?;
         let rows = self.with(|e| {
             e.prepare(object, &[], true)?;
             e.node.subscribe(object);
-            let rows = e.node.rows(object).filter_map(|(k, s)| Some((k.clone(), s?.to_vec()))).collect::<Vec<_>>();
+            let rows = e
+                .node
+                .rows(object)
+                .filter_map(|(k, s)| Some((k.clone(), s?.to_vec())))
+                .collect::<Vec<_>>();
             Ok::<_, crate::engine::StoreError>(rows)
         });
         let rows = rows.map_err(internal)?;
-        let hello = format!("retry: {}\n\ndata: {}\n\n", self.settings.sse_retry_ms, kind.event(&rows));
+        let hello = format!(
+            "retry: {}\n\ndata: {}\n\n",
+            self.settings.sse_retry_ms,
+            kind.event(&rows)
+        );
         let res = self.streams.open(object.clone(), hello.into_bytes())?;
         self.perform(Outputs::default(), None, true).await?;
         Ok(res)

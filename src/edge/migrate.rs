@@ -20,26 +20,48 @@ fn fail(e: StoreError) -> worker::Error {
 }
 
 /// The store, in today's layout.
-pub(crate) async fn to_current(storage: &Storage, store: SqlStore, id: NodeId, config: &Config) -> worker::Result<SqlStore> {
+pub(crate) async fn to_current(
+    storage: &Storage,
+    store: SqlStore,
+    id: NodeId,
+    config: &Config,
+) -> worker::Result<SqlStore> {
     if store.meta("layout").map_err(fail)?.is_some() {
         return Ok(store);
     }
     let tables = store
-        .query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('kv', 'leaves')", Vec::new())
+        .query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('kv', 'leaves')",
+            Vec::new(),
+        )
         .map_err(fail)?;
-    let store = if tables.is_empty() { store } else { from_first_sql_layout(storage, store, id, config).await? };
-    store.set_meta("layout", codec::encode(&LAYOUT)).map_err(fail)?;
+    let store = if tables.is_empty() {
+        store
+    } else {
+        from_first_sql_layout(storage, store, id, config).await?
+    };
+    store
+        .set_meta("layout", codec::encode(&LAYOUT))
+        .map_err(fail)?;
     Ok(store)
 }
 
-async fn from_first_sql_layout(storage: &Storage, store: SqlStore, id: NodeId, config: &Config) -> worker::Result<SqlStore> {
+async fn from_first_sql_layout(
+    storage: &Storage,
+    store: SqlStore,
+    id: NodeId,
+    config: &Config,
+) -> worker::Result<SqlStore> {
     for key in ["members", "partition", "clock"] {
         if let Some(bytes) = storage.get::<Vec<u8>>(key).await? {
             store.set_meta(key, bytes).map_err(fail)?;
         }
     }
     let mut engine = Engine::start(id, config.clone(), CATALOG, store).map_err(fail)?;
-    let rows = engine.store.query("SELECT key, state, own FROM kv", Vec::new()).map_err(fail)?;
+    let rows = engine
+        .store
+        .query("SELECT key, state, own FROM kv", Vec::new())
+        .map_err(fail)?;
     let (mut moved, mut dropped) = (0, 0);
     for chunk in rows.chunks(BATCH) {
         for row in chunk {
@@ -50,7 +72,9 @@ async fn from_first_sql_layout(storage: &Storage, store: SqlStore, id: NodeId, c
             let own = matches!(row.get(2), Some(V::Integer(1)));
             match v1::row(key, state) {
                 Ok(Some((object, row, state))) => {
-                    engine.prepare(&object, std::slice::from_ref(&row), false).map_err(fail)?;
+                    engine
+                        .prepare(&object, std::slice::from_ref(&row), false)
+                        .map_err(fail)?;
                     let _ = engine.node.import(&object, &row, &state, own);
                     moved += 1;
                 }
@@ -63,9 +87,17 @@ async fn from_first_sql_layout(storage: &Storage, store: SqlStore, id: NodeId, c
         }
         engine.settle().map_err(fail)?;
     }
-    engine.store.run("DROP TABLE IF EXISTS kv", Vec::new()).map_err(fail)?;
-    engine.store.run("DROP TABLE IF EXISTS leaves", Vec::new()).map_err(fail)?;
-    storage.delete_multiple(vec!["members", "partition", "clock", "id"]).await?;
+    engine
+        .store
+        .run("DROP TABLE IF EXISTS kv", Vec::new())
+        .map_err(fail)?;
+    engine
+        .store
+        .run("DROP TABLE IF EXISTS leaves", Vec::new())
+        .map_err(fail)?;
+    storage
+        .delete_multiple(vec!["members", "partition", "clock", "id"])
+        .await?;
     worker::console_log!("{id}: moved {moved} keys to the rows layout ({dropped} dropped)");
     Ok(engine.store)
 }

@@ -81,9 +81,16 @@ impl Settings {
             max_drift_ms: num("MAX_DRIFT_MS", 60_000, 86_400_000),
             replicas: num("REPLICAS", 3, 64) as usize,
             kv_limits: kv::Limits {
-                max_key: num("KV_MAX_KEY_BYTES", limits.max_key as u64, kv::MAX_KEY as u64) as usize,
-                max_value: num("KV_MAX_VALUE_BYTES", limits.max_value as u64, kv::MAX_VALUE as u64)
-                    as usize,
+                max_key: num(
+                    "KV_MAX_KEY_BYTES",
+                    limits.max_key as u64,
+                    kv::MAX_KEY as u64,
+                ) as usize,
+                max_value: num(
+                    "KV_MAX_VALUE_BYTES",
+                    limits.max_value as u64,
+                    kv::MAX_VALUE as u64,
+                ) as usize,
             },
             kv_cache_ms: num_from("KV_CACHE_MS", 2_000, 0, 3_600_000),
             tombstone_grace_ms: num_from("TOMBSTONE_GRACE_MS", 60_000, 1_000, 86_400_000),
@@ -189,7 +196,10 @@ fn raw_request(path: &str, body: Vec<u8>) -> worker::Result<web_sys::Request> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&worker::js_sys::Uint8Array::from(&body[..]).into());
-    Ok(web_sys::Request::new_with_str_and_init(&format!("https://node{path}"), &init)?)
+    Ok(web_sys::Request::new_with_str_and_init(
+        &format!("https://node{path}"),
+        &init,
+    )?)
 }
 
 /// The stub of node `id`.
@@ -207,7 +217,12 @@ pub(crate) async fn call_raw(env: &Env, id: NodeId, req: &NodeRequest) -> worker
 /// POSTs `body` to `path` on node `id`: the status and the whole body.
 /// Straight on the runtime's objects: worker's `Response` reads a fetched
 /// body as a stream, a chunk and a few calls at a time.
-pub(crate) async fn post(env: &Env, id: NodeId, path: &str, body: Vec<u8>) -> worker::Result<(u16, Vec<u8>)> {
+pub(crate) async fn post(
+    env: &Env,
+    id: NodeId,
+    path: &str,
+    body: Vec<u8>,
+) -> worker::Result<(u16, Vec<u8>)> {
     use worker::js_sys::{futures::JsFuture, Function, Reflect, Uint8Array};
     use worker::wasm_bindgen::{JsCast, JsValue};
     let namespace = env.durable_object("NODE")?;
@@ -217,13 +232,19 @@ pub(crate) async fn post(env: &Env, id: NodeId, path: &str, body: Vec<u8>) -> wo
     };
     let stub = method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
     let fetched = method(&stub, "fetch")?.call1(&stub, &raw_request(path, body)?.into())?;
-    let res: web_sys::Response = JsFuture::from(fetched.dyn_into::<worker::js_sys::Promise>()?).await?.dyn_into()?;
+    let res: web_sys::Response = JsFuture::from(fetched.dyn_into::<worker::js_sys::Promise>()?)
+        .await?
+        .dyn_into()?;
     let bytes = JsFuture::from(res.array_buffer()?).await?;
     Ok((res.status(), Uint8Array::new(&bytes).to_vec()))
 }
 
 /// Sends `req` to node `id` and reads its typed reply.
-pub(crate) async fn call_node(env: &Env, id: NodeId, req: &NodeRequest) -> worker::Result<NodeReply> {
+pub(crate) async fn call_node(
+    env: &Env,
+    id: NodeId,
+    req: &NodeRequest,
+) -> worker::Result<NodeReply> {
     let (status, body) = post(env, id, &format!("/call/{}", id.0), codec::encode(req)).await?;
     if status != 200 {
         return Err(worker::Error::RustError(format!("{id} answered {status}")));

@@ -5,11 +5,11 @@
 //! kind that owns the object ([`crate::kinds`]); nothing here knows kinds.
 
 use super::host::Host;
+use super::sql_store::SqlStore;
 use super::{call_raw, now_ms, postcard, Failure, Outcome};
 use crate::api::call::{Added, AdminOp, NodeReply, NodeRequest, Retired, Target};
 use crate::codec::{self, MAX_FRAME};
 use crate::engine::{Engine, Partition, Policy, Status, StoreError};
-use super::sql_store::SqlStore;
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, Call};
 use crate::NodeId;
@@ -70,10 +70,12 @@ impl ClusterNode {
         let result = match (self.elsewhere(&req), req) {
             (Ok(Some(to)), req) => return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?),
             // Answered by the stream itself; only a failure is a reply.
-            (Ok(None), NodeRequest::Subscribe { object, .. }) => match self.host.subscribe(&object).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => Err(e.into_api()),
-            },
+            (Ok(None), NodeRequest::Subscribe { object, .. }) => {
+                match self.host.subscribe(&object).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => Err(e.into_api()),
+                }
+            }
             (Ok(None), req) => self.here(req).await,
             (Err(e), _) => Err(e),
         };
@@ -90,7 +92,11 @@ impl ClusterNode {
     /// Counts the request when this node takes it.
     fn elsewhere(&self, req: &NodeRequest) -> Result<Option<NodeId>, ApiError> {
         let (object, forwarded) = match req {
-            NodeRequest::Op { target: Target::Object(o), forwarded, .. } => (Some(o), *forwarded),
+            NodeRequest::Op {
+                target: Target::Object(o),
+                forwarded,
+                ..
+            } => (Some(o), *forwarded),
             NodeRequest::Op { forwarded, .. } => (None, *forwarded),
             NodeRequest::Subscribe { object, forwarded } => (Some(object), *forwarded),
             NodeRequest::Admin(_) => return Ok(None),
@@ -99,7 +105,10 @@ impl ClusterNode {
         if target != Some(me) {
             return match target.filter(|_| !forwarded) {
                 Some(to) => Ok(Some(to)),
-                None => Err(ApiError::new(ErrorCode::NoActiveNode, "no active node could take this request")),
+                None => Err(ApiError::new(
+                    ErrorCode::NoActiveNode,
+                    "no active node could take this request",
+                )),
             };
         }
         self.host.count_request();
@@ -109,7 +118,10 @@ impl ClusterNode {
             self.host.with(|e| {
                 let replicas = e.node.replicas(o);
                 let ring = e.node.policy(o) == Some(Policy::Ring);
-                replicas.first().copied().filter(|_| ring && !replicas.contains(&me))
+                replicas
+                    .first()
+                    .copied()
+                    .filter(|_| ring && !replicas.contains(&me))
             })
         }))
     }
@@ -121,7 +133,10 @@ impl ClusterNode {
             (done, engine.settle())
         });
         let out = out.map_err(internal)?;
-        self.host.perform(out, None, true).await.map_err(|e| Failure::Platform(e).into_api())?;
+        self.host
+            .perform(out, None, true)
+            .await
+            .map_err(|e| Failure::Platform(e).into_api())?;
         match done {
             Done::Result(result) => result,
             Done::Retire(heir) => self.retired(heir),
@@ -136,15 +151,25 @@ impl ClusterNode {
         }
         // Wake every stream so browsers reconnect to a live node.
         self.host.streams.close_all();
-        Ok(codec::encode(&Retired { heir, view: self.host.view() }))
+        Ok(codec::encode(&Retired {
+            heir,
+            view: self.host.view(),
+        }))
     }
 }
 
 /// The request, marked as passed on once.
 fn forwarded(req: NodeRequest) -> NodeRequest {
     match req {
-        NodeRequest::Op { target, op, .. } => NodeRequest::Op { target, op, forwarded: true },
-        NodeRequest::Subscribe { object, .. } => NodeRequest::Subscribe { object, forwarded: true },
+        NodeRequest::Op { target, op, .. } => NodeRequest::Op {
+            target,
+            op,
+            forwarded: true,
+        },
+        NodeRequest::Subscribe { object, .. } => NodeRequest::Subscribe {
+            object,
+            forwarded: true,
+        },
         admin => admin,
     }
 }
@@ -159,7 +184,14 @@ fn run(engine: &mut Engine<SqlStore>, req: NodeRequest) -> Done {
                 Target::Kind(prefix) => (kinds::by_prefix(&prefix), None),
             };
             Done::Result(match kind {
-                Some(kind) => kind.run(&op, &mut Call { engine, object, now }),
+                Some(kind) => kind.run(
+                    &op,
+                    &mut Call {
+                        engine,
+                        object,
+                        now,
+                    },
+                ),
                 None => Err(ApiError::new(ErrorCode::NotFound, "no such kind")),
             })
         }
@@ -179,8 +211,12 @@ fn run(engine: &mut Engine<SqlStore>, req: NodeRequest) -> Done {
 fn add(engine: &mut Engine<SqlStore>, id: NodeId, now: u64) -> Result<Vec<u8>, ApiError> {
     let node = &mut engine.node;
     if !node.accepts_writes() {
-        return Err(ApiError::new(ErrorCode::NotActive, format!("{} is not active", node.id())));
+        return Err(ApiError::new(
+            ErrorCode::NotActive,
+            format!("{} is not active", node.id()),
+        ));
     }
-    node.add_node(id, now).map_err(|e| ApiError::new(ErrorCode::CannotAdd, e.to_string()))?;
+    node.add_node(id, now)
+        .map_err(|e| ApiError::new(ErrorCode::CannotAdd, e.to_string()))?;
     Ok(codec::encode(&Added { added: id }))
 }

@@ -60,7 +60,8 @@ fn http_request(req: &Request, settings: &Settings) -> worker::Result<HttpReques
             v.contains("no-cache") || v.contains("no-store")
         })
     };
-    http.no_cache = says_no_cache(headers.get("cache-control")?) || says_no_cache(headers.get("pragma")?);
+    http.no_cache =
+        says_no_cache(headers.get("cache-control")?) || says_no_cache(headers.get("pragma")?);
     http.now = now_ms();
     http.settings = settings.api();
     Ok(http)
@@ -90,7 +91,10 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
 
 /// Reads a body, refusing one over `max` bytes before reading it.
 async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
-    let declared = req.headers().get("content-length")?.and_then(|v| v.parse::<usize>().ok());
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok());
     if let Some(len) = declared {
         api::http::check_body_size(len, max)?;
     }
@@ -103,13 +107,20 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
 fn authorized(req: &HttpRequest, env: &Env, secret: Secret) -> Result<(), ApiError> {
     let name = secret.name();
     let Ok(token) = env.secret(name).map(|s| s.to_string()) else {
-        return Err(ApiError::new(ErrorCode::Disabled, format!("{name} is not set")));
+        return Err(ApiError::new(
+            ErrorCode::Disabled,
+            format!("{name} is not set"),
+        ));
     };
     let given = req.authorization.as_deref().unwrap_or_default().as_bytes();
     let expected = format!("Bearer {token}");
     let expected = expected.as_bytes();
     let same = given.len() == expected.len()
-        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if token.is_empty() || !same {
         let e = format!("this needs `Authorization: Bearer <{name}>`");
         return Err(ApiError::new(ErrorCode::Unauthorized, e));
@@ -165,9 +176,17 @@ async fn object_op(
     hint: Option<NodeId>,
 ) -> Outcome {
     let ring = kind.rows().policy() == Policy::Ring;
-    let replicas = if ring { preference_list(settings, &object) } else { active_nodes(settings) };
+    let replicas = if ring {
+        preference_list(settings, &object)
+    } else {
+        active_nodes(settings)
+    };
     let node = hint.or_else(|| random(&replicas)).unwrap_or(NodeId(0));
-    let listed = replicas.iter().map(NodeId::to_string).collect::<Vec<_>>().join(",");
+    let listed = replicas
+        .iter()
+        .map(NodeId::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut extra: Vec<(&str, &str)> = Vec::new();
     if ring {
         extra.push((REPLICAS, &listed));
@@ -207,7 +226,13 @@ async fn object_op(
 
 /// A kind's operation on every active node (a listing): each node's
 /// outcome, or `None` where it did not answer, for the kind to merge.
-async fn fan_out(env: &Env, settings: &Settings, http: &HttpRequest, kind: &'static dyn AnyKind, parsed: Parsed) -> Outcome {
+async fn fan_out(
+    env: &Env,
+    settings: &Settings,
+    http: &HttpRequest,
+    kind: &'static dyn AnyKind,
+    parsed: Parsed,
+) -> Outcome {
     let nodes = active_nodes(settings);
     let req = NodeRequest::Op {
         target: Target::Kind(kind.prefix().to_owned()),
@@ -235,16 +260,32 @@ async fn fan_out(env: &Env, settings: &Settings, http: &HttpRequest, kind: &'sta
 }
 
 /// A stream of an object's events, from the node that takes it.
-async fn subscribe(env: &Env, settings: &Settings, object: ObjectId, hint: Option<NodeId>) -> Outcome {
-    let node = hint.or_else(|| random(&active_nodes(settings))).unwrap_or(NodeId(0));
-    let res = call_raw(env, node, &NodeRequest::Subscribe { object, forwarded: false }).await?;
+async fn subscribe(
+    env: &Env,
+    settings: &Settings,
+    object: ObjectId,
+    hint: Option<NodeId>,
+) -> Outcome {
+    let node = hint
+        .or_else(|| random(&active_nodes(settings)))
+        .unwrap_or(NodeId(0));
+    let res = call_raw(
+        env,
+        node,
+        &NodeRequest::Subscribe {
+            object,
+            forwarded: false,
+        },
+    )
+    .await?;
     if res.headers().get("content-type")?.as_deref() == Some("text/event-stream") {
         return Ok(res);
     }
     // Not a stream: the node's typed answer, an error.
     let mut res = res;
-    let answer: crate::api::call::NodeReply = crate::codec::decode(&res.bytes().await?, crate::codec::MAX_FRAME)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let answer: crate::api::call::NodeReply =
+        crate::codec::decode(&res.bytes().await?, crate::codec::MAX_FRAME)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Err(answer
         .result
         .err()

@@ -117,24 +117,43 @@ impl SqlStore {
     /// A `meta` value.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let rows = self.query("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
-        Ok(rows.first().and_then(|r| blob(r.first())).map(<[u8]>::to_vec))
+        Ok(rows
+            .first()
+            .and_then(|r| blob(r.first()))
+            .map(<[u8]>::to_vec))
     }
 
     /// Sets a `meta` value.
     pub fn set_meta(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", vec![key.into(), value.into()])
+        self.run(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            vec![key.into(), value.into()],
+        )
     }
 
     fn decoded<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        Ok(self.meta(key)?.and_then(|b| codec::decode(&b, codec::MAX_FRAME).ok()))
+        Ok(self
+            .meta(key)?
+            .and_then(|b| codec::decode(&b, codec::MAX_FRAME).ok()))
     }
 
-    fn objects_where(&self, clause: &str, args: Vec<V>) -> Result<Vec<(ObjectId, ObjectMeta)>, StoreError> {
+    fn objects_where(
+        &self,
+        clause: &str,
+        args: Vec<V>,
+    ) -> Result<Vec<(ObjectId, ObjectMeta)>, StoreError> {
         let q = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE {clause}");
-        Ok(self.query(&q, args)?.iter().filter_map(|r| meta_of(r)).collect())
+        Ok(self
+            .query(&q, args)?
+            .iter()
+            .filter_map(|r| meta_of(r))
+            .collect())
     }
 
-    fn load_objects(&self, ids: &[&ObjectId]) -> Result<Vec<(ObjectId, Option<ObjectMeta>)>, StoreError> {
+    fn load_objects(
+        &self,
+        ids: &[&ObjectId],
+    ) -> Result<Vec<(ObjectId, Option<ObjectMeta>)>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(PER_QUERY) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -148,7 +167,11 @@ impl SqlStore {
         Ok(out)
     }
 
-    fn load_rows(&self, object: &ObjectId, keys: &[&RowKey]) -> Result<Vec<(ObjectId, RowKey, Option<StoredRow>)>, StoreError> {
+    fn load_rows(
+        &self,
+        object: &ObjectId,
+        keys: &[&RowKey],
+    ) -> Result<Vec<(ObjectId, RowKey, Option<StoredRow>)>, StoreError> {
         let mut out = Vec::new();
         for chunk in keys.chunks(PER_QUERY - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -159,10 +182,13 @@ impl SqlStore {
             );
             let found = self.query(&q, args)?;
             for key in chunk {
-                let row = found.iter().find(|r| text(r.first()) == Some(key.as_str())).map(|r| StoredRow {
-                    info: info_of(r, 2),
-                    state: blob(r.get(1)).unwrap_or_default().to_vec(),
-                });
+                let row = found
+                    .iter()
+                    .find(|r| text(r.first()) == Some(key.as_str()))
+                    .map(|r| StoredRow {
+                        info: info_of(r, 2),
+                        state: blob(r.get(1)).unwrap_or_default().to_vec(),
+                    });
                 out.push((object.clone(), (*key).clone(), row));
             }
         }
@@ -270,7 +296,11 @@ impl Store for SqlStore {
         let mut i = 0;
         while i < needs.rows.len() {
             let object = &needs.rows[i].0;
-            let keys: Vec<&RowKey> = needs.rows[i..].iter().take_while(|(o, _)| o == object).map(|(_, k)| k).collect();
+            let keys: Vec<&RowKey> = needs.rows[i..]
+                .iter()
+                .take_while(|(o, _)| o == object)
+                .map(|(_, k)| k)
+                .collect();
             i += keys.len();
             loaded.rows.extend(self.load_rows(object, &keys)?);
         }
@@ -284,14 +314,28 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    fn log_after(&mut self, object: &ObjectId, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn log_after(
+        &mut self,
+        object: &ObjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let rows = self.query(
             "SELECT seq, entry FROM log WHERE object = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![object.as_str().into(), (after as i64).into(), (limit as i64).into()],
+            vec![
+                object.as_str().into(),
+                (after as i64).into(),
+                (limit as i64).into(),
+            ],
         )?;
         Ok(rows
             .iter()
-            .map(|r| (int(r.first()) as u64, blob(r.get(1)).unwrap_or_default().to_vec()))
+            .map(|r| {
+                (
+                    int(r.first()) as u64,
+                    blob(r.get(1)).unwrap_or_default().to_vec(),
+                )
+            })
             .collect())
     }
 
@@ -302,12 +346,19 @@ impl Store for SqlStore {
         limit: usize,
     ) -> Result<RowStates, StoreError> {
         let from = after.map_or(prefix, |a| a.as_str().max(prefix));
-        let op = if after.is_some_and(|a| a.as_str() >= prefix) { ">" } else { ">=" };
+        let op = if after.is_some_and(|a| a.as_str() >= prefix) {
+            ">"
+        } else {
+            ">="
+        };
         let ids = self.query(
             &format!("SELECT id FROM objects WHERE id {op} ? AND id < ? AND rows > 0 ORDER BY id LIMIT ?"),
             vec![from.into(), format!("{prefix}\u{10FFFF}").into(), (limit as i64).into()],
         )?;
-        let ids: Vec<ObjectId> = ids.iter().filter_map(|r| ObjectId::parse(text(r.first())?).ok()).collect();
+        let ids: Vec<ObjectId> = ids
+            .iter()
+            .filter_map(|r| ObjectId::parse(text(r.first())?).ok())
+            .collect();
         let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
             return Ok(Vec::new());
         };
@@ -319,7 +370,9 @@ impl Store for SqlStore {
         let mut out: RowStates = ids.into_iter().map(|id| (id, Vec::new())).collect();
         let mut at = 0;
         for r in &rows {
-            let (Some(object), Some(row), Some(state)) = (text(r.first()), text(r.get(1)), blob(r.get(2))) else {
+            let (Some(object), Some(row), Some(state)) =
+                (text(r.first()), text(r.get(1)), blob(r.get(2)))
+            else {
                 continue;
             };
             // Both are in id order: walk them together.

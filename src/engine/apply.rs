@@ -30,7 +30,11 @@ pub(crate) enum Spread {
 impl Node {
     /// The latest stamp a gossiped row may carry: the drift ahead of now.
     pub(super) fn drift_limit(&self) -> u64 {
-        Hlc::stamp_of(self.now.saturating_add(self.config.max_drift_ms).saturating_add(1)) - 1
+        Hlc::stamp_of(
+            self.now
+                .saturating_add(self.config.max_drift_ms)
+                .saturating_add(1),
+        ) - 1
     }
 
     /// Merges `delta` into a row whose state (or absence) is in memory.
@@ -86,7 +90,9 @@ impl Node {
             own: own || self.table.info(object, row).is_some_and(|i| i.own),
         };
         let leaf = self.leaf(object);
-        let moved = self.table.set(object, leaf, row, merged.state.clone(), info);
+        let moved = self
+            .table
+            .set(object, leaf, row, merged.state.clone(), info);
         self.effects.push(Effect::StoreRow {
             object: object.clone(),
             row: row.to_owned(),
@@ -99,7 +105,13 @@ impl Node {
     /// Takes a row an older storage layout kept: merged and stored, with no
     /// gossip (every node imports its own). Its state (or absence) must be
     /// in memory.
-    pub fn import(&mut self, object: &ObjectId, row: &str, state: &[u8], own: bool) -> Result<bool, RowError> {
+    pub fn import(
+        &mut self,
+        object: &ObjectId,
+        row: &str,
+        state: &[u8],
+        own: bool,
+    ) -> Result<bool, RowError> {
         let spread = if own { Spread::Write } else { Spread::Quiet };
         let changed = self.apply(object, row, state, u64::MAX, spread)?;
         // An own write would be gossiped: an import is not.

@@ -88,7 +88,12 @@ pub struct Engine<S> {
 
 impl<S: Store> Engine<S> {
     /// Starts node `id` from what `store` holds.
-    pub fn start(id: NodeId, config: Config, catalog: &'static dyn Catalog, mut store: S) -> Result<Self, StoreError> {
+    pub fn start(
+        id: NodeId,
+        config: Config,
+        catalog: &'static dyn Catalog,
+        mut store: S,
+    ) -> Result<Self, StoreError> {
         let Restored {
             members,
             partition,
@@ -119,20 +124,35 @@ impl<S: Store> Engine<S> {
 
     /// Loads what a client operation on `object` needs: the rows named,
     /// or with `whole` every row.
-    pub fn prepare(&mut self, object: &ObjectId, rows: &[RowKey], whole: bool) -> Result<(), StoreError> {
+    pub fn prepare(
+        &mut self,
+        object: &ObjectId,
+        rows: &[RowKey],
+        whole: bool,
+    ) -> Result<(), StoreError> {
         self.supply(|n| n.needs_object(object, rows, whole))
     }
 
     /// Opens a peer frame and handles its message.
-    pub fn receive_frame(&mut self, bytes: &[u8], now: u64) -> Result<(NodeId, Outputs), EngineError> {
+    pub fn receive_frame(
+        &mut self,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(NodeId, Outputs), EngineError> {
         let max_age = self.node.config().max_frame_age();
-        let frame = open_frame(bytes, self.node.catalog, now, max_age).map_err(EngineError::Frame)?;
+        let frame =
+            open_frame(bytes, self.node.catalog, now, max_age).map_err(EngineError::Frame)?;
         let from = frame.from;
         Ok((from, self.receive(from, frame.message, now)?))
     }
 
     /// Handles a checked message from `from`.
-    pub fn receive(&mut self, from: NodeId, message: Message, now: u64) -> Result<Outputs, StoreError> {
+    pub fn receive(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        now: u64,
+    ) -> Result<Outputs, StoreError> {
         self.supply(|n| n.needs_for(from, &message))?;
         self.node.receive(from, message, now);
         self.settle()

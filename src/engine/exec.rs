@@ -79,16 +79,18 @@ impl Exec<'_> {
     /// A row decoded, or the row type's bottom when absent (or, for a
     /// stored row, not decodable: storage holds what this node wrote).
     pub fn row_as<R: Crdt>(&self, key: &str) -> R {
-        self.row(key).and_then(|b| decode(b).ok()).unwrap_or_default()
+        self.row(key)
+            .and_then(|b| decode(b).ok())
+            .unwrap_or_default()
     }
 
     /// The loaded rows with their states, in key order.
     pub fn rows(&self) -> impl Iterator<Item = (&RowKey, &[u8])> {
-        self.node
-            .table
-            .get(&self.object)
-            .into_iter()
-            .flat_map(|o| o.rows.iter().filter_map(|(k, s)| Some((k, s.state.as_deref()?))))
+        self.node.table.get(&self.object).into_iter().flat_map(|o| {
+            o.rows
+                .iter()
+                .filter_map(|(k, s)| Some((k, s.state.as_deref()?)))
+        })
     }
 
     /// Who writes and when: one clock stamp per operation, and whether the
@@ -105,7 +107,11 @@ impl Exec<'_> {
                 t
             }
         };
-        let own = self.node.table.info(&self.object, row).is_some_and(|i| i.own);
+        let own = self
+            .node
+            .table
+            .info(&self.object, row)
+            .is_some_and(|i| i.own);
         Stamp {
             node: self.node.id,
             time,
@@ -137,14 +143,18 @@ impl Exec<'_> {
             });
         }
         for (row, delta) in std::mem::take(&mut self.deltas) {
-            let _ = self.node.apply(&self.object, &row, &delta, u64::MAX, Spread::Write);
+            let _ = self
+                .node
+                .apply(&self.object, &row, &delta, u64::MAX, Spread::Write);
         }
         for entry in std::mem::take(&mut self.entries) {
             self.node.append(&self.object, entry);
         }
         if let Some(below) = self.trim.take() {
             let object = self.object.clone();
-            self.node.effects.push(super::Effect::TrimLog { object, below });
+            self.node
+                .effects
+                .push(super::Effect::TrimLog { object, below });
         }
         Ok(())
     }

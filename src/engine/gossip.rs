@@ -28,7 +28,14 @@ pub(crate) struct Outboxes {
 
 impl Outboxes {
     /// Joins `delta` of a row into `peer`'s buffer.
-    pub fn add(&mut self, peer: NodeId, object: &ObjectId, row: &str, delta: &[u8], kind: &dyn RowType) {
+    pub fn add(
+        &mut self,
+        peer: NodeId,
+        object: &ObjectId,
+        row: &str,
+        delta: &[u8],
+        kind: &dyn RowType,
+    ) {
         let rows = &mut self.peers.entry(peer).or_default().rows;
         match rows.get_mut(&(object.clone(), row.to_owned())) {
             Some(buffered) => {
@@ -77,9 +84,9 @@ impl Outboxes {
 
     /// Whether some peer this node may reach has something buffered.
     pub fn pending(&self, me: NodeId, partition: &Partition) -> bool {
-        self.peers.iter().any(|(peer, b)| {
-            (b.members || !b.rows.is_empty()) && !partition.separates(me, *peer)
-        })
+        self.peers
+            .iter()
+            .any(|(peer, b)| (b.members || !b.rows.is_empty()) && !partition.separates(me, *peer))
     }
 
     /// Takes what `peer` waits for: the membership flag and the rows,
@@ -198,7 +205,14 @@ impl Node {
         }
         let mut pages = pages(rows, self.config.frame_bytes).into_iter();
         let first = pages.next().unwrap_or_default();
-        self.send(to, Message::Gossip { members, rows: first, want });
+        self.send(
+            to,
+            Message::Gossip {
+                members,
+                rows: first,
+                want,
+            },
+        );
         for rows in pages {
             let message = Message::Gossip {
                 members: None,
@@ -255,7 +269,10 @@ mod test {
     #[test]
     fn pages_keep_under_the_budget_and_group_by_object() {
         let rows: RowStates = vec![
-            (id("a"), vec![("1".into(), vec![0; 40]), ("2".into(), vec![0; 40])]),
+            (
+                id("a"),
+                vec![("1".into(), vec![0; 40]), ("2".into(), vec![0; 40])],
+            ),
             (id("b"), vec![("1".into(), vec![0; 200])]),
         ];
         let split = pages(rows.clone(), 100);

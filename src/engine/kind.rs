@@ -197,9 +197,15 @@ mod test {
     #[test]
     fn merges_refuse_garbage_trailing_bytes_and_late_stamps() {
         let mut one = encode(&PnCounter::default().add(NodeId(1), 1).unwrap());
-        assert!(COUNTERS.merge(None, &one, 0).unwrap().changed, "counters carry no stamps");
+        assert!(
+            COUNTERS.merge(None, &one, 0).unwrap().changed,
+            "counters carry no stamps"
+        );
         one.push(0);
-        assert!(matches!(COUNTERS.merge(None, &one, u64::MAX), Err(RowError::Invalid(_))));
+        assert!(matches!(
+            COUNTERS.merge(None, &one, u64::MAX),
+            Err(RowError::Invalid(_))
+        ));
         assert!(COUNTERS.check(&[0xff; 3]).is_err());
         let at = crate::crdt::Stamp {
             node: NodeId(0),
@@ -212,7 +218,10 @@ mod test {
             crate::crdt::Payload::Text("x".into()),
         );
         let bytes = encode(&write);
-        assert_eq!(REGISTERS.merge(None, &bytes, 499), Err(RowError::Ahead(500)));
+        assert_eq!(
+            REGISTERS.merge(None, &bytes, 499),
+            Err(RowError::Ahead(500))
+        );
         let merged = REGISTERS.merge(None, &bytes, 500).unwrap();
         assert_eq!((merged.changed, merged.latest_stamp), (true, Some(500)));
     }

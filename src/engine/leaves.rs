@@ -101,7 +101,8 @@ impl Leaves {
     pub fn change(&mut self, leaf: Leaf, old: u64, new: u64, tombstones: i64) -> LeafRow {
         let mut row = self.get(leaf);
         row.digest = row.digest.wrapping_sub(old).wrapping_add(new);
-        row.tombstones = (i64::from(row.tombstones) + tombstones).clamp(0, i64::from(u32::MAX)) as u32;
+        row.tombstones =
+            (i64::from(row.tombstones) + tombstones).clamp(0, i64::from(u32::MAX)) as u32;
         if row.is_empty() {
             self.rows.remove(&leaf);
         } else {
@@ -132,7 +133,13 @@ mod test {
     #[test]
     fn changes_keep_sums_and_drop_empty_leaves() {
         let mut leaves = Leaves::default();
-        assert_eq!(leaves.change(3, 0, 10, 1), LeafRow { digest: 10, tombstones: 1 });
+        assert_eq!(
+            leaves.change(3, 0, 10, 1),
+            LeafRow {
+                digest: 10,
+                tombstones: 1
+            }
+        );
         assert_eq!(leaves.change(3, 0, 5, 0).digest, 15);
         assert_eq!(leaves.change(3, 10, 0, -1).digest, 5);
         assert_eq!(leaves.tombstones(), 0);

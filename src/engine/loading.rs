@@ -13,7 +13,11 @@ use crate::NodeId;
 
 impl Node {
     /// The rows (states, or absence) of `object` that are not in memory.
-    fn need_rows<'a>(&self, object: &ObjectId, rows: impl IntoIterator<Item = &'a RowKey>) -> Needs {
+    fn need_rows<'a>(
+        &self,
+        object: &ObjectId,
+        rows: impl IntoIterator<Item = &'a RowKey>,
+    ) -> Needs {
         let rows = rows
             .into_iter()
             .filter(|r| !self.knows_row(object, r))
@@ -53,7 +57,11 @@ impl Node {
                 ..Needs::default()
             };
         }
-        let objects: Vec<ObjectId> = self.table.leaf_objects(leaf).map(|(id, _)| id.clone()).collect();
+        let objects: Vec<ObjectId> = self
+            .table
+            .leaf_objects(leaf)
+            .map(|(id, _)| id.clone())
+            .collect();
         objects
             .iter()
             .fold(Needs::default(), |n, id| n.and(self.need_whole(id)))
@@ -71,7 +79,11 @@ impl Node {
                 ..Needs::default()
             }
         };
-        let all = if whole { self.need_whole(object) } else { Needs::default() };
+        let all = if whole {
+            self.need_whole(object)
+        } else {
+            Needs::default()
+        };
         named.and(meta).and(all)
     }
 
@@ -79,7 +91,11 @@ impl Node {
     /// a comparison needs a leaf's objects before their rows.
     pub fn needs_for(&self, from: NodeId, message: &Message) -> Needs {
         match message {
-            Message::Gossip { members, rows, want } => {
+            Message::Gossip {
+                members,
+                rows,
+                want,
+            } => {
                 // Objects this node does not replicate in the view the
                 // frame brings are skipped: no need to read them.
                 let mut view = self.members.clone();
@@ -111,7 +127,10 @@ impl Node {
             Message::Objects { leaves } => self.needs_objects(from, leaves),
             Message::Rows { ranges } => {
                 let mut needs = Needs::default();
-                for range in ranges.iter().filter(|r| self.shares(self.leaf(&r.object), from)) {
+                for range in ranges
+                    .iter()
+                    .filter(|r| self.shares(self.leaf(&r.object), from))
+                {
                     needs = if self.knows_rows(&range.object) {
                         needs.and(self.need_rows(&range.object, &self.compare_range(range).0))
                     } else {
@@ -192,7 +211,12 @@ impl Node {
             .with_tombstones()
             .filter(|l| self.collects(*l))
             .collect();
-        let unknown: Vec<Leaf> = collected.iter().copied().filter(|l| !self.knows_leaf(*l)).take(REAP_LEAVES).collect();
+        let unknown: Vec<Leaf> = collected
+            .iter()
+            .copied()
+            .filter(|l| !self.knows_leaf(*l))
+            .take(REAP_LEAVES)
+            .collect();
         if !unknown.is_empty() {
             return Needs {
                 leaves: unknown,

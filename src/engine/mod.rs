@@ -200,14 +200,25 @@ mod test {
     fn object_ids_parse_and_refuse() {
         let id = ObjectId::parse("kv:a:b").unwrap();
         assert_eq!((id.prefix(), id.name()), ("kv", "a:b"));
-        for bad in ["", "kv", ":x", "KV:x", "kv:", "kv:a b", &format!("kv:{}", "x".repeat(129))] {
+        for bad in [
+            "",
+            "kv",
+            ":x",
+            "KV:x",
+            "kv:",
+            "kv:a b",
+            &format!("kv:{}", "x".repeat(129)),
+        ] {
             assert!(ObjectId::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn row_digests_tell_objects_rows_and_states_apart() {
-        let (a, b) = (ObjectId::parse("kv:a").unwrap(), ObjectId::parse("kv:ab").unwrap());
+        let (a, b) = (
+            ObjectId::parse("kv:a").unwrap(),
+            ObjectId::parse("kv:ab").unwrap(),
+        );
         let d = row_digest(&a, "", b"x");
         assert_ne!(d, row_digest(&b, "", b"x"));
         assert_ne!(d, row_digest(&a, "x", b""));

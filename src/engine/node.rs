@@ -334,7 +334,8 @@ impl Node {
 
     /// The replicas of `object` in this node's view, in preference order.
     pub fn replicas(&self, object: &ObjectId) -> Vec<NodeId> {
-        self.placement.leaf_replicas(self.leaf(object), &self.members)
+        self.placement
+            .leaf_replicas(self.leaf(object), &self.members)
     }
 
     /// Whether this node replicates `leaf`.
@@ -359,7 +360,10 @@ impl Node {
     /// object's metadata: a change rewrites both.
     pub(super) fn knows_row(&self, object: &ObjectId, row: &str) -> bool {
         let leaf = self.leaf(object);
-        self.knows_object(object) && self.table.knows_row(object, row, leaf, self.leaves.has(leaf))
+        self.knows_object(object)
+            && self
+                .table
+                .knows_row(object, row, leaf, self.leaves.has(leaf))
     }
 
     /// Whether every object's metadata in `leaf` is in memory.
@@ -382,7 +386,9 @@ impl Node {
 
     /// The metadata of an object in memory.
     pub fn object(&self, object: &ObjectId) -> Option<ObjectMeta> {
-        self.table.meta(object).filter(|m| m.rows > 0 || m.log_next > 0)
+        self.table
+            .meta(object)
+            .filter(|m| m.rows > 0 || m.log_next > 0)
     }
 
     /// The objects in memory that hold rows.
@@ -447,9 +453,13 @@ impl Node {
                 self.repair.idle_rounds = 0;
             }
             self.reap_round();
-            self.repair.schedule(now, self.config.anti_entropy_interval_ms);
+            self.repair
+                .schedule(now, self.config.anti_entropy_interval_ms);
         }
-        if self.publisher.heartbeat_due(now, self.config.heartbeat_interval_ms) {
+        if self
+            .publisher
+            .heartbeat_due(now, self.config.heartbeat_interval_ms)
+        {
             self.effects.push(Effect::Heartbeat);
         }
     }
@@ -464,7 +474,11 @@ impl Node {
             return;
         }
         match message {
-            Message::Gossip { members, rows, want } => self.on_gossip(from, members, rows, want),
+            Message::Gossip {
+                members,
+                rows,
+                want,
+            } => self.on_gossip(from, members, rows, want),
             Message::Digest { root } => self.on_digest(from, root),
             Message::Buckets { members, buckets } => self.on_buckets(from, &members, &buckets),
             Message::Leaves { buckets, leaves } => self.on_leaves(from, &buckets, &leaves),
@@ -523,7 +537,14 @@ impl Node {
         self.merge_members(&grown);
         // Tell the newcomer at once and start its catch-up.
         let members = Some(self.members.clone());
-        self.send(id, Message::Gossip { members, rows: Vec::new(), want: Vec::new() });
+        self.send(
+            id,
+            Message::Gossip {
+                members,
+                rows: Vec::new(),
+                want: Vec::new(),
+            },
+        );
         self.outbox.sent_members(id);
         let root = self.root_for(id);
         self.send(id, Message::Digest { root });
@@ -540,7 +561,8 @@ impl Node {
         self.became_busy();
         // Collection asks every live node: a new view asks anew.
         self.reaper.restart();
-        self.effects.push(Effect::StoreMembers(self.members.clone()));
+        self.effects
+            .push(Effect::StoreMembers(self.members.clone()));
         let peers: Vec<NodeId> = self.peers().collect();
         self.outbox.set_peers(&peers);
         // Replicas may have changed: hand off what this node no longer keeps.

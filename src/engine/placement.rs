@@ -186,7 +186,12 @@ mod test {
             assert!(!r.contains(&NodeId(2)));
             assert!(r.iter().all(|n| r.iter().filter(|m| *m == n).count() == 1));
         }
-        assert_eq!(HashRing::new(5, 8).leaf_replicas(0, &Membership::initial(2)).len(), 2);
+        assert_eq!(
+            HashRing::new(5, 8)
+                .leaf_replicas(0, &Membership::initial(2))
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -201,7 +206,10 @@ mod test {
         let mean = 20_000 / n as usize;
         for (node, l) in load.iter().enumerate() {
             let off = (*l as f64 - mean as f64).abs() / mean as f64;
-            assert!(off < 0.25, "node-{node} holds {l} primaries, mean {mean}: {load:?}");
+            assert!(
+                off < 0.25,
+                "node-{node} holds {l} primaries, mean {mean}: {load:?}"
+            );
         }
     }
 
@@ -214,7 +222,10 @@ mod test {
         after.set(NodeId(8), Status::Active);
         let mut moved = 0;
         for leaf in leaves() {
-            let (old, new) = (ring.leaf_replicas(leaf, &before), grown.leaf_replicas(leaf, &after));
+            let (old, new) = (
+                ring.leaf_replicas(leaf, &before),
+                grown.leaf_replicas(leaf, &after),
+            );
             if old[0] != new[0] {
                 moved += 1;
                 assert_eq!(new[0], NodeId(8), "leaf {leaf} moved between old nodes");
@@ -224,6 +235,9 @@ mod test {
         }
         let share = moved as f64 / 20_000.0;
         let ideal = 1.0 / 9.0;
-        assert!((share - ideal).abs() < ideal * 0.35, "{share:.3} moved; ideal {ideal:.3}");
+        assert!(
+            (share - ideal).abs() < ideal * 0.35,
+            "{share:.3} moved; ideal {ideal:.3}"
+        );
     }
 }

@@ -53,7 +53,11 @@ impl Publisher {
 impl Node {
     /// Starts a subscription to `object`'s changes.
     pub fn subscribe(&mut self, object: &ObjectId) {
-        *self.publisher.subscribers.entry(object.clone()).or_default() += 1;
+        *self
+            .publisher
+            .subscribers
+            .entry(object.clone())
+            .or_default() += 1;
     }
 
     /// Ends one subscription to `object`.

@@ -54,18 +54,19 @@ impl Reaper {
     pub fn forget(&mut self, object: &ObjectId, row: &str) {
         self.reaping.remove(&(object.clone(), row.to_owned()));
     }
-
 }
 
 impl Node {
     /// Whether this node collects the tombstones of `leaf`: its first replica.
     pub(super) fn collects(&self, leaf: Leaf) -> bool {
-        self.accepts_writes() && self.placement.leaf_replicas(leaf, &self.members).first() == Some(&self.id)
+        self.accepts_writes()
+            && self.placement.leaf_replicas(leaf, &self.members).first() == Some(&self.id)
     }
 
     /// The loaded tombstones and their digests.
     fn tombstones(&self) -> BTreeMap<RowId, u64> {
-        let found = self.table
+        let found = self
+            .table
             .objects()
             .filter(|(_, o)| o.meta.tombstones > 0)
             .flat_map(|(id, o)| {
@@ -84,14 +85,18 @@ impl Node {
         let grace = self.config.tombstone_grace_ms;
         let tombstones = self.tombstones();
         // A tombstone that changed is no longer the one the nodes confirmed.
-        self.reaper.reaping.retain(|k, r| tombstones.get(k) == Some(&r.digest));
+        self.reaper
+            .reaping
+            .retain(|k, r| tombstones.get(k) == Some(&r.digest));
         let peers: BTreeSet<NodeId> = crate::crdt::set_of(self.peers());
         let now = self.now;
         let second: Vec<RowId> = self
             .reaper
             .reaping
             .iter()
-            .filter(|(_, r)| r.waiting.is_empty() && r.agreed_at.is_some_and(|t| now >= t.saturating_add(grace)))
+            .filter(|(_, r)| {
+                r.waiting.is_empty() && r.agreed_at.is_some_and(|t| now >= t.saturating_add(grace))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         let room = REAP_BATCH.saturating_sub(self.reaper.reaping.len());
@@ -112,7 +117,12 @@ impl Node {
             }
             for (key, digest) in first {
                 let waiting = peers.clone();
-                let r = Reaping { round, digest, waiting, agreed_at: None };
+                let r = Reaping {
+                    round,
+                    digest,
+                    waiting,
+                    agreed_at: None,
+                };
                 self.reaper.reaping.insert(key, r);
             }
         }
@@ -146,7 +156,8 @@ impl Node {
         for (object, row, digest) in rows {
             let leaf = self.leaf(&object);
             let holds_same = if self.is_replica(leaf) {
-                self.knows_row(&object, &row) && self.table.info(&object, &row).map(|i| i.digest) == Some(digest)
+                self.knows_row(&object, &row)
+                    && self.table.info(&object, &row).map(|i| i.digest) == Some(digest)
             } else {
                 !self.leaves.has(leaf)
             };
@@ -159,10 +170,23 @@ impl Node {
             }
         }
         let members = self.members.clone();
-        self.send(from, Message::Reaped { round, members, refused });
+        self.send(
+            from,
+            Message::Reaped {
+                round,
+                members,
+                refused,
+            },
+        );
     }
 
-    pub(super) fn on_reaped(&mut self, from: NodeId, round: u64, members: &Membership, refused: Vec<(ObjectId, RowKey)>) {
+    pub(super) fn on_reaped(
+        &mut self,
+        from: NodeId,
+        round: u64,
+        members: &Membership,
+        refused: Vec<(ObjectId, RowKey)>,
+    ) {
         // An answer counts only from a node with this node's view: a node
         // the views differ on could hold the leaf unasked.
         self.merge_members(members);
@@ -174,7 +198,11 @@ impl Node {
         let refused: BTreeSet<RowId> = crate::crdt::set_of(refused);
         let mut done = Vec::new();
         for (key, r) in &mut self.reaper.reaping {
-            if r.round == round && !refused.contains(key) && r.waiting.remove(&from) && r.waiting.is_empty() {
+            if r.round == round
+                && !refused.contains(key)
+                && r.waiting.remove(&from)
+                && r.waiting.is_empty()
+            {
                 done.push(key.clone());
             }
         }
@@ -211,7 +239,11 @@ impl Node {
                     let digest = r.digest;
                     for to in self.replicas(&key.0) {
                         if to != self.id {
-                            forgets.entry(to).or_default().push((key.0.clone(), key.1.clone(), digest));
+                            forgets.entry(to).or_default().push((
+                                key.0.clone(),
+                                key.1.clone(),
+                                digest,
+                            ));
                         }
                     }
                     self.forget_row(&key.0, &key.1);

@@ -238,7 +238,12 @@ impl Node {
 
     /// The shared leaves of `buckets` whose digests differ from `theirs`,
     /// a round's worth.
-    pub(super) fn differing_leaves(&self, from: NodeId, buckets: &[u16], theirs: &[(Leaf, u64)]) -> Vec<Leaf> {
+    pub(super) fn differing_leaves(
+        &self,
+        from: NodeId,
+        buckets: &[u16],
+        theirs: &[(Leaf, u64)],
+    ) -> Vec<Leaf> {
         let theirs: Vec<(Leaf, u64)> = sorted(theirs)
             .into_iter()
             .filter(|(l, _)| buckets.contains(&bucket(*l)) && self.shares(*l, from))
@@ -269,7 +274,11 @@ impl Node {
     }
 
     /// The objects of shared, loaded leaves whose digests differ from `theirs`.
-    pub(super) fn differing_objects(&self, from: NodeId, theirs: &[(Leaf, Vec<(ObjectId, u64)>)]) -> Vec<ObjectId> {
+    pub(super) fn differing_objects(
+        &self,
+        from: NodeId,
+        theirs: &[(Leaf, Vec<(ObjectId, u64)>)],
+    ) -> Vec<ObjectId> {
         let mut out = Vec::new();
         for (leaf, objects) in theirs {
             if !self.shares(*leaf, from) || !self.knows_leaf(*leaf) {
@@ -286,7 +295,10 @@ impl Node {
             .into_iter()
             .filter(|id| self.knows_rows(id))
             .collect();
-        let ranges: Vec<RowRange> = differing.into_iter().map(|id| self.next_range(id)).collect();
+        let ranges: Vec<RowRange> = differing
+            .into_iter()
+            .map(|id| self.next_range(id))
+            .collect();
         if !ranges.is_empty() {
             self.became_busy();
             self.send(from, Message::Rows { ranges });

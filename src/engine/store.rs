@@ -61,7 +61,12 @@ pub trait Store {
     fn write(&mut self, effects: &[Effect]) -> Result<(), StoreError>;
 
     /// Up to `limit` entries of an object's log numbered after `after`, in order.
-    fn log_after(&mut self, object: &ObjectId, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    fn log_after(
+        &mut self,
+        object: &ObjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 
     /// Up to `limit` objects whose ids start with `prefix` and sort after
     /// `after`, in order, each with its rows.
@@ -85,7 +90,9 @@ pub fn coalesce(effects: &[Effect]) -> Vec<&Effect> {
                 Effect::StoreRow { object, row, .. } | Effect::DeleteRow { object, row } => {
                     (0, object.as_str(), row.as_str(), 0)
                 }
-                Effect::StoreObject { object, .. } | Effect::DeleteObject { object } => (1, object.as_str(), "", 0),
+                Effect::StoreObject { object, .. } | Effect::DeleteObject { object } => {
+                    (1, object.as_str(), "", 0)
+                }
                 Effect::StoreLeaf { leaf, .. } => (2, "", "", *leaf),
                 Effect::StoreMembers(_) => (3, "", "", 0),
                 Effect::StorePartition(_) => (4, "", "", 0),
@@ -117,7 +124,12 @@ impl MemoryStore {
     /// Performs one storage effect.
     pub fn record(&mut self, effect: &Effect) {
         match effect {
-            Effect::StoreRow { object, row, state, info } => {
+            Effect::StoreRow {
+                object,
+                row,
+                state,
+                info,
+            } => {
                 let stored = StoredRow {
                     info: *info,
                     state: state.clone(),
@@ -128,7 +140,10 @@ impl MemoryStore {
                 self.rows.remove(&(object.clone(), row.clone()));
             }
             Effect::StoreObject { object, meta } => {
-                self.by_leaf.entry(meta.leaf).or_default().insert(object.clone());
+                self.by_leaf
+                    .entry(meta.leaf)
+                    .or_default()
+                    .insert(object.clone());
                 self.objects.insert(object.clone(), *meta);
             }
             Effect::DeleteObject { object } => {
@@ -189,7 +204,10 @@ impl MemoryStore {
         self.partition.as_ref()
     }
 
-    fn object_rows<'a>(&'a self, object: &'a ObjectId) -> impl Iterator<Item = (&'a RowKey, &'a StoredRow)> + 'a {
+    fn object_rows<'a>(
+        &'a self,
+        object: &'a ObjectId,
+    ) -> impl Iterator<Item = (&'a RowKey, &'a StoredRow)> + 'a {
         let start = (object.clone(), RowKey::new());
         self.rows
             .range(start..)
@@ -228,12 +246,25 @@ impl Store for MemoryStore {
         let listings = needs
             .listings
             .iter()
-            .map(|id| (id.clone(), self.object_rows(id).map(|(r, s)| (r.clone(), s.info)).collect()))
+            .map(|id| {
+                (
+                    id.clone(),
+                    self.object_rows(id)
+                        .map(|(r, s)| (r.clone(), s.info))
+                        .collect(),
+                )
+            })
             .collect();
         let rows = needs
             .rows
             .iter()
-            .map(|(o, r)| (o.clone(), r.clone(), self.rows.get(&(o.clone(), r.clone())).cloned()))
+            .map(|(o, r)| {
+                (
+                    o.clone(),
+                    r.clone(),
+                    self.rows.get(&(o.clone(), r.clone())).cloned(),
+                )
+            })
             .collect();
         Ok(Loaded {
             leaves,
@@ -250,7 +281,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn log_after(&mut self, object: &ObjectId, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn log_after(
+        &mut self,
+        object: &ObjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let start = (object.clone(), after.saturating_add(1));
         Ok(self
             .log
@@ -273,7 +309,10 @@ impl Store for MemoryStore {
             .filter(|id| id.as_str().starts_with(prefix) && after.is_none_or(|a| *id > a))
             .take(limit)
             .map(|id| {
-                let rows = self.object_rows(id).map(|(r, s)| (r.clone(), s.state.clone())).collect();
+                let rows = self
+                    .object_rows(id)
+                    .map(|(r, s)| (r.clone(), s.state.clone()))
+                    .collect();
                 (id.clone(), rows)
             })
             .collect())
@@ -313,13 +352,20 @@ mod test {
         let mut store = MemoryStore::default();
         for (object, seq) in [(&a, 1), (&a, 2), (&b, 1), (&a, 3)] {
             let entry = vec![seq as u8];
-            store.record(&Effect::Append { object: object.clone(), seq, entry });
+            store.record(&Effect::Append {
+                object: object.clone(),
+                seq,
+                entry,
+            });
         }
         let seqs = |page: Vec<(u64, Vec<u8>)>| page.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
         assert_eq!(seqs(store.log_after(&a, 0, 2).unwrap()), [1, 2]);
         assert_eq!(seqs(store.log_after(&a, 2, 2).unwrap()), [3]);
         assert!(store.log_after(&a, 3, 2).unwrap().is_empty());
-        store.record(&Effect::TrimLog { object: a.clone(), below: 3 });
+        store.record(&Effect::TrimLog {
+            object: a.clone(),
+            below: 3,
+        });
         assert_eq!(seqs(store.log_after(&a, 0, 9).unwrap()), [3]);
         assert_eq!(seqs(store.log_after(&b, 0, 9).unwrap()), [1]);
     }

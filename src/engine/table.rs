@@ -189,7 +189,10 @@ impl Table {
             ..ObjectMeta::default()
         });
         if meta.rows > 0 {
-            self.by_leaf.entry(meta.leaf).or_default().insert(id.clone());
+            self.by_leaf
+                .entry(meta.leaf)
+                .or_default()
+                .insert(id.clone());
         }
         self.objects.insert(
             id,
@@ -202,7 +205,14 @@ impl Table {
 
     /// Sets `row` to `state` with `info`. The row's state (or absence)
     /// must be known; an unknown object is created in `leaf`.
-    pub fn set(&mut self, id: &ObjectId, leaf: Leaf, row: &str, state: Vec<u8>, info: RowInfo) -> Moved {
+    pub fn set(
+        &mut self,
+        id: &ObjectId,
+        leaf: Leaf,
+        row: &str,
+        state: Vec<u8>,
+        info: RowInfo,
+    ) -> Moved {
         let o = self.objects.entry(id.clone()).or_insert_with(|| Object {
             meta: ObjectMeta {
                 leaf,
@@ -229,7 +239,10 @@ impl Table {
             .digest
             .wrapping_sub(before.map_or(0, |i| i.digest))
             .wrapping_add(info.digest);
-        self.by_leaf.entry(o.meta.leaf).or_default().insert(id.clone());
+        self.by_leaf
+            .entry(o.meta.leaf)
+            .or_default()
+            .insert(id.clone());
         Moved {
             leaf: o.meta.leaf,
             old,
@@ -247,7 +260,10 @@ impl Table {
         o.meta.rows = o.meta.rows.saturating_sub(1);
         o.meta.digest = old.wrapping_sub(gone.info.digest);
         let tombstones = -i64::from(gone.info.tombstone);
-        o.meta.tombstones = o.meta.tombstones.saturating_sub(u32::from(gone.info.tombstone));
+        o.meta.tombstones = o
+            .meta
+            .tombstones
+            .saturating_sub(u32::from(gone.info.tombstone));
         let leaf = o.meta.leaf;
         if o.meta.rows == 0 {
             if let Some(ids) = self.by_leaf.get_mut(&leaf) {
@@ -346,7 +362,10 @@ mod test {
         t.load(
             Loaded {
                 objects: vec![(a.clone(), Some(meta)), (b.clone(), None)],
-                rows: vec![(a.clone(), "x".into(), Some(row)), (a.clone(), "y".into(), None)],
+                rows: vec![
+                    (a.clone(), "x".into(), Some(row)),
+                    (a.clone(), "y".into(), None),
+                ],
                 ..Loaded::default()
             },
             |_| 6,
@@ -358,13 +377,19 @@ mod test {
         assert!(!t.knows_row(&id("c"), "", 5, true) && t.knows_row(&id("c"), "", 5, false));
         t.load(
             Loaded {
-                listings: vec![(a.clone(), vec![("x".into(), info(1, false)), ("z".into(), info(2, false))])],
+                listings: vec![(
+                    a.clone(),
+                    vec![("x".into(), info(1, false)), ("z".into(), info(2, false))],
+                )],
                 ..Loaded::default()
             },
             |_| 6,
         );
         assert!(t.knows_rows(&a, 5, true));
-        assert!(!t.knows_row(&a, "z", 5, true), "listed, but its state is not loaded");
+        assert!(
+            !t.knows_row(&a, "z", 5, true),
+            "listed, but its state is not loaded"
+        );
         assert_eq!(t.state(&a, "x"), Some(&[9][..]), "memory stays");
     }
 }

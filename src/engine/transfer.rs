@@ -43,9 +43,9 @@ struct Page {
 
 impl Moving {
     fn done(&self) -> bool {
-        self.targets.iter().all(|t| {
-            self.acked.get(t).map_or(0, BTreeSet::len) == self.pages.len()
-        })
+        self.targets
+            .iter()
+            .all(|t| self.acked.get(t).map_or(0, BTreeSet::len) == self.pages.len())
     }
 }
 
@@ -84,7 +84,9 @@ impl Node {
 
     fn transfer_targets(&self, leaf: Leaf) -> BTreeSet<NodeId> {
         match self.heir() {
-            Some(heir) if Placement::leaf_policy(leaf) == Policy::Everywhere => BTreeSet::from([heir]),
+            Some(heir) if Placement::leaf_policy(leaf) == Policy::Everywhere => {
+                BTreeSet::from([heir])
+            }
             _ => crate::crdt::set_of(
                 self.placement
                     .leaf_replicas(leaf, &self.members)
@@ -97,9 +99,10 @@ impl Node {
     /// Whether every row of `leaf` is in memory with its state.
     pub(super) fn leaf_loaded_whole(&self, leaf: Leaf) -> bool {
         self.knows_leaf(leaf)
-            && self.table.leaf_objects(leaf).all(|(id, o)| {
-                self.knows_rows(id) && o.rows.values().all(|s| s.state.is_some())
-            })
+            && self
+                .table
+                .leaf_objects(leaf)
+                .all(|(id, o)| self.knows_rows(id) && o.rows.values().all(|s| s.state.is_some()))
     }
 
     /// Pages every loaded foreign leaf that is new or changed and sends
@@ -119,11 +122,10 @@ impl Node {
             let targets = self.transfer_targets(leaf);
             let digest = (self.heir().is_none() || Placement::leaf_policy(leaf) == Policy::Ring)
                 .then(|| self.leaves.get(leaf).digest);
-            let fresh = self
-                .transfers
-                .moving
-                .get(&leaf)
-                .is_none_or(|m| m.targets != targets || (digest.is_some() && m.digest != digest));
+            let fresh =
+                self.transfers.moving.get(&leaf).is_none_or(|m| {
+                    m.targets != targets || (digest.is_some() && m.digest != digest)
+                });
             if fresh {
                 let moving = self.page_leaf(leaf, digest, targets);
                 self.transfers.moving.insert(leaf, moving);
@@ -152,7 +154,13 @@ impl Node {
             for (key, slot) in &o.rows {
                 let len = slot.state.as_ref().map_or(0, Vec::len) + key.len() + id.as_str().len();
                 if size + len > self.config.frame_bytes && !page.rows.is_empty() {
-                    pages.push(std::mem::replace(&mut page, Page { digest: 0, rows: Vec::new() }));
+                    pages.push(std::mem::replace(
+                        &mut page,
+                        Page {
+                            digest: 0,
+                            rows: Vec::new(),
+                        },
+                    ));
                     size = 0;
                 }
                 size += len;
@@ -183,7 +191,8 @@ impl Node {
                 continue;
             }
             let acked = m.acked.get(target);
-            let missing = (0..m.pages.len() as u32).filter(|p| acked.is_none_or(|a| !a.contains(p)));
+            let missing =
+                (0..m.pages.len() as u32).filter(|p| acked.is_none_or(|a| !a.contains(p)));
             for page in missing.take(PAGES_PER_ROUND) {
                 let (rows, digest) = self.page_rows(&m.pages[page as usize].rows);
                 digests.push((page, digest));
@@ -196,7 +205,15 @@ impl Node {
         }
         for (to, page, rows) in sends {
             let members = self.members.clone();
-            self.send(to, Message::Transfer { members, leaf, page, rows });
+            self.send(
+                to,
+                Message::Transfer {
+                    members,
+                    leaf,
+                    page,
+                    rows,
+                },
+            );
         }
     }
 
@@ -205,7 +222,9 @@ impl Node {
         let mut rows: RowStates = Vec::new();
         let mut digest = 0u64;
         for (object, row) in refs {
-            let (Some(state), Some(info)) = (self.table.state(object, row), self.table.info(object, row)) else {
+            let (Some(state), Some(info)) =
+                (self.table.state(object, row), self.table.info(object, row))
+            else {
                 continue;
             };
             digest = digest.wrapping_add(info.digest);
@@ -231,14 +250,25 @@ impl Node {
         successor(&view, heir) == self.id
     }
 
-    pub(super) fn on_transfer(&mut self, from: NodeId, members: &Membership, leaf: Leaf, page: u32, rows: RowStates) {
+    pub(super) fn on_transfer(
+        &mut self,
+        from: NodeId,
+        members: &Membership,
+        leaf: Leaf,
+        page: u32,
+        rows: RowStates,
+    ) {
         self.merge_members(members);
-        let heir = Placement::leaf_policy(leaf) == Policy::Everywhere && self.absorbs_for(from, members);
+        let heir =
+            Placement::leaf_policy(leaf) == Policy::Everywhere && self.absorbs_for(from, members);
         if (heir && !self.accepts_writes()) || !(heir || self.is_replica(leaf)) {
             // Only an active heir may fold a node in: the drain waits.
             return;
         }
-        if rows.iter().any(|(o, rs)| rs.iter().any(|(r, _)| !self.knows_row(o, r))) {
+        if rows
+            .iter()
+            .any(|(o, rs)| rs.iter().any(|(r, _)| !self.knows_row(o, r)))
+        {
             return;
         }
         let spread = if heir {
@@ -257,16 +287,30 @@ impl Node {
                 }
             }
         }
-        self.send(from, Message::Transferred { pages: vec![(leaf, page, digest)] });
+        self.send(
+            from,
+            Message::Transferred {
+                pages: vec![(leaf, page, digest)],
+            },
+        );
     }
 
     /// Folds `retired`'s entries in `row` into this node's.
     fn absorb_row(&mut self, retired: NodeId, object: &ObjectId, row: &str) {
-        let (Some(kind), Some(state)) = (self.row_type(object), self.table.state(object, row)) else {
+        let (Some(kind), Some(state)) = (self.row_type(object), self.table.state(object, row))
+        else {
             return;
         };
         if let Some(delta) = kind.absorb(state, retired, self.id) {
-            let _ = self.apply(object, row, &delta, u64::MAX, Spread::Gossip { except: Some(retired) });
+            let _ = self.apply(
+                object,
+                row,
+                &delta,
+                u64::MAX,
+                Spread::Gossip {
+                    except: Some(retired),
+                },
+            );
         }
     }
 
@@ -278,7 +322,10 @@ impl Node {
                 continue;
             };
             let current = m.digest.is_none_or(|d| d == held);
-            let matches = m.pages.get(*page as usize).is_some_and(|p| p.digest == *digest || m.digest.is_none());
+            let matches = m
+                .pages
+                .get(*page as usize)
+                .is_some_and(|p| p.digest == *digest || m.digest.is_none());
             if current && matches && m.targets.contains(&from) {
                 m.acked.entry(from).or_default().insert(*page);
                 if m.done() {

@@ -53,7 +53,12 @@ impl fmt::Display for FrameError {
 
 /// Decodes a frame, refuses it if older than `max_age_ms` at `now`, and
 /// checks its message.
-pub fn open_frame(bytes: &[u8], catalog: &dyn Catalog, now: u64, max_age_ms: u64) -> Result<Frame, FrameError> {
+pub fn open_frame(
+    bytes: &[u8],
+    catalog: &dyn Catalog,
+    now: u64,
+    max_age_ms: u64,
+) -> Result<Frame, FrameError> {
     let frame: Frame = codec::decode(bytes, MAX_FRAME).map_err(FrameError::Decode)?;
     let age_ms = now.saturating_sub(frame.sent);
     if age_ms > max_age_ms {
@@ -85,7 +90,11 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
         Ok(())
     };
     match message {
-        Message::Gossip { members, rows, want } => {
+        Message::Gossip {
+            members,
+            rows,
+            want,
+        } => {
             members.as_ref().map_or(Ok(()), members_ok)?;
             states(rows, catalog)?;
             objects(&mut want.iter().map(|(o, _)| o))?;
@@ -108,7 +117,12 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
             objects(&mut ranges.iter().map(|r| &r.object))?;
             keys(ranges.iter().flat_map(|r| r.rows.iter().map(|(k, _)| k)))
         }
-        Message::Transfer { members, leaf, rows, .. } => {
+        Message::Transfer {
+            members,
+            leaf,
+            rows,
+            ..
+        } => {
             members_ok(members)?;
             leaves_ok(std::iter::once(*leaf))?;
             states(rows, catalog)
@@ -119,7 +133,9 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
             objects(&mut rows.iter().map(|(o, _, _)| o))?;
             keys(rows.iter().map(|(_, r, _)| r))
         }
-        Message::Reaped { members, refused, .. } => {
+        Message::Reaped {
+            members, refused, ..
+        } => {
             members_ok(members)?;
             objects(&mut refused.iter().map(|(o, _)| o))?;
             keys(refused.iter().map(|(_, r)| r))
@@ -142,7 +158,10 @@ fn members_ok(m: &Membership) -> Result<(), String> {
 
 fn keys<'a>(mut rows: impl Iterator<Item = &'a String>) -> Result<(), String> {
     match rows.find(|r| r.len() > MAX_ROW_KEY) {
-        Some(r) => Err(format!("a row key of {} bytes is over the limit of {MAX_ROW_KEY}", r.len())),
+        Some(r) => Err(format!(
+            "a row key of {} bytes is over the limit of {MAX_ROW_KEY}",
+            r.len()
+        )),
         None => Ok(()),
     }
 }

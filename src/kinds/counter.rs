@@ -62,15 +62,19 @@ impl Kind for Counter {
         host.prepare(&[RowKey::new()], false)?;
         let mut x = host.exec()?;
         if let Op::Increment { by } = op {
-            let delta = x.row_as::<PnCounter>(ROW).add(x.node(), by).map_err(|e| match e {
-                PnError::Overflow => ApiError::new(
-                    ErrorCode::Overflow,
-                    "this node's share of the counter would overflow",
-                ),
-                PnError::Retired => ApiError::new(ErrorCode::Retired, "this node is retired"),
-            })?;
+            let delta = x
+                .row_as::<PnCounter>(ROW)
+                .add(x.node(), by)
+                .map_err(|e| match e {
+                    PnError::Overflow => ApiError::new(
+                        ErrorCode::Overflow,
+                        "this node's share of the counter would overflow",
+                    ),
+                    PnError::Retired => ApiError::new(ErrorCode::Retired, "this node is retired"),
+                })?;
             x.put(ROW, &delta);
-            x.commit().map_err(|_| ApiError::new(ErrorCode::NotActive, "this node takes no writes"))?;
+            x.commit()
+                .map_err(|_| ApiError::new(ErrorCode::NotActive, "this node takes no writes"))?;
         }
         Ok(Outcome {
             node: x.node(),

@@ -96,7 +96,10 @@ impl<S: Store> OpHost for Call<'_, S> {
         after: Option<&ObjectId>,
         limit: usize,
     ) -> Result<RowStates, ApiError> {
-        self.engine.store.list(prefix, after, limit).map_err(internal)
+        self.engine
+            .store
+            .list(prefix, after, limit)
+            .map_err(internal)
     }
 }
 
@@ -116,12 +119,21 @@ pub trait AnyKind: Sync {
     /// Whether its objects stream their changes.
     fn events(&self) -> bool;
     /// The body limit and secret of a request; see [`crate::api::KindApi::preflight`].
-    fn preflight(&self, req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<crate::api::Secret>), ApiError>;
+    fn preflight(
+        &self,
+        req: &HttpRequest,
+        path: &[&str],
+    ) -> Result<(usize, Option<crate::api::Secret>), ApiError>;
     /// Parses an HTTP request of its API; see [`crate::api::KindApi`].
     fn parse(&self, req: &HttpRequest, path: &[&str]) -> Result<crate::api::Parsed, ApiError>;
     /// Formats encoded outcomes: one, or one per node of a fan-out
     /// (`None`: that node did not answer).
-    fn reply(&self, req: &HttpRequest, view: &[u8], outcomes: Vec<(NodeId, Option<Vec<u8>>)>) -> Result<Reply, ApiError>;
+    fn reply(
+        &self,
+        req: &HttpRequest,
+        view: &[u8],
+        outcomes: Vec<(NodeId, Option<Vec<u8>>)>,
+    ) -> Result<Reply, ApiError>;
 }
 
 /// A [`Kind`] with its API, as an [`AnyKind`].
@@ -163,7 +175,11 @@ impl<K: crate::api::KindApi> AnyKind for Registered<K> {
         K::EVENTS
     }
 
-    fn preflight(&self, req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<crate::api::Secret>), ApiError> {
+    fn preflight(
+        &self,
+        req: &HttpRequest,
+        path: &[&str],
+    ) -> Result<(usize, Option<crate::api::Secret>), ApiError> {
         K::preflight(req, path)
     }
 
@@ -171,7 +187,12 @@ impl<K: crate::api::KindApi> AnyKind for Registered<K> {
         crate::api::parse_kind::<K>(req, path)
     }
 
-    fn reply(&self, req: &HttpRequest, view: &[u8], outcomes: Vec<(NodeId, Option<Vec<u8>>)>) -> Result<Reply, ApiError> {
+    fn reply(
+        &self,
+        req: &HttpRequest,
+        view: &[u8],
+        outcomes: Vec<(NodeId, Option<Vec<u8>>)>,
+    ) -> Result<Reply, ApiError> {
         crate::api::reply_kind::<K>(req, view, outcomes)
     }
 }

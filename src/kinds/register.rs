@@ -5,7 +5,7 @@
 //! router merges the pages.
 //!
 //! ```
-//! use edge_crdt::crdt::{CausalContext, Payload};
+//! use edge_crdt::crdt::{CausalContext, Crdt, Payload};
 //! use edge_crdt::engine::{Config, Engine, MemoryStore, ObjectId};
 //! use edge_crdt::kinds::register::{Op, Outcome, Register};
 //! use edge_crdt::kinds::{Call, Kind, CATALOG};
@@ -160,7 +160,12 @@ impl Kind for Register {
     }
 
     fn execute(op: Op, host: &mut dyn OpHost) -> Result<Outcome, ApiError> {
-        if let Op::List { prefix, after, limit } = op {
+        if let Op::List {
+            prefix,
+            after,
+            limit,
+        } = op
+        {
             let rows = host.list(&prefix, after.as_ref(), limit.saturating_add(1))?;
             let rows = rows
                 .into_iter()
@@ -223,7 +228,9 @@ mod test {
     #[test]
     fn node_pages_say_whether_more_follow() {
         let rows = |n: usize| -> Vec<(String, MvRegister)> {
-            (0..n).map(|i| (format!("kv:k{i}"), register("x"))).collect()
+            (0..n)
+                .map(|i| (format!("kv:k{i}"), register("x")))
+                .collect()
         };
         let p = NodePage::new(rows(3), 2);
         assert_eq!((p.entries.len(), p.more), (2, true));
@@ -233,5 +240,4 @@ mod test {
         let p = NodePage::new(vec![("kv:a".into(), big.clone()), ("kv:b".into(), big)], 5);
         assert_eq!((p.entries.len(), p.more), (1, true), "cut at PAGE_BYTES");
     }
-
 }

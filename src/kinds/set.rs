@@ -88,7 +88,10 @@ impl Kind for Set {
                 Some(LwwSet::new(bias, time))
             }
             Op::Insert(elements) | Op::Delete(elements) if elements.is_empty() => {
-                return Err(ApiError::new(ErrorCode::BadBatch, "send at least one element"));
+                return Err(ApiError::new(
+                    ErrorCode::BadBatch,
+                    "send at least one element",
+                ));
             }
             Op::Insert(elements) => {
                 let time = x.stamp(ROW).time;
