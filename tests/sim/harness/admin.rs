@@ -93,7 +93,7 @@ impl Sim {
 
     /// Adds the next node through a random active one, when its time has come.
     fn admin_add(&mut self) {
-        if !self.admin.add_at.first().is_some_and(|at| self.now >= *at) {
+        if self.admin.add_at.first().is_none_or(|at| self.now < *at) {
             return;
         }
         let Some(adder) = self.rng.pick(&self.active_up()) else {
