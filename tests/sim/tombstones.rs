@@ -112,8 +112,8 @@ fn a_write_after_a_collected_delete_never_reuses_a_dot() {
 fn a_late_copy_of_a_deleted_register_does_not_bring_it_back() {
     // The network delivers a copy of a gossip message after the value it
     // carries was deleted everywhere, as late as a frame is accepted: the
-    // tombstone shadows it, and is collected all the same. A copy one
-    // millisecond later is refused as stale.
+    // tombstone shadows it, and is collected all the same. A copy due one
+    // millisecond later (delivered at the next step) is refused as stale.
     let mut sim = Sim::new(55, config(4), Faults::calm());
     sim.sync_clocks();
     let key = kv_key(0);

@@ -196,7 +196,13 @@ impl Sim {
                 self.perform(p.to, out);
             }
             Ok((from, _)) => self.fail(format!("a frame from {} opened as from {from}", p.from)),
-            Err(EngineError::Frame(FrameError::Stale { .. })) => {
+            Err(EngineError::Frame(e @ FrameError::Stale { .. })) => {
+                if self.trace.is_some() {
+                    eprintln!(
+                        "{} ms: {} refused a frame from {}: {e}",
+                        self.now, p.to, p.from
+                    );
+                }
                 self.stats.stale += 1;
                 self.report_failure(p);
             }
