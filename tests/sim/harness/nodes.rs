@@ -30,7 +30,7 @@ pub struct Slot {
     /// The disk's load count when [`Sim::check_loaded`] last ran.
     loads_checked: u64,
     /// How many tombstones the node had collected since it started, as
-    /// [`Sim::note_collections`] last saw.
+    /// [`Sim::collected_since`] last saw.
     reaped: u64,
 }
 
@@ -164,12 +164,18 @@ impl Sim {
         }
     }
 
-    /// Performs what node `id` gave back: checks what it stored, notes the
+    /// Performs what node `id` gave back: checks what it stored and the
     /// tombstones it collected, sends its messages, checks the node.
     pub fn perform(&mut self, id: NodeId, out: Outputs) {
         self.check_loaded(id);
-        self.check_stored(id, &out.stored);
-        self.note_collections(id, &out.stored);
+        let collected = self.collected_since(id);
+        let dropped = self.check_stored(id, &out.stored, collected > 0);
+        if dropped != collected {
+            self.fail(format!(
+                "{id} collected {collected} tombstones, yet dropped {dropped}"
+            ));
+        }
+        self.stats.collected += collected;
         for (to, message) in out.sends {
             match &message {
                 Message::Transfer { .. } => self.stats.transfers += 1,
@@ -202,8 +208,11 @@ impl Sim {
     }
 
     /// Every stored row is valid and, for sets and registers, made of
-    /// acknowledged writes; every object is stored under its leaf.
-    fn check_stored(&mut self, id: NodeId, effects: &[Effect]) {
+    /// acknowledged writes; every object is stored under its leaf. When
+    /// `collecting`, the register tombstones dropped were collected: their
+    /// contexts may be forgotten. Returns how many.
+    fn check_stored(&mut self, id: NodeId, effects: &[Effect], collecting: bool) -> u64 {
+        let mut dropped = 0;
         for effect in effects {
             self.trace_effect(id, effect);
             match effect {
@@ -239,10 +248,22 @@ impl Sim {
                         ));
                     }
                 }
-                Effect::DeleteRow { .. } => self.stats.row_deletes += 1,
+                Effect::DeleteRow { object, .. } => {
+                    self.stats.row_deletes += 1;
+                    let tombstone = self.tombstones.remove(&(id, object.clone()));
+                    if let Some(context) = tombstone.filter(|_| collecting) {
+                        self.regs
+                            .entry(object.clone())
+                            .or_default()
+                            .collected
+                            .join(&context);
+                        dropped += 1;
+                    }
+                }
                 _ => {}
             }
         }
+        dropped
     }
 
     fn check_held(
@@ -279,35 +300,11 @@ impl Sim {
         }
     }
 
-    /// A node that collected tombstones (its count of them grew) dropped
-    /// them in this batch: their contexts may be forgotten.
-    fn note_collections(&mut self, id: NodeId, effects: &[Effect]) {
+    /// How many tombstones node `id` collected since last asked.
+    fn collected_since(&mut self, id: NodeId) -> u64 {
         let reaped = self.engine(id).map_or(0, |e| e.node.tombstone_counts().1);
         let slot = self.slots.get_mut(&id).expect("a node");
-        let grown = reaped.saturating_sub(std::mem::replace(&mut slot.reaped, reaped));
-        let mut dropped = 0;
-        for effect in effects {
-            let Effect::DeleteRow { object, .. } = effect else {
-                continue;
-            };
-            let Some(context) = self.tombstones.remove(&(id, object.clone())) else {
-                continue;
-            };
-            if grown > 0 {
-                self.regs
-                    .entry(object.clone())
-                    .or_default()
-                    .collected
-                    .join(&context);
-                dropped += 1;
-            }
-        }
-        if dropped != grown {
-            self.fail(format!(
-                "{id} collected {grown} tombstones, yet dropped {dropped}"
-            ));
-        }
-        self.stats.collected += grown;
+        reaped.saturating_sub(std::mem::replace(&mut slot.reaped, reaped))
     }
 
     /// The increment-only counter: never over the total at any node,
