@@ -259,6 +259,13 @@ impl Sim {
         }
     }
 
+    /// Sets every wall clock to true time.
+    pub fn sync_clocks(&mut self) {
+        for slot in self.slots.values_mut() {
+            slot.skew = 0;
+        }
+    }
+
     /// Nodes that are not retired by their own account.
     pub fn not_retired(&self) -> Vec<NodeId> {
         self.ids()
@@ -303,14 +310,5 @@ impl Sim {
             self.report(),
             self.stats
         );
-    }
-}
-
-impl Sim {
-    /// Sets every wall clock to true time.
-    pub fn sync_clocks(&mut self) {
-        for slot in self.slots.values_mut() {
-            slot.skew = 0;
-        }
     }
 }
