@@ -18,6 +18,8 @@ CARGO_PROFILE_RELEASE_OPT_LEVEL=z RUST_BACKTRACE=0 worker-build --release --feat
 # gzipped module: it goes. A panic still logs its message and location.
 step "stripping the name section (wasm-opt --strip-debug)"
 # The module with names stays in target/, for scripts/wasm-sizes.mjs.
-cp build/index_bg.wasm target/index_bg.named.wasm
+named="${CARGO_TARGET_DIR:-target}/index_bg.named.wasm"
+mkdir -p "$(dirname "$named")"
+cp build/index_bg.wasm "$named"
 "$WASM_OPT_BIN" --strip-debug build/index_bg.wasm -o build/index_bg.wasm
 

@@ -120,3 +120,9 @@ if (top > 0) {
     console.log(`${kib(size).padStart(11)}  ${name.slice(0, 150)}`);
   }
 }
+
+// WASM_SIZES_TSV=path: every function's size and name, for ad hoc grouping.
+if (process.env.WASM_SIZES_TSV) {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(process.env.WASM_SIZES_TSV, functions.map(([s, n]) => `${s}\t${n}`).join('\n'));
+}

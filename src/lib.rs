@@ -18,13 +18,16 @@ pub mod codec;
 pub mod crdt;
 pub mod engine;
 mod error;
+mod heapsort;
 pub mod kinds;
 pub(crate) mod node_id;
 mod rng;
+pub(crate) mod vec_map;
 
 pub use error::{clip, ApiError, ErrorCode};
 pub use node_id::NodeId;
 pub use rng::Rng;
+pub use vec_map::{NodeMap, NodeSet, VecMap, VecSet};
 
 #[cfg(feature = "browser")]
 pub mod browser;

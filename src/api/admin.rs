@@ -16,8 +16,7 @@ use super::parse_node;
 use super::traffic::parse_sizing;
 use crate::engine::Sizing;
 use crate::error::{ApiError, ErrorCode};
-use crate::NodeId;
-use std::collections::BTreeSet;
+use crate::{NodeId, NodeSet};
 
 /// An admin request.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,7 +34,7 @@ pub enum AdminRoute {
     /// `POST /admin/autoscale`, with the policy's overrides
     Autoscale(SizingQuery),
     /// `PUT /admin/partition` (groups) or `DELETE /admin/partition` (none)
-    Partition(Vec<BTreeSet<NodeId>>),
+    Partition(Vec<NodeSet>),
 }
 
 /// The sizing policy's overrides in a query: applied to the configured policy.
@@ -111,7 +110,7 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
 }
 
 /// `{"groups": [["node-0", "node-1"], ["node-2"]]}`: no node in two groups.
-fn parse_groups(body: &[u8]) -> Result<Vec<BTreeSet<NodeId>>, ApiError> {
+fn parse_groups(body: &[u8]) -> Result<Vec<NodeSet>, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -120,10 +119,10 @@ fn parse_groups(body: &[u8]) -> Result<Vec<BTreeSet<NodeId>>, ApiError> {
     let bad = |m: String| ApiError::new(ErrorCode::BadPartition, m);
     let parsed: Body =
         json_object(body, r#"{"groups": [["node-0", ...], ...]}"#).map_err(|e| bad(e.message))?;
-    let mut seen = BTreeSet::new();
+    let mut seen = NodeSet::new();
     let mut groups = Vec::new();
     for g in parsed.groups {
-        let mut set = BTreeSet::new();
+        let mut set = NodeSet::new();
         for id in g {
             let id: NodeId = id
                 .parse()

@@ -16,9 +16,8 @@
 
 use crate::engine::{Membership, ObjectId, Status};
 use crate::error::ApiError;
-use crate::NodeId;
+use crate::{NodeId, NodeMap, NodeSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// What an operation runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +61,7 @@ pub enum AdminOp {
     /// start or go on with this node's retirement
     Retire,
     /// set the partition (no groups: heal)
-    Partition(Vec<BTreeSet<NodeId>>),
+    Partition(Vec<NodeSet>),
 }
 
 /// A node's answer.
@@ -127,9 +126,9 @@ pub struct NodeView {
     /// its own status
     pub status: StatusView,
     /// every member as it sees it
-    pub members: BTreeMap<NodeId, StatusView>,
+    pub members: NodeMap<StatusView>,
     /// the partition's groups
-    pub partition: Vec<BTreeSet<NodeId>>,
+    pub partition: Vec<NodeSet>,
     /// objects in memory
     pub keys_in_memory: u64,
     /// leaves holding data
@@ -150,8 +149,11 @@ pub struct NodeView {
 
 impl NodeView {
     /// The members' statuses as a map, from a membership.
-    pub fn members_of(m: &Membership) -> BTreeMap<NodeId, StatusView> {
-        crate::crdt::map_of(m.all().iter().map(|(id, s)| (*id, StatusView::from(*s))))
+    pub fn members_of(m: &Membership) -> NodeMap<StatusView> {
+        m.all()
+            .iter()
+            .map(|(id, s)| (*id, StatusView::from(*s)))
+            .collect()
     }
 }
 

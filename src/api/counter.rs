@@ -18,9 +18,8 @@ use crate::crdt::PnCounter;
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::counter::{Counter, Op, Outcome};
 use crate::kinds::Kind;
-use crate::NodeId;
+use crate::{NodeId, NodeMap};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The largest step of one increment or decrement.
 pub const MAX_STEP: i64 = 1_000_000;
@@ -69,9 +68,9 @@ pub struct CounterView {
     /// the node that answered
     pub node: NodeId,
     /// each live node's net contribution
-    pub contributions: BTreeMap<NodeId, i64>,
+    pub contributions: NodeMap<i64>,
     /// retired nodes and the node each was folded into
-    pub retired: BTreeMap<NodeId, NodeId>,
+    pub retired: NodeMap<NodeId>,
     /// the whole state: a postcard envelope in base64, for replicas
     pub state: String,
 }

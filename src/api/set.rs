@@ -174,9 +174,8 @@ impl ReplicaJson {
     /// The JSON form of a set's entries.
     pub fn of(set: &LwwSet) -> ReplicaJson {
         let (adds, removes) = set.entries();
-        let list = |m: &std::collections::BTreeMap<Element, u64>| {
-            m.iter().map(|(e, t)| (e.to_json(), *t)).collect()
-        };
+        let list =
+            |m: &crate::VecMap<Element, u64>| m.iter().map(|(e, t)| (e.to_json(), *t)).collect();
         ReplicaJson {
             adds: list(adds),
             removes: list(removes),
@@ -229,7 +228,7 @@ pub fn parse_replica(
                 )
             })?;
             let (adds, removes) = sent.entries();
-            let list = |m: &std::collections::BTreeMap<Element, u64>| {
+            let list = |m: &crate::VecMap<Element, u64>| {
                 m.iter().map(|(e, t)| (e.clone(), *t)).collect::<Vec<_>>()
             };
             (sent.created().map(|c| c.0), list(adds), list(removes))

@@ -7,9 +7,8 @@ use super::call::{Added, Retired};
 use super::http::HttpRequest;
 use crate::engine::Sizing;
 use crate::error::{ApiError, ErrorCode};
-use crate::NodeId;
+use crate::{NodeId, NodeMap};
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
 
 /// What one node reports of the client requests it served.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -35,7 +34,7 @@ pub enum Step {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     /// each active node's traffic; `None` when it did not answer
-    pub nodes: BTreeMap<NodeId, Option<NodeTraffic>>,
+    pub nodes: NodeMap<Option<NodeTraffic>>,
     /// the sum of the active nodes' rates
     pub per_second: f64,
     /// the policy the recommendation follows
@@ -51,7 +50,7 @@ impl Report {
     /// retirement under way is finished first; with an answer missing the
     /// total is unknown, so nothing changes.
     pub fn new(
-        answers: BTreeMap<NodeId, Option<NodeTraffic>>,
+        answers: NodeMap<Option<NodeTraffic>>,
         draining: Option<NodeId>,
         sizing: Sizing,
     ) -> Report {
@@ -87,7 +86,7 @@ impl Report {
             Step::Remove(id) => ("remove", Some(id)),
         };
         TrafficView {
-            nodes: crate::crdt::map_of(self.nodes.iter().map(|(id, t)| (*id, Answer(*t)))),
+            nodes: self.nodes.iter().map(|(id, t)| (*id, Answer(*t))).collect(),
             active: self.nodes.len(),
             per_second: self.per_second,
             policy: Policy {
@@ -151,7 +150,7 @@ pub enum StepResult {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrafficView {
     /// each active node's traffic
-    pub nodes: BTreeMap<NodeId, Answer>,
+    pub nodes: NodeMap<Answer>,
     /// how many active nodes there are
     pub active: usize,
     /// their summed rate
@@ -202,7 +201,7 @@ mod tests {
         max_nodes: 6,
     };
 
-    fn answers(rates: &[Option<f64>]) -> BTreeMap<NodeId, Option<NodeTraffic>> {
+    fn answers(rates: &[Option<f64>]) -> NodeMap<Option<NodeTraffic>> {
         rates
             .iter()
             .enumerate()

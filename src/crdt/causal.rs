@@ -19,9 +19,8 @@
 //! ```
 
 use super::InvalidState;
-use crate::NodeId;
+use crate::{NodeId, NodeMap, NodeSet, VecMap};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// Most version-vector entries and runs one context may hold.
 const MAX_CONTEXT: usize = 4096;
@@ -39,9 +38,9 @@ pub struct Dot {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CausalContext {
     /// every dot `1..=n` of a node
-    vv: BTreeMap<NodeId, u64>,
+    vv: NodeMap<u64>,
     /// per node, runs `first..=last` above `vv + 1`, disjoint and not adjacent
-    cloud: BTreeMap<NodeId, BTreeMap<u64, u64>>,
+    cloud: NodeMap<VecMap<u64, u64>>,
 }
 
 impl CausalContext {
@@ -56,7 +55,7 @@ impl CausalContext {
     fn run_holding(&self, node: NodeId, first: u64, last: u64) -> bool {
         self.cloud
             .get(&node)
-            .and_then(|runs| runs.range(..=first).next_back())
+            .and_then(|runs| runs.last_at_most(&first))
             .is_some_and(|(_, end)| *end >= last)
     }
 
@@ -98,8 +97,7 @@ impl CausalContext {
     pub fn insert(&mut self, dot: Dot) {
         if dot.counter > 0 && !self.contains(dot) {
             self.cloud
-                .entry(dot.node)
-                .or_default()
+                .get_or_default(dot.node)
                 .insert(dot.counter, dot.counter);
             self.compact(dot.node);
         }
@@ -108,18 +106,17 @@ impl CausalContext {
     /// Adds every dot of `other`.
     pub fn join(&mut self, other: &CausalContext) {
         for (node, n) in &other.vv {
-            let slot = self.vv.entry(*node).or_insert(0);
+            let slot = self.vv.get_or_insert_with(*node, || 0);
             *slot = (*slot).max(*n);
         }
         for (node, runs) in &other.cloud {
-            let mine = self.cloud.entry(*node).or_default();
+            let mine = self.cloud.get_or_default(*node);
             for (first, last) in runs {
-                let end = mine.entry(*first).or_insert(*last);
+                let end = mine.get_or_insert_with(*first, || *last);
                 *end = (*end).max(*last);
             }
         }
-        let nodes: BTreeSet<NodeId> =
-            super::set_of(other.vv.keys().chain(other.cloud.keys()).copied());
+        let nodes: NodeSet = other.vv.keys().chain(other.cloud.keys()).collect();
         for node in nodes {
             self.compact(node);
         }
@@ -134,13 +131,13 @@ impl CausalContext {
     /// reach `vv + 1` into the version vector.
     fn compact(&mut self, node: NodeId) {
         let mut top = self.vv.get(&node).copied().unwrap_or(0);
-        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut merged: VecMap<u64, u64> = VecMap::new();
         for (first, last) in self.cloud.remove(&node).unwrap_or_default() {
             if first <= top.saturating_add(1) {
                 top = top.max(last);
                 continue;
             }
-            match merged.iter_mut().next_back() {
+            match merged.last_mut() {
                 Some((_, end)) if first <= end.saturating_add(1) => *end = (*end).max(last),
                 _ => {
                     merged.insert(first, last);
@@ -157,7 +154,7 @@ impl CausalContext {
 
     /// Checks a context that came from outside: bounded, compact, counters from 1.
     pub fn validate(&self) -> Result<(), InvalidState> {
-        let runs: usize = self.cloud.values().map(BTreeMap::len).sum();
+        let runs: usize = self.cloud.values().map(VecMap::len).sum();
         if self.vv.len() + runs > MAX_CONTEXT {
             return Err(InvalidState(format!(
                 "a causal context over {MAX_CONTEXT} entries"
@@ -176,7 +173,7 @@ impl CausalContext {
         for node in nodes {
             compacted.compact(node);
         }
-        if compacted != *self || self.cloud.values().any(BTreeMap::is_empty) {
+        if compacted != *self || self.cloud.values().any(VecMap::is_empty) {
             return Err(InvalidState("a causal context that is not compact".into()));
         }
         Ok(())
@@ -226,7 +223,7 @@ mod test {
         for n in 5_000..6_000 {
             c.insert(dot(3, n));
         }
-        assert_eq!(c.cloud[&NodeId(3)].len(), 1, "one run");
+        assert_eq!(c.cloud.get(&NodeId(3)).unwrap().len(), 1, "one run");
         assert!(c.validate().is_ok());
         assert!(c.contains(dot(3, 5_500)) && !c.contains(dot(3, 4_999)));
         assert_eq!(c.next_dot(NodeId(3)).counter, 6_000);
@@ -239,6 +236,9 @@ mod test {
             prefix.insert(dot(3, n));
         }
         c.join(&prefix);
-        assert_eq!((c.vv[&NodeId(3)], c.cloud.len()), (5_999, 0));
+        assert_eq!(
+            (c.vv.get(&NodeId(3)).copied(), c.cloud.len()),
+            (Some(5_999), 0)
+        );
     }
 }

@@ -133,9 +133,8 @@ impl GCounter {
                 .map(|(retired, heir)| Record { retired, heir })
                 .collect(),
         };
-        c.entries.sort_unstable_by_key(|e| e.node);
-        c.records.sort_unstable();
-        c.records.dedup();
+        crate::heapsort::sort_by(&mut c.entries, |a, b| a.node < b.node);
+        crate::heapsort::sort_dedup(&mut c.records);
         c.validate()?;
         Ok(c)
     }
@@ -327,8 +326,7 @@ impl Crdt for GCounter {
             .map(|r| Record { heir, ..*r })
             .chain([Record { retired, heir }])
             .collect();
-        records.sort_unstable();
-        records.dedup();
+        crate::heapsort::sort_dedup(&mut records);
         Some(GCounter {
             entries: vec![Entry { node: heir, count }],
             records,

@@ -28,8 +28,8 @@
 //! may still arrive.
 
 use super::{Crdt, InvalidState};
+use crate::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Longest element, in bytes of its canonical text.
@@ -133,8 +133,8 @@ pub struct LwwSet {
     /// When the set was created and with which bias; the earliest creation
     /// wins. A set never created explicitly is add-wins.
     created: Option<(u64, Bias)>,
-    adds: BTreeMap<Element, u64>,
-    removes: BTreeMap<Element, u64>,
+    adds: VecMap<Element, u64>,
+    removes: VecMap<Element, u64>,
 }
 
 impl LwwSet {
@@ -159,7 +159,7 @@ impl LwwSet {
     /// The delta that adds `elements` at `stamp`.
     pub fn insert(&self, elements: impl IntoIterator<Item = Element>, stamp: u64) -> LwwSet {
         LwwSet {
-            adds: super::map_of(elements.into_iter().map(|e| (e, stamp))),
+            adds: elements.into_iter().map(|e| (e, stamp)).collect(),
             ..LwwSet::default()
         }
     }
@@ -167,7 +167,7 @@ impl LwwSet {
     /// The delta that removes `elements` at `stamp`.
     pub fn remove(&self, elements: impl IntoIterator<Item = Element>, stamp: u64) -> LwwSet {
         LwwSet {
-            removes: super::map_of(elements.into_iter().map(|e| (e, stamp))),
+            removes: elements.into_iter().map(|e| (e, stamp)).collect(),
             ..LwwSet::default()
         }
     }
@@ -185,18 +185,17 @@ impl LwwSet {
     }
 
     /// Adds and removes: every entry, with its timestamp.
-    pub fn entries(&self) -> (&BTreeMap<Element, u64>, &BTreeMap<Element, u64>) {
+    pub fn entries(&self) -> (&VecMap<Element, u64>, &VecMap<Element, u64>) {
         (&self.adds, &self.removes)
     }
 
     /// The entries stamped after `since`: what a poller has not seen.
     pub fn since(&self, since: u64) -> LwwSet {
-        let after = |m: &BTreeMap<Element, u64>| {
-            super::map_of(
-                m.iter()
-                    .filter(|(_, t)| **t > since)
-                    .map(|(e, t)| (e.clone(), *t)),
-            )
+        let after = |m: &VecMap<Element, u64>| {
+            m.iter()
+                .filter(|(_, t)| **t > since)
+                .map(|(e, t)| (e.clone(), *t))
+                .collect()
         };
         LwwSet {
             created: self.created,
@@ -230,31 +229,22 @@ impl LwwSet {
 
     /// Drops, per element, an entry strictly older than its opposite.
     fn prune(&mut self) {
-        let both: Vec<(Element, u64, u64)> = self
-            .adds
-            .iter()
-            .filter_map(|(e, a)| self.removes.get(e).map(|r| (e.clone(), *a, *r)))
-            .collect();
-        for (e, a, r) in both {
-            if a > r {
-                self.removes.remove(&e);
-            } else if r > a {
-                self.adds.remove(&e);
-            }
-        }
+        let adds = &self.adds;
+        self.removes
+            .retain(|e, r| adds.get(e).is_none_or(|a| *r >= *a));
+        // A remove dropped above had an add newer than it, which stays.
+        let removes = &self.removes;
+        self.adds
+            .retain(|e, a| removes.get(e).is_none_or(|r| *a >= *r));
     }
 }
 
-fn join_max(ours: &mut BTreeMap<Element, u64>, theirs: &BTreeMap<Element, u64>) -> bool {
-    let mut changed = false;
-    for (e, t) in theirs {
-        let slot = ours.entry(e.clone()).or_insert(0);
-        if *t > *slot {
-            *slot = *t;
-            changed = true;
-        }
-    }
-    changed
+fn join_max(ours: &mut VecMap<Element, u64>, theirs: &VecMap<Element, u64>) -> bool {
+    ours.merge_with(theirs, |slot, t| {
+        let later = *t > *slot;
+        *slot = (*slot).max(*t);
+        later
+    })
 }
 
 impl Crdt for LwwSet {

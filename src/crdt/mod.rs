@@ -20,7 +20,7 @@ pub use pn_counter::{PnCounter, PnError};
 
 use crate::NodeId;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What the cluster engine needs from a replicated data type.
@@ -72,15 +72,6 @@ pub(crate) fn map_of<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTre
         map.insert(k, v);
     }
     map
-}
-
-/// A set of `items`, inserted one by one (see [`map_of`]).
-pub(crate) fn set_of<K: Ord>(items: impl IntoIterator<Item = K>) -> BTreeSet<K> {
-    let mut set = BTreeSet::new();
-    for k in items {
-        set.insert(k);
-    }
-    set
 }
 
 /// Who writes and when: what a mutator needs to name a write.

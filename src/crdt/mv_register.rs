@@ -27,8 +27,8 @@
 //! of a deleted value can never come back.
 
 use super::{CausalContext, Crdt, Dot, InvalidState, Stamp};
+use crate::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Most siblings a write may leave at the replica that takes it.
 pub const MAX_SIBLINGS: usize = 64;
@@ -78,7 +78,7 @@ pub struct Versioned {
 /// A multi-value register.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MvRegister {
-    values: BTreeMap<Dot, Versioned>,
+    values: VecMap<Dot, Versioned>,
     context: CausalContext,
 }
 
@@ -103,7 +103,7 @@ impl MvRegister {
         let mut context = seen.clone();
         context.insert(dot);
         MvRegister {
-            values: BTreeMap::from([(
+            values: VecMap::from_iter([(
                 dot,
                 Versioned {
                     payload,
@@ -130,7 +130,7 @@ impl MvRegister {
     /// context, which stays as the tombstone.
     pub fn delete(&self, seen: &CausalContext) -> MvRegister {
         MvRegister {
-            values: BTreeMap::new(),
+            values: VecMap::new(),
             context: seen.clone(),
         }
     }

@@ -16,9 +16,8 @@
 //! and for the state's layout and encoding (the two halves' byte strings).
 
 use super::{Crdt, GCounter, InvalidState, Overflow};
-use crate::NodeId;
+use crate::{NodeId, NodeMap};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A positive-negative counter.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,23 +78,25 @@ impl PnCounter {
     }
 
     /// Each live node's net contribution.
-    pub fn contributions(&self) -> BTreeMap<NodeId, i64> {
-        let mut out = BTreeMap::new();
+    pub fn contributions(&self) -> NodeMap<i64> {
+        let mut out = NodeMap::new();
         for (sign, half) in [(1i128, &self.inc), (-1, &self.dec)] {
             for e in half.entries() {
-                let v = out.entry(e.node).or_insert(0i128);
+                let v = out.get_or_insert_with(e.node, || 0i128);
                 *v += sign * i128::from(e.count);
             }
         }
         let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-        super::map_of(out.into_iter().map(|(id, v)| (id, clamp(v))))
+        out.into_iter().map(|(id, v)| (id, clamp(v))).collect()
     }
 
     /// The retired nodes folded into each live node, in either half.
-    pub fn retired(&self) -> BTreeMap<NodeId, NodeId> {
-        let mut out = BTreeMap::new();
+    pub fn retired(&self) -> NodeMap<NodeId> {
+        let mut out = NodeMap::new();
         for half in [&self.inc, &self.dec] {
-            out.extend(half.retirements());
+            for (gone, heir) in half.retirements() {
+                out.insert(gone, heir);
+            }
         }
         out
     }
@@ -142,7 +143,7 @@ mod test {
         assert_eq!(c.value(), 6);
         assert_eq!(
             c.contributions(),
-            BTreeMap::from([(NodeId(0), 9), (NodeId(1), -3)])
+            NodeMap::from_iter([(NodeId(0), 9), (NodeId(1), -3)])
         );
     }
 
@@ -154,9 +155,9 @@ mod test {
         c.merge(&c.add(NodeId(1), -1).unwrap());
         c.merge(&c.absorb(NodeId(1), NodeId(0)).unwrap());
         assert_eq!(c.value(), 9);
-        assert_eq!(c.retired(), BTreeMap::from([(NodeId(1), NodeId(0))]));
+        assert_eq!(c.retired(), NodeMap::from_iter([(NodeId(1), NodeId(0))]));
         assert_eq!(c.add(NodeId(1), 1), Err(PnError::Retired));
-        assert_eq!(c.contributions(), BTreeMap::from([(NodeId(0), 9)]));
+        assert_eq!(c.contributions(), NodeMap::from_iter([(NodeId(0), 9)]));
     }
 
     #[test]

@@ -12,10 +12,9 @@ use crate::api::traffic::{NodeTraffic, Report, Step, StepResult};
 use crate::codec;
 use crate::engine::Sizing;
 use crate::error::{ApiError, ErrorCode};
-use crate::NodeId;
+use crate::{NodeId, NodeMap, NodeSet};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
 use worker::{event, Env, ScheduleContext, ScheduledEvent};
 
 /// The Cron Trigger: one autoscale step when `AUTOSCALE` is `on`, so the
@@ -87,7 +86,7 @@ pub(crate) async fn handle(
 /// The view of an active node: each node in the router's table is asked
 /// in turn until one is active.
 async fn active_view(env: &Env, settings: &Settings) -> Result<NodeView, Failure> {
-    let mut tried = BTreeSet::new();
+    let mut tried = NodeSet::new();
     loop {
         let next = active_nodes(settings)
             .into_iter()
@@ -112,7 +111,7 @@ async fn add_node(env: &Env, settings: &Settings) -> Result<Result<Added, ApiErr
     let id: u32 = codec::decode(&allocated.bytes().await?, 16)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let new = NodeId(id);
-    let mut tried = BTreeSet::new();
+    let mut tried = NodeSet::new();
     loop {
         let next = active_nodes(settings)
             .into_iter()
@@ -138,20 +137,25 @@ async fn retire_node(env: &Env, id: NodeId) -> Result<Result<Retired, ApiError>,
     Ok(outcome::<Retired>(answer))
 }
 
+/// `{"nodes": [...]}`: each node's view after a partition.
+#[derive(Serialize)]
+struct PartitionedViews {
+    nodes: Vec<NodeView>,
+}
+
 /// Sets the partition at every node that is not retired (and at every
 /// node a group names).
 async fn partition(
     env: &Env,
     settings: &Settings,
-    groups: Vec<BTreeSet<NodeId>>,
-) -> Result<BTreeMap<&'static str, Vec<NodeView>>, Failure> {
+    groups: Vec<NodeSet>,
+) -> Result<PartitionedViews, Failure> {
     let members = active_view(env, settings).await?.members;
-    let mut targets: BTreeSet<NodeId> = crate::crdt::set_of(
-        members
-            .iter()
-            .filter(|(_, s)| !matches!(s, StatusView::Retired(_)))
-            .map(|(id, _)| *id),
-    );
+    let mut targets: NodeSet = members
+        .iter()
+        .filter(|(_, s)| !matches!(s, StatusView::Retired(_)))
+        .map(|(id, _)| *id)
+        .collect();
     targets.extend(groups.iter().flatten().copied());
     let mut views = Vec::new();
     for id in targets {
@@ -159,7 +163,7 @@ async fn partition(
             ask(env, id, AdminOp::Partition(groups.clone())).await?,
         )?);
     }
-    Ok(BTreeMap::from([("nodes", views)]))
+    Ok(PartitionedViews { nodes: views })
 }
 
 /// Asks every active node for its client traffic and sums it up against
@@ -171,7 +175,7 @@ async fn cluster_traffic(
     sizing: Sizing,
 ) -> Result<Report, Failure> {
     let members = active_view(env, settings).await?.members;
-    let mut answers = BTreeMap::new();
+    let mut answers = NodeMap::new();
     let mut draining = None;
     for (id, status) in &members {
         let view = match status {

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
 
 /// A single-object counter, the naive baseline for the throughput benchmark.
-#[durable_object]
+#[durable_object(fetch)]
 pub struct NaiveCounter {
     state: State,
     count: Cell<Option<u64>>,

@@ -16,7 +16,7 @@ use crate::NodeId;
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
 
 /// A node of the cluster: holds every kind of replicated object.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct ClusterNode {
     host: Host,
 }

@@ -6,7 +6,7 @@ use super::{postcard, Settings};
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
 
 /// Hands out node ids above the initial `node-0 … node-{NODES-1}`, never twice.
-#[durable_object]
+#[durable_object(fetch)]
 pub struct Registry {
     state: State,
     env: Env,

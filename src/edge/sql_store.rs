@@ -279,8 +279,7 @@ impl Store for SqlStore {
         let mut asked: Vec<&ObjectId> = needs.objects.iter().collect();
         asked.extend(&needs.listings);
         asked.extend(needs.rows.iter().map(|(o, _)| o));
-        asked.sort_unstable();
-        asked.dedup();
+        crate::heapsort::sort_dedup(&mut asked);
         loaded.objects = self.load_objects(&asked)?;
         for object in &needs.listings {
             let rows = self.query(

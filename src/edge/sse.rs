@@ -3,15 +3,15 @@
 //! next push and its subscription ended.
 
 use crate::engine::ObjectId;
+use crate::VecMap;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use worker::{Headers, Response};
 
 #[derive(Default)]
 pub(crate) struct Streams {
-    open: RefCell<BTreeMap<ObjectId, Vec<UnboundedSender<Vec<u8>>>>>,
+    open: RefCell<VecMap<ObjectId, Vec<UnboundedSender<Vec<u8>>>>>,
     /// Objects whose streams closed since last asked, once per stream.
     closed: RefCell<Vec<ObjectId>>,
 }
@@ -21,7 +21,7 @@ impl Streams {
     pub fn open(&self, object: ObjectId, hello: Vec<u8>) -> worker::Result<Response> {
         let (tx, rx) = unbounded::<Vec<u8>>();
         let _ = tx.unbounded_send(hello);
-        self.open.borrow_mut().entry(object).or_default().push(tx);
+        self.open.borrow_mut().get_or_default(object).push(tx);
         let headers = Headers::new();
         headers.set("content-type", "text/event-stream")?;
         headers.set("cache-control", "no-store")?;

@@ -8,7 +8,7 @@ use super::kind::{RowError, RowType};
 use super::message::{RowRefs, RowStates};
 use super::node::Node;
 use super::{Membership, Message, ObjectId, Partition, RowKey};
-use crate::NodeId;
+use crate::{NodeId, NodeMap};
 use std::collections::BTreeMap;
 
 /// What waits for one peer.
@@ -21,7 +21,7 @@ struct Outbox {
 /// The gossip buffers of every peer.
 #[derive(Debug, Default)]
 pub(crate) struct Outboxes {
-    peers: BTreeMap<NodeId, Outbox>,
+    peers: NodeMap<Outbox>,
     /// When buffers may next be flushed.
     pub next_flush: u64,
 }
@@ -36,7 +36,7 @@ impl Outboxes {
         delta: &[u8],
         kind: &dyn RowType,
     ) {
-        let rows = &mut self.peers.entry(peer).or_default().rows;
+        let rows = &mut self.peers.get_or_default(peer).rows;
         match rows.get_mut(&(object.clone(), row.to_owned())) {
             Some(buffered) => {
                 if let Ok(m) = kind.merge(Some(buffered), delta, u64::MAX) {
@@ -52,7 +52,7 @@ impl Outboxes {
     /// Drops what any peer's buffer holds of a row.
     pub fn drop_row(&mut self, object: &ObjectId, row: &str) {
         let key = (object.clone(), row.to_owned());
-        for b in self.peers.values_mut() {
+        for (_, b) in self.peers.iter_mut() {
             b.rows.remove(&key);
         }
     }
@@ -61,13 +61,13 @@ impl Outboxes {
     pub fn set_peers(&mut self, peers: &[NodeId]) {
         self.peers.retain(|id, _| peers.contains(id));
         for peer in peers {
-            self.peers.entry(*peer).or_default().members = true;
+            self.peers.get_or_default(*peer).members = true;
         }
     }
 
     /// The next gossip to `peer` carries the membership.
     pub fn tell_members(&mut self, peer: NodeId) {
-        self.peers.entry(peer).or_default().members = true;
+        self.peers.get_or_default(peer).members = true;
     }
 
     /// `peer` was just sent the membership.

@@ -2,9 +2,8 @@
 //! only moves forward, Active → Draining → Retired.
 
 use crate::crdt::InvalidState;
-use crate::NodeId;
+use crate::{NodeId, NodeMap, NodeSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// Most node ids a membership may hold, retired ones included.
 const MAX_MEMBERS: usize = 1024;
@@ -53,14 +52,14 @@ impl Status {
 /// Every node the cluster has had, with its status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
-    nodes: BTreeMap<NodeId, Status>,
+    nodes: NodeMap<Status>,
 }
 
 impl Membership {
     /// `node-0` … `node-{n-1}`, all active.
     pub fn initial(n: u32) -> Self {
         Membership {
-            nodes: crate::crdt::map_of((0..n).map(|i| (NodeId(i), Status::Active))),
+            nodes: (0..n).map(|i| (NodeId(i), Status::Active)).collect(),
         }
     }
 
@@ -70,7 +69,7 @@ impl Membership {
     }
 
     /// Every member with its status.
-    pub fn all(&self) -> &BTreeMap<NodeId, Status> {
+    pub fn all(&self) -> &NodeMap<Status> {
         &self.nodes
     }
 
@@ -142,17 +141,17 @@ impl Membership {
 /// Nodes named in no group form one more group together.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
-    groups: Vec<BTreeSet<NodeId>>,
+    groups: Vec<NodeSet>,
 }
 
 impl Partition {
     /// A partition into `groups`; an empty list heals everything.
-    pub fn new(groups: Vec<BTreeSet<NodeId>>) -> Self {
+    pub fn new(groups: Vec<NodeSet>) -> Self {
         Partition { groups }
     }
 
     /// The groups, empty when healed.
-    pub fn groups(&self) -> &[BTreeSet<NodeId>] {
+    pub fn groups(&self) -> &[NodeSet] {
         &self.groups
     }
 
@@ -193,7 +192,7 @@ mod test {
 
     #[test]
     fn partition_groups() {
-        let p = Partition::new(vec![BTreeSet::from([NodeId(0), NodeId(1)])]);
+        let p = Partition::new(vec![NodeSet::from_iter([NodeId(0), NodeId(1)])]);
         assert!(!p.separates(NodeId(0), NodeId(1)));
         assert!(p.separates(NodeId(0), NodeId(2)));
         assert!(!p.separates(NodeId(2), NodeId(3)));

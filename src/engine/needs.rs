@@ -67,14 +67,11 @@ impl Needs {
 
     /// Sorts and removes duplicates.
     pub(crate) fn tidy(mut self) -> Needs {
-        self.leaves.sort_unstable();
-        self.leaves.dedup();
-        self.objects.sort_unstable();
-        self.objects.dedup();
-        self.listings.sort_unstable();
-        self.listings.dedup();
-        self.rows.sort_unstable();
-        self.rows.dedup();
+        use crate::heapsort::sort_dedup;
+        sort_dedup(&mut self.leaves);
+        sort_dedup(&mut self.objects);
+        sort_dedup(&mut self.listings);
+        sort_dedup(&mut self.rows);
         self
     }
 

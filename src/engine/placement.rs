@@ -126,7 +126,7 @@ impl HashRing {
             .iter()
             .flat_map(|n| (0..self.vnodes).map(move |v| (leaf_of(&format!("{n}#{v}")), *n)))
             .collect();
-        sorted.sort_unstable();
+        crate::heapsort::sort(&mut sorted);
         Points { nodes, sorted }
     }
 

@@ -3,12 +3,12 @@
 
 use super::node::Node;
 use super::{Effect, ObjectId, RowKey};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::{VecMap, VecSet};
 
 #[derive(Debug, Default)]
 pub(crate) struct Publisher {
-    subscribers: BTreeMap<ObjectId, usize>,
-    unpublished: BTreeMap<ObjectId, BTreeSet<RowKey>>,
+    subscribers: VecMap<ObjectId, usize>,
+    unpublished: VecMap<ObjectId, VecSet<RowKey>>,
     next_heartbeat: u64,
 }
 
@@ -17,8 +17,7 @@ impl Publisher {
     pub fn changed(&mut self, object: &ObjectId, row: &str) {
         if self.subscribers.contains_key(object) {
             self.unpublished
-                .entry(object.clone())
-                .or_default()
+                .get_or_default(object.clone())
                 .insert(row.to_owned());
         }
     }
@@ -53,11 +52,7 @@ impl Publisher {
 impl Node {
     /// Starts a subscription to `object`'s changes.
     pub fn subscribe(&mut self, object: &ObjectId) {
-        *self
-            .publisher
-            .subscribers
-            .entry(object.clone())
-            .or_default() += 1;
+        *self.publisher.subscribers.get_or_default(object.clone()) += 1;
     }
 
     /// Ends one subscription to `object`.

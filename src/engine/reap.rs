@@ -12,8 +12,9 @@
 
 use super::node::Node;
 use super::{Leaf, Membership, Message, ObjectId, RowKey};
-use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::{NodeId, NodeMap, NodeSet};
+use crate::{VecMap, VecSet};
+use std::collections::BTreeMap;
 
 /// Most tombstones one node collects at a time.
 const REAP_BATCH: usize = 256;
@@ -33,14 +34,14 @@ struct Reaping {
     round: u64,
     digest: u64,
     /// live nodes that have not agreed in this round
-    waiting: BTreeSet<NodeId>,
+    waiting: NodeSet,
     /// when every node first agreed: the second round starts a grace later
     agreed_at: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Reaper {
-    reaping: BTreeMap<RowId, Reaping>,
+    reaping: VecMap<RowId, Reaping>,
     /// tombstones collected since the node started
     pub reaped: u64,
 }
@@ -88,7 +89,7 @@ impl Node {
         self.reaper
             .reaping
             .retain(|k, r| tombstones.get(k) == Some(&r.digest));
-        let peers: BTreeSet<NodeId> = crate::crdt::set_of(self.peers());
+        let peers: NodeSet = self.peers().collect();
         let now = self.now;
         let second: Vec<RowId> = self
             .reaper
@@ -132,7 +133,7 @@ impl Node {
     /// Asks each reachable node that has not agreed; completes rounds
     /// every node agreed to.
     fn ask_reaps(&mut self) {
-        let mut asks: BTreeMap<(NodeId, u64), Vec<Asked>> = BTreeMap::new();
+        let mut asks: VecMap<(NodeId, u64), Vec<Asked>> = VecMap::new();
         let mut done = Vec::new();
         for ((object, row), r) in &self.reaper.reaping {
             if r.waiting.is_empty() {
@@ -141,7 +142,7 @@ impl Node {
             for peer in &r.waiting {
                 if !self.partition.separates(self.id, *peer) {
                     let ask = (object.clone(), row.clone(), r.digest);
-                    asks.entry((*peer, r.round)).or_default().push(ask);
+                    asks.get_or_default((*peer, r.round)).push(ask);
                 }
             }
         }
@@ -195,7 +196,7 @@ impl Node {
         }
         // Every Reap of a round to a peer names all its rows that still
         // wait for that peer: the answer covers them.
-        let refused: BTreeSet<RowId> = crate::crdt::set_of(refused);
+        let refused: VecSet<RowId> = refused.into_iter().collect();
         let mut done = Vec::new();
         for (key, r) in &mut self.reaper.reaping {
             if r.round == round
@@ -223,7 +224,7 @@ impl Node {
     /// tombstones go, and the other replicas are told to drop them.
     fn agreed(&mut self, rows: Vec<RowId>) {
         let grace = self.config.tombstone_grace_ms;
-        let mut forgets: BTreeMap<NodeId, Vec<(ObjectId, RowKey, u64)>> = BTreeMap::new();
+        let mut forgets: NodeMap<Vec<(ObjectId, RowKey, u64)>> = NodeMap::new();
         for key in rows {
             let info = self.table.info(&key.0, &key.1);
             let Some(r) = self.reaper.reaping.get_mut(&key) else {
@@ -239,11 +240,9 @@ impl Node {
                     let digest = r.digest;
                     for to in self.replicas(&key.0) {
                         if to != self.id {
-                            forgets.entry(to).or_default().push((
-                                key.0.clone(),
-                                key.1.clone(),
-                                digest,
-                            ));
+                            forgets
+                                .get_or_default(to)
+                                .push((key.0.clone(), key.1.clone(), digest));
                         }
                     }
                     self.forget_row(&key.0, &key.1);
@@ -285,7 +284,7 @@ mod test {
         (nodes, key, first, outsider)
     }
 
-    fn waiting(n: &Node, key: &ObjectId) -> BTreeSet<NodeId> {
+    fn waiting(n: &Node, key: &ObjectId) -> NodeSet {
         n.reaper.reaping[&(key.clone(), String::new())]
             .waiting
             .clone()
@@ -297,7 +296,7 @@ mod test {
         let c = &mut nodes[first];
         assert!(c.collects(c.leaf(&key)));
         c.reap_round();
-        let asked: BTreeSet<NodeId> = sends(c.take_effects())
+        let asked: NodeSet = sends(c.take_effects())
             .into_iter()
             .map(|(to, _)| to)
             .collect();

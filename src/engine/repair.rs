@@ -18,8 +18,8 @@ use super::leaves::{bucket, bucket_leaves};
 use super::message::{RowRange, RowRefs};
 use super::node::Node;
 use super::{fnv1a, Leaf, Membership, Message, ObjectId, RowKey};
-use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::VecMap;
+use crate::{NodeId, NodeMap, NodeSet};
 
 /// How far anti-entropy slows down on a node that has not changed: a node
 /// that changes probes its peers at the full rate, and either side of a
@@ -45,14 +45,14 @@ pub(crate) struct Repair {
     /// Whose turn it is, and where each comparison starts.
     turn: usize,
     /// Per object with more rows than one range: where the next starts.
-    cursors: BTreeMap<ObjectId, RowKey>,
+    cursors: VecMap<ObjectId, RowKey>,
     /// Per peer, the buckets that differed at the last comparison, in order.
-    suspects: BTreeMap<NodeId, Vec<u16>>,
+    suspects: NodeMap<Vec<u16>>,
     /// A peer whose buckets differed for the first time: the next round
     /// probes it again, out of turn.
     recheck: Option<NodeId>,
     /// Peers probed again: their answer asks for no further recheck.
-    rechecked: BTreeSet<NodeId>,
+    rechecked: NodeSet,
 }
 
 impl Repair {
@@ -114,8 +114,7 @@ fn diff<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> (Vec<K>, Vec<
 fn differing<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> Vec<K> {
     let (mut ours, others) = diff(mine, theirs);
     ours.extend(others);
-    ours.sort_unstable();
-    ours.dedup();
+    crate::heapsort::sort_dedup(&mut ours);
     ours
 }
 
@@ -123,7 +122,7 @@ fn differing<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> Vec<K> {
 /// trusted so far.
 fn sorted<K: Ord + Clone>(list: &[(K, u64)]) -> Vec<(K, u64)> {
     let mut list = list.to_vec();
-    list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    crate::heapsort::sort_by(&mut list, |a, b| a.0 < b.0);
     list.dedup_by(|a, b| a.0 == b.0);
     list
 }
@@ -144,8 +143,7 @@ impl Node {
     /// round's buckets are rotated, and `differing` merges sorted lists).
     fn shared_leaves(&self, peer: NodeId, buckets: &[u16]) -> Vec<(Leaf, u64)> {
         let mut buckets = buckets.to_vec();
-        buckets.sort_unstable();
-        buckets.dedup();
+        crate::heapsort::sort_dedup(&mut buckets);
         buckets
             .iter()
             .flat_map(|b| bucket_leaves(*b))

@@ -16,8 +16,8 @@ use super::apply::Spread;
 use super::message::RowStates;
 use super::node::{successor, Node};
 use super::{row_digest, Leaf, Membership, Message, ObjectId, Placement, Policy, RowKey, Status};
-use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::{NodeId, NodeMap, NodeSet};
+use crate::{VecMap, VecSet};
 
 /// Most pages sent to one replica per round.
 const PAGES_PER_ROUND: usize = 16;
@@ -28,10 +28,10 @@ struct Moving {
     /// the leaf's digest when it was paged; `None` when a change does not
     /// restart it (a draining node's leaves for its heir)
     digest: Option<u64>,
-    targets: BTreeSet<NodeId>,
+    targets: NodeSet,
     pages: Vec<Page>,
     /// the pages each target confirmed
-    acked: BTreeMap<NodeId, BTreeSet<u32>>,
+    acked: NodeMap<VecSet<u32>>,
 }
 
 #[derive(Debug)]
@@ -45,13 +45,13 @@ impl Moving {
     fn done(&self) -> bool {
         self.targets
             .iter()
-            .all(|t| self.acked.get(t).map_or(0, BTreeSet::len) == self.pages.len())
+            .all(|t| self.acked.get(t).map_or(0, VecSet::len) == self.pages.len())
     }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Transfers {
-    moving: BTreeMap<Leaf, Moving>,
+    moving: VecMap<Leaf, Moving>,
 }
 
 impl Transfers {
@@ -82,17 +82,17 @@ impl Node {
             .collect()
     }
 
-    fn transfer_targets(&self, leaf: Leaf) -> BTreeSet<NodeId> {
+    fn transfer_targets(&self, leaf: Leaf) -> NodeSet {
         match self.heir() {
             Some(heir) if Placement::leaf_policy(leaf) == Policy::Everywhere => {
-                BTreeSet::from([heir])
+                NodeSet::from_iter([heir])
             }
-            _ => crate::crdt::set_of(
-                self.placement
-                    .leaf_replicas(leaf, &self.members)
-                    .into_iter()
-                    .filter(|n| *n != self.id),
-            ),
+            _ => self
+                .placement
+                .leaf_replicas(leaf, &self.members)
+                .into_iter()
+                .filter(|n| *n != self.id)
+                .collect(),
         }
     }
 
@@ -143,7 +143,7 @@ impl Node {
     }
 
     /// Splits a loaded leaf into pages of at most `frame_bytes` of rows.
-    fn page_leaf(&self, leaf: Leaf, digest: Option<u64>, targets: BTreeSet<NodeId>) -> Moving {
+    fn page_leaf(&self, leaf: Leaf, digest: Option<u64>, targets: NodeSet) -> Moving {
         let mut pages = Vec::new();
         let mut page = Page {
             digest: 0,
@@ -175,7 +175,7 @@ impl Node {
             digest,
             targets,
             pages,
-            acked: BTreeMap::new(),
+            acked: NodeMap::new(),
         }
     }
 
@@ -327,7 +327,7 @@ impl Node {
                 .get(*page as usize)
                 .is_some_and(|p| p.digest == *digest || m.digest.is_none());
             if current && matches && m.targets.contains(&from) {
-                m.acked.entry(from).or_default().insert(*page);
+                m.acked.get_or_default(from).insert(*page);
                 if m.done() {
                     done.push(*leaf);
                 }
@@ -391,12 +391,12 @@ mod test {
         };
         let mut m = Moving {
             digest: Some(1),
-            targets: BTreeSet::from([NodeId(1), NodeId(2)]),
+            targets: NodeSet::from_iter([NodeId(1), NodeId(2)]),
             pages: vec![page(), page()],
-            acked: BTreeMap::new(),
+            acked: NodeMap::new(),
         };
-        m.acked.insert(NodeId(1), BTreeSet::from([0, 1]));
-        m.acked.insert(NodeId(2), BTreeSet::from([1]));
+        m.acked.insert(NodeId(1), VecSet::from_iter([0, 1]));
+        m.acked.insert(NodeId(2), VecSet::from_iter([1]));
         assert!(!m.done());
         m.acked.get_mut(&NodeId(2)).unwrap().insert(0);
         assert!(m.done());
@@ -419,7 +419,7 @@ mod test {
         deliver(&mut nodes, 1_000, |_, _, _| false);
         nodes[0].add_node(NodeId(4), 2_000).unwrap();
         nodes.iter_mut().for_each(|n| n.tick(2_000));
-        let mut pages = BTreeSet::new();
+        let mut pages = std::collections::BTreeSet::new();
         deliver(&mut nodes, 2_000, |_, to, m| match m {
             Message::Transfer { rows, page, .. } => {
                 assert!(
@@ -453,7 +453,7 @@ mod test {
         let wrong = Message::Transferred {
             pages: vec![(leaf, count - 1, 7)],
         };
-        nodes[at].receive(*targets.first().unwrap(), wrong, 2_000);
+        nodes[at].receive(targets.as_slice()[0], wrong, 2_000);
         assert!(nodes[at].leaves.has(leaf));
         // A write meanwhile restarts the leaf: its pages go again.
         put(&mut nodes[at], &objects[0], "changed", 2_500);

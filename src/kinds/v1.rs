@@ -23,9 +23,8 @@
 use crate::codec::{self, MAX_FRAME};
 use crate::crdt::{Crdt, GCounter, LwwSet, MvRegister, PnCounter};
 use crate::engine::{ObjectId, RowKey};
-use crate::NodeId;
+use crate::{NodeId, NodeMap, NodeSet};
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// A value of the first layout: every kind as one enum.
 #[derive(Deserialize)]
@@ -45,13 +44,13 @@ struct OldCounter {
 
 #[derive(Deserialize)]
 struct OldHalf {
-    entries: BTreeMap<NodeId, OldEntry>,
+    entries: NodeMap<OldEntry>,
 }
 
 #[derive(Deserialize)]
 struct OldEntry {
     count: u64,
-    absorbed: BTreeSet<NodeId>,
+    absorbed: NodeSet,
 }
 
 impl OldHalf {

@@ -5,12 +5,12 @@ use crate::harness::{config, home, set_key, Cut, Faults, Sim};
 use crate::oracle::SetOp;
 use edge_crdt::crdt::{Bias, Element};
 use edge_crdt::engine::Status;
-use edge_crdt::NodeId;
+use edge_crdt::{NodeId, NodeSet};
 use std::collections::BTreeSet;
 
-fn halves(sim: &mut Sim) -> (BTreeSet<NodeId>, BTreeSet<NodeId>) {
-    let left: BTreeSet<NodeId> = (0..3).map(NodeId).collect();
-    let right: BTreeSet<NodeId> = (3..6).map(NodeId).collect();
+fn halves(sim: &mut Sim) -> (NodeSet, NodeSet) {
+    let left: NodeSet = (0..3).map(NodeId).collect();
+    let right: NodeSet = (3..6).map(NodeId).collect();
     sim.partition(vec![left.clone(), right.clone()], Cut::Both);
     (left, right)
 }

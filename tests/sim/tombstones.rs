@@ -8,8 +8,7 @@ use crate::harness::{
 };
 use edge_crdt::crdt::MvRegister;
 use edge_crdt::engine::{Membership, Message, ObjectId, Partition, Status};
-use edge_crdt::NodeId;
-use std::collections::BTreeSet;
+use edge_crdt::{NodeId, NodeSet};
 
 #[test]
 fn tombstones_are_collected_while_clients_write() {
@@ -164,7 +163,7 @@ fn a_delta_buffered_across_a_one_sided_cut_does_not_outlive_the_collection() {
     let key = kv_key(0);
     let replicas = sim.replicas_of(&key);
     let (a, b) = (replicas[1], replicas[2]);
-    let others: BTreeSet<NodeId> = sim.ids().into_iter().filter(|n| *n != b).collect();
+    let others: NodeSet = sim.ids().into_iter().filter(|n| *n != b).collect();
     sim.set_partition_on(a, Partition::new(vec![others]));
     written_then_deleted(&mut sim, &key, a, b);
     // The collector's Forget reaches b, and reaches a only after a's cut
@@ -220,7 +219,7 @@ fn a_node_still_handing_a_key_off_holds_its_collection_back() {
     let collector = after[0];
     assert!(sim.kv_request(x, &key, Ctx::Blind, false));
     sim.run(500);
-    let others: BTreeSet<NodeId> = sim.ids().into_iter().filter(|n| *n != y).collect();
+    let others: NodeSet = sim.ids().into_iter().filter(|n| *n != y).collect();
     sim.set_partition_on(x, Partition::new(vec![others]));
     sim.admin.current = Some((x, sim.now));
     sim.run(500);

@@ -8,8 +8,8 @@ use super::show::{brief, mentions};
 use super::Sim;
 use edge_crdt::codec;
 use edge_crdt::engine::{EngineError, Frame, FrameError, Message, Partition};
-use edge_crdt::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use edge_crdt::{NodeId, NodeSet};
+use std::collections::BTreeMap;
 
 /// Fault rates, per mille unless said otherwise.
 #[derive(Clone, Debug)]
@@ -242,7 +242,7 @@ impl Sim {
     }
 
     /// Cuts the cluster into `groups` (nodes named in none form one more).
-    pub fn partition(&mut self, groups: Vec<BTreeSet<NodeId>>, cut: Cut) {
+    pub fn partition(&mut self, groups: Vec<NodeSet>, cut: Cut) {
         let p = Partition::new(groups);
         if cut != Cut::Nodes {
             self.net.cut = p.clone();

@@ -5,8 +5,7 @@
 use super::{blog, home, kv_key, set_keys, visits, Ctx, Cut, Sim};
 use crate::oracle::SetOp;
 use edge_crdt::crdt::{Bias, Element};
-use edge_crdt::{NodeId, Rng};
-use std::collections::BTreeSet;
+use edge_crdt::{NodeId, NodeSet, Rng};
 
 /// The elements clients write: few, so writes collide.
 fn elements() -> [Element; 6] {
@@ -66,7 +65,7 @@ impl Sim {
 
     fn random_partition(&mut self) {
         let groups = self.rng.range(2, 3) as usize;
-        let mut sets = vec![BTreeSet::new(); groups];
+        let mut sets = vec![NodeSet::new(); groups];
         for id in self.ids() {
             sets[self.rng.below(groups as u64) as usize].insert(id);
         }

@@ -122,7 +122,10 @@ impl SetLog {
             ));
         }
         let (adds, removes) = self.kept();
-        if set.entries() != (&adds, &removes) {
+        let (held_adds, held_removes) = set.entries();
+        let listed =
+            |m: &edge_crdt::VecMap<Element, u64>| m.iter().map(|(e, t)| (e.clone(), *t)).collect();
+        if (listed(held_adds), listed(held_removes)) != (adds.clone(), removes.clone()) {
             return Err(format!(
                 "holds {:?}, expected entries {adds:?} {removes:?}",
                 set.entries()

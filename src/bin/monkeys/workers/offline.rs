@@ -10,8 +10,8 @@ use crate::rng::Rng;
 use crate::set_api::{pull, PullError};
 use crate::shared::{Logged, Shared, Tie, WorkerLog};
 use edge_crdt::crdt::{Crdt, Element, Hlc, LwwSet};
+use edge_crdt::VecMap;
 use serde_json::{json, Value as Json};
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -190,7 +190,7 @@ impl Replica<'_> {
 }
 
 /// `[[element, t], …]`, as `/update` takes them.
-fn entry_list(entries: &BTreeMap<Element, u64>) -> Json {
+fn entry_list(entries: &VecMap<Element, u64>) -> Json {
     Json::Array(
         entries
             .iter()
