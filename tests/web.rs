@@ -4,7 +4,7 @@
 
 use edge_crdt::browser::CounterReplica;
 use edge_crdt::codec;
-use edge_crdt::crdt::{Crdt, PnCounter};
+use edge_crdt::crdt::{Crdt, GCounter, PnCounter};
 use edge_crdt::NodeId;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -154,9 +154,9 @@ fn save_then_load_round_trips_through_local_storage() {
 #[wasm_bindgen_test]
 fn corrupt_storage_loads_empty_with_a_warning() {
     let name = "corrupt";
-    let mut wrong_version = codec::encode(&state(&[(0, 1)]));
+    let mut wrong_version = codec::encode_state(&state(&[(0, 1)]));
     wrong_version[0] = 9;
-    let mut trailing = codec::encode(&state(&[(0, 1)]));
+    let mut trailing = codec::encode_state(&state(&[(0, 1)]));
     trailing.push(0);
     let cases = [
         (
@@ -177,10 +177,14 @@ fn corrupt_storage_loads_empty_with_a_warning() {
             "version 9",
         ),
         ("trailing", codec::to_base64(&trailing), "after the value"),
-        ("malformed", codec::to_base64(&[1, 0xff, 0xff]), "malformed"),
+        (
+            "malformed",
+            codec::to_base64(&[PnCounter::LAYOUT, 0xff, 0xff]),
+            "malformed",
+        ),
         (
             "too large",
-            codec::to_base64(&vec![1; codec::MAX_STATE + 10]),
+            codec::to_base64(&vec![PnCounter::LAYOUT; codec::MAX_STATE + 10]),
             "over the limit",
         ),
     ];
@@ -198,35 +202,18 @@ fn corrupt_storage_loads_empty_with_a_warning() {
 
 #[wasm_bindgen_test]
 fn a_state_that_fails_validation_is_ignored() {
-    // A node that claims to have absorbed itself, built through the codec
-    // from the serde form of the core types.
-    #[derive(serde::Serialize)]
-    struct Entry {
-        count: u64,
-        absorbed: Vec<NodeId>,
-    }
-    #[derive(serde::Serialize)]
-    struct Half {
-        entries: Vec<(NodeId, Entry)>,
-    }
-    #[derive(serde::Serialize)]
-    struct Pn {
-        inc: Half,
-        dec: Half,
-    }
-    let bad = Pn {
-        inc: Half {
-            entries: vec![(
-                NodeId(0),
-                Entry {
-                    count: 5,
-                    absorbed: vec![NodeId(0)],
-                },
-            )],
-        },
-        dec: Half { entries: vec![] },
-    };
-    let text = codec::to_base64(&codec::encode(&bad));
+    // A node that claims to have absorbed itself: a valid counter whose
+    // one retirement record (node-1 into node-0) is edited in its bytes.
+    let inc = GCounter::from_parts([(NodeId(0), 5)], [(NodeId(1), NodeId(0))]).unwrap();
+    let valid = codec::encode_state(&PnCounter::from_halves(inc, GCounter::default()));
+    let (mut inc, dec): (Vec<u8>, Vec<u8>) = postcard::from_bytes(&valid[1..]).unwrap();
+    // The records close the increments: one record, retired id +1, heir index 0.
+    let at = inc.len() - 3;
+    assert_eq!(inc[at..], [1, 1, 0]);
+    inc[at + 1] = 0;
+    let mut bad = vec![valid[0]];
+    bad.extend(postcard::to_allocvec(&(inc, dec)).unwrap());
+    let text = codec::to_base64(&bad);
     assert!(matches!(
         codec::state_from_base64::<PnCounter>(&text),
         Err(codec::DecodeError::Invalid(_))

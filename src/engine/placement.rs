@@ -132,18 +132,12 @@ impl HashRing {
 
     /// The replicas of ring leaf `leaf` among the active members.
     pub fn leaf_replicas(&self, leaf: Leaf, members: &Membership) -> Vec<NodeId> {
+        let nodes: Vec<NodeId> = members.active().collect();
         let mut cache = self.cache.borrow_mut();
-        // Compared in place: collecting the members on every call cost more
-        // than the lookup (a node asks for each leaf it holds, every input).
-        if cache
-            .as_ref()
-            .is_none_or(|p| !p.nodes.iter().copied().eq(members.active()))
-        {
-            *cache = Some(self.points(members.active().collect()));
+        let want = self.replicas.min(nodes.len());
+        if cache.as_ref().is_none_or(|p| p.nodes != nodes) {
+            *cache = Some(self.points(nodes));
         }
-        let want = self
-            .replicas
-            .min(cache.as_ref().map_or(0, |p| p.nodes.len()));
         let points = &cache.as_ref().expect("filled above").sorted;
         // A point at slot p owns the leaves after the previous point, up to p.
         let start = points.partition_point(|(p, _)| *p < leaf);
