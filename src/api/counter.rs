@@ -12,7 +12,7 @@
 use super::http::{
     check_body_size, json_object, postcard_body, Format, HttpRequest, Method, Reply,
 };
-use super::{object_of, KindApi, Request, Secret, MAX_BODY};
+use super::{object_of, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::PnCounter;
 use crate::error::{ApiError, ErrorCode};
@@ -140,22 +140,18 @@ impl KindApi for Counter {
         let view = View {
             name: object.name().to_owned(),
         };
-        let (op, writes) = match rest {
-            [] => (Op::Read, false),
-            ["increment"] => (
-                Op::Increment {
-                    by: parse_increment(req.format()?, &req.body)?,
-                },
-                true,
-            ),
+        let op = match rest {
+            [] => Op::Read,
+            ["increment"] => Op::Increment {
+                by: parse_increment(req.format()?, &req.body)?,
+            },
             _ => return Err(ApiError::not_found(&req.path)),
         };
         Ok(Request {
             object: Some(object),
             op,
             view,
-            writes,
-            cacheable: false,
+            cache: CacheUse::Skip,
         })
     }
 

@@ -18,7 +18,7 @@
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
 use super::kv_list::{self, Listing};
-use super::{KindApi, Request, Secret, MAX_BODY};
+use super::{CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{CausalContext, Dot, MvRegister, Payload, Versioned};
 use crate::engine::{ObjectId, MAX_NAME};
@@ -437,13 +437,16 @@ impl KindApi for Register {
                 Op::Read
             }
         };
-        let writes = op != Op::Read;
+        let cache = if op == Op::Read {
+            CacheUse::Read
+        } else {
+            CacheUse::Purge
+        };
         Ok(Request {
             object: Some(object),
             op,
             view,
-            writes,
-            cacheable: !writes,
+            cache,
         })
     }
 

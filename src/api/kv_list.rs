@@ -12,7 +12,7 @@
 
 use super::http::{Format, HttpRequest, Reply};
 use super::kv::{check_key, context_text, sibling, Limits, SiblingJson, View, KEY_PREFIX, MAX_KEY};
-use super::Request;
+use super::{CacheUse, Request};
 use crate::codec;
 use crate::crdt::{CausalContext, Crdt, Dot, MvRegister, Versioned};
 use crate::engine::ObjectId;
@@ -223,8 +223,7 @@ pub fn parse(req: &HttpRequest) -> Result<Request<Register>, ApiError> {
         object: None,
         op,
         view: View::listing(listing),
-        writes: false,
-        cacheable: false,
+        cache: CacheUse::Skip,
     })
 }
 

@@ -55,10 +55,19 @@ pub struct Request<K: KindApi> {
     pub op: K::Op,
     /// how to show the outcome
     pub view: K::View,
-    /// whether the operation writes (the read cache is purged)
-    pub writes: bool,
-    /// whether the outcome may be served from the read cache
-    pub cacheable: bool,
+    /// what it does with the read cache
+    pub cache: CacheUse,
+}
+
+/// What a request does with the router's read cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    /// nothing: its replies are never cached
+    Skip,
+    /// its reply may come from the cache, and goes into it
+    Read,
+    /// it writes an object whose reads are cached: the entry goes
+    Purge,
 }
 
 /// The HTTP side of a kind.
@@ -101,10 +110,8 @@ pub struct Parsed {
     pub op: Vec<u8>,
     /// the encoded view
     pub view: Vec<u8>,
-    /// whether it writes
-    pub writes: bool,
-    /// whether the read cache may answer it
-    pub cacheable: bool,
+    /// what it does with the read cache
+    pub cache: CacheUse,
 }
 
 /// Where a request goes.
@@ -220,8 +227,7 @@ pub fn parse_kind<K: KindApi>(req: &HttpRequest, rest: &[&str]) -> Result<Parsed
         object: r.object,
         op: crate::codec::encode(&r.op),
         view: crate::codec::encode(&r.view),
-        writes: r.writes,
-        cacheable: r.cacheable,
+        cache: r.cache,
     })
 }
 

@@ -11,7 +11,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{object_of, KindApi, Request, Secret, MAX_BODY};
+use super::{object_of, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{Bias, Element, Hlc, LwwSet};
 use crate::error::{ApiError, ErrorCode};
@@ -413,13 +413,11 @@ impl KindApi for Set {
             }
             _ => return Err(ApiError::not_found(&req.path)),
         };
-        let writes = op != Op::Read;
         Ok(Request {
             object: Some(object),
             op,
             view,
-            writes,
-            cacheable: false,
+            cache: CacheUse::Skip,
         })
     }
 

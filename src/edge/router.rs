@@ -12,7 +12,7 @@ use super::cache::ReadCache;
 use super::{admin, call_node, call_raw, now_ms, respond, Failure, Outcome, Settings};
 use crate::api::call::{NodeRequest, Target};
 use crate::api::http::{HttpRequest, Method, Reply};
-use crate::api::{self, Parsed, Routed, Secret};
+use crate::api::{self, CacheUse, Parsed, Routed, Secret};
 use crate::engine::{Membership, ObjectId, Placement, Policy, Status};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::AnyKind;
@@ -191,11 +191,15 @@ async fn object_op(
     if ring {
         extra.push((REPLICAS, &listed));
     }
-    let cache = ReadCache::new(settings, &http.origin, &object);
+    let reads = parsed.cache == CacheUse::Read;
+    let cache = match parsed.cache {
+        CacheUse::Skip => None,
+        CacheUse::Read | CacheUse::Purge => ReadCache::new(settings, &http.origin, &object),
+    };
     // A read pinned to a node (`?node=`) asks for that node's view: never cached.
-    let cacheable = parsed.cacheable && hint.is_none() && cache.is_some();
+    let cacheable = reads && hint.is_none() && cache.is_some();
     let bypass = !cacheable || http.no_cache;
-    if parsed.cacheable && !bypass {
+    if reads && !bypass {
         if let Some((from, outcome)) = cache.as_ref().expect("cacheable").get().await {
             let reply = kind.reply(http, &parsed.view, vec![(from, Some(outcome))])?;
             extra.push((super::cache::HEADER, "hit"));
@@ -213,11 +217,11 @@ async fn object_op(
     if let Some(cache) = &cache {
         if cacheable {
             cache.put(answer.node, &outcome).await;
-        } else if parsed.writes {
+        } else if parsed.cache == CacheUse::Purge {
             cache.purge().await;
         }
     }
-    if parsed.cacheable {
+    if reads {
         extra.push((super::cache::HEADER, if bypass { "bypass" } else { "miss" }));
     }
     let reply: Reply = kind.reply(http, &parsed.view, vec![(answer.node, Some(outcome))])?;

@@ -118,11 +118,11 @@ fn differing<K: Ord + Clone>(mine: &[(K, u64)], theirs: &[(K, u64)]) -> Vec<K> {
     ours
 }
 
-/// A peer's list, sorted by key with one entry per key: a peer is only
-/// trusted so far.
+/// A peer's list, sorted by key with one entry per key (the least digest
+/// of a repeated one): a peer is only trusted so far.
 fn sorted<K: Ord + Clone>(list: &[(K, u64)]) -> Vec<(K, u64)> {
     let mut list = list.to_vec();
-    crate::heapsort::sort_by(&mut list, |a, b| a.0 < b.0);
+    crate::heapsort::sort(&mut list);
     list.dedup_by(|a, b| a.0 == b.0);
     list
 }
