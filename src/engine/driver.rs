@@ -133,7 +133,8 @@ impl<S: Store> Engine<S> {
         self.supply(|n| n.needs_object(object, rows, whole))
     }
 
-    /// Opens a peer frame and handles its message.
+    /// Opens a peer frame and handles its message; the answer (the
+    /// outputs' sends to the sender) carries the gossip that waits for it.
     pub fn receive_frame(
         &mut self,
         bytes: &[u8],
@@ -143,7 +144,10 @@ impl<S: Store> Engine<S> {
         let frame =
             open_frame(bytes, self.node.catalog, now, max_age).map_err(EngineError::Frame)?;
         let from = frame.from;
-        Ok((from, self.receive(from, frame.message, now)?))
+        self.supply(|n| n.needs_for(from, &frame.message))?;
+        self.node.receive(from, frame.message, now);
+        self.node.answer_gossip(from);
+        Ok((from, self.settle()?))
     }
 
     /// Handles a checked message from `from`.

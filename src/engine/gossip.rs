@@ -2,6 +2,11 @@
 //! replica of its object; at most once per gossip interval each buffer is
 //! flushed, one batch per peer (in pages of at most `frame_bytes` of rows).
 //! A failed send goes back into its buffer.
+//!
+//! Two nodes exchange once per interval, not twice: the answer to a peer's
+//! frame carries what waits for that peer, and a node does not send to a
+//! peer it exchanged with within the interval. (An answer that is lost
+//! loses its rows from the buffer: anti-entropy repairs them.)
 
 use super::apply::Spread;
 use super::kind::{RowError, RowType};
@@ -24,6 +29,8 @@ pub(crate) struct Outboxes {
     peers: NodeMap<Outbox>,
     /// When buffers may next be flushed.
     pub next_flush: u64,
+    /// When gossip last went either way with each peer.
+    exchanged: NodeMap<u64>,
 }
 
 impl Outboxes {
@@ -60,6 +67,7 @@ impl Outboxes {
     /// Keeps buffers for `peers` only, each to be told the membership.
     pub fn set_peers(&mut self, peers: &[NodeId]) {
         self.peers.retain(|id, _| peers.contains(id));
+        self.exchanged.retain(|id, _| peers.contains(id));
         for peer in peers {
             self.peers.get_or_default(*peer).members = true;
         }
@@ -80,6 +88,12 @@ impl Outboxes {
     /// Forgets every buffer.
     pub fn clear(&mut self) {
         self.peers.clear();
+        self.exchanged.clear();
+    }
+
+    /// Whether gossip went either way with `peer` after `since`.
+    fn exchanged_after(&self, peer: NodeId, since: u64) -> bool {
+        self.exchanged.get(&peer).is_some_and(|at| *at > since)
     }
 
     /// Whether some peer this node may reach has something buffered.
@@ -192,7 +206,8 @@ impl Node {
     }
 
     /// Sends rows and a want list to `to`, in pages; the first carries
-    /// `members`. Sends nothing when there is nothing to say.
+    /// `members`. Sends nothing when there is nothing to say; else notes
+    /// the exchange.
     pub(super) fn send_rows(
         &mut self,
         to: NodeId,
@@ -203,6 +218,7 @@ impl Node {
         if members.is_none() && rows.is_empty() && want.is_empty() {
             return;
         }
+        self.outbox.exchanged.insert(to, self.now);
         let mut pages = pages(rows, self.config.frame_bytes).into_iter();
         let first = pages.next().unwrap_or_default();
         self.send(
@@ -223,16 +239,38 @@ impl Node {
         }
     }
 
-    /// Sends every buffer whose peer this node may reach.
+    /// Sends every buffer whose peer this node may reach and has not
+    /// exchanged gossip with within the interval.
     pub(super) fn flush_gossip(&mut self) {
+        let recent = self.now.saturating_sub(self.config.gossip_interval_ms);
         for peer in self.outbox.peers() {
-            if self.partition.separates(self.id, peer) {
+            if self.partition.separates(self.id, peer) || self.outbox.exchanged_after(peer, recent)
+            {
                 continue;
             }
-            let (members, rows) = self.outbox.take(peer);
-            let members = members.then(|| self.members.clone());
-            self.send_rows(peer, members, rows, Vec::new());
+            self.send_buffer(peer);
         }
+    }
+
+    /// A frame from `from` is being answered: that is this interval's
+    /// exchange with it, and what waits for `from` goes with the answer,
+    /// if this node gossips and may reach it.
+    pub(crate) fn answer_gossip(&mut self, from: NodeId) {
+        self.outbox.exchanged.insert(from, self.now);
+        let live = |n: &Node, id| n.members.status(id).is_some_and(super::Status::is_live);
+        if self.is_member()
+            && live(self, self.id)
+            && live(self, from)
+            && !self.partition.separates(self.id, from)
+        {
+            self.send_buffer(from);
+        }
+    }
+
+    fn send_buffer(&mut self, peer: NodeId) {
+        let (members, rows) = self.outbox.take(peer);
+        let members = members.then(|| self.members.clone());
+        self.send_rows(peer, members, rows, Vec::new());
     }
 
     /// Puts a failed gossip back into `to`'s buffer, except rows dropped
@@ -342,5 +380,53 @@ mod node_test {
         let (_, rows) = a.outbox.take(NodeId(1));
         let objects: Vec<&ObjectId> = rows.iter().map(|(o, _)| o).collect();
         assert_eq!(objects, [&live], "the deleted row's stale delta is dropped");
+    }
+}
+
+#[cfg(test)]
+mod exchange_test {
+    use super::*;
+    use crate::engine::testing::{kv, node, put, sends};
+
+    /// The rows of the gossip among `effects`, per peer.
+    fn gossip(effects: Vec<crate::engine::Effect>) -> Vec<(NodeId, Vec<ObjectId>)> {
+        sends(effects)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Gossip { rows, .. } if !rows.is_empty() => {
+                    Some((to, rows.into_iter().map(|(o, _)| o).collect()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_answer_carries_the_buffer_and_is_the_intervals_exchange() {
+        let (mut a, mut b) = (node(0, 2), node(1, 2));
+        let (from_a, from_b) = (kv("from-a"), kv("from-b"));
+        put(&mut a, &from_a, "x", 1_000);
+        put(&mut b, &from_b, "y", 1_000);
+        a.tick(1_000);
+        let frame = sends(a.take_effects())
+            .into_iter()
+            .find(|(to, m)| *to == NodeId(1) && matches!(m, Message::Gossip { .. }))
+            .expect("a gossips to b")
+            .1;
+        b.take_effects();
+        b.receive(NodeId(0), frame, 1_010);
+        b.answer_gossip(NodeId(0));
+        assert_eq!(
+            gossip(b.take_effects()),
+            [(NodeId(0), vec![from_b.clone()])]
+        );
+
+        // Within the interval, b sends a nothing on its own.
+        put(&mut b, &from_b, "z", 1_100);
+        b.tick(1_100);
+        assert_eq!(gossip(b.take_effects()), []);
+        // After it, it does.
+        b.tick(1_400);
+        assert_eq!(gossip(b.take_effects()), [(NodeId(0), vec![from_b])]);
     }
 }
