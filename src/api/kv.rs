@@ -104,13 +104,39 @@ pub fn parse_resolve(param: Option<&str>) -> Result<bool, ApiError> {
 }
 
 /// A value as JSON: text, or bytes in base64.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ValueJson {
     /// `"value": "text"`
     Text(String),
     /// `"value": {"base64": "…"}`
     Bytes(Base64Json),
+}
+
+/// Read by what the JSON holds, a string or an object: serde's untagged
+/// enums buffer the input and try each variant, which costs the Worker
+/// kilobytes.
+impl<'de> Deserialize<'de> for ValueJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = ValueJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a string or {"base64": "…"}"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ValueJson, E> {
+                Ok(ValueJson::Text(text.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ValueJson, A::Error> {
+                let map = serde::de::value::MapAccessDeserializer::new(map);
+                Base64Json::deserialize(map).map(ValueJson::Bytes)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// Bytes as JSON: `{"base64": "…"}`, nothing else.

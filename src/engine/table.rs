@@ -9,6 +9,7 @@
 
 use super::needs::{Loaded, ObjectMeta, RowInfo};
 use super::{Leaf, ObjectId, RowKey};
+use crate::VecSet;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A row in memory: always its info, its state when loaded.
@@ -51,7 +52,7 @@ pub(crate) struct Table {
     /// loaded objects that hold rows, by leaf
     by_leaf: BTreeMap<Leaf, BTreeSet<ObjectId>>,
     /// leaves whose every object's metadata was loaded from storage
-    leaves_listed: BTreeSet<Leaf>,
+    leaves_listed: VecSet<Leaf>,
     /// everything stored is in memory
     complete: bool,
 }
@@ -61,7 +62,7 @@ impl Default for Table {
         Table {
             objects: BTreeMap::new(),
             by_leaf: BTreeMap::new(),
-            leaves_listed: BTreeSet::new(),
+            leaves_listed: VecSet::new(),
             complete: true,
         }
     }
