@@ -7,7 +7,7 @@ use crate::tally::Traffic;
 use crate::{Params, ALARM_FLOOR_MS, EPOCH_MS, GOSSIP_MS, LATENCY_MS, NODES, REPLICAS};
 use edge_crdt::codec;
 use edge_crdt::crdt::{Crdt, MvRegister, Payload};
-use edge_crdt::engine::{Config, Engine, Frame, MemoryStore, ObjectId, Outputs};
+use edge_crdt::engine::{Config, Engine, Frame, MemoryStore, Message, ObjectId, Outputs};
 use edge_crdt::kinds::register::{Op, Outcome, Register};
 use edge_crdt::kinds::{Call, Kind, CATALOG};
 use edge_crdt::{NodeId, Rng};
@@ -122,7 +122,8 @@ impl Sim {
                     let (_, out) = self.engines[to]
                         .receive_frame(&frame, now)
                         .expect("a frame the node takes");
-                    self.perform(to, out, now, false);
+                    let answers_delta = answers_delta(&frame);
+                    self.perform(to, out, now, answers_delta);
                 }
                 Event::SeedRound => {
                     self.seed.round(&self.engines, &self.keys);
@@ -202,7 +203,9 @@ impl Sim {
 
     /// Performs node `n`'s outputs as the host does: every message goes
     /// out as a frame, delivered after a latency; then the alarm is set.
-    fn perform(&mut self, n: usize, out: Outputs, now: u64, ticked: bool) {
+    /// `delta`: its `Gossip` is delta gossip (a tick's flush, or the
+    /// buffer an answer to a delta frame carries).
+    fn perform(&mut self, n: usize, out: Outputs, now: u64, delta: bool) {
         let from = self.engines[n].node.id();
         for effect in &out.stored {
             self.seed.stored(n, effect);
@@ -214,7 +217,7 @@ impl Sim {
                 message,
             };
             let bytes = codec::encode(&frame);
-            self.traffic.sent(&frame.message, bytes.len(), now, ticked);
+            self.traffic.sent(&frame.message, bytes.len(), now, delta);
             let at = now + self.network.range(LATENCY_MS.0, LATENCY_MS.1);
             self.schedule(
                 at,
@@ -340,4 +343,11 @@ fn text(rng: &mut Rng, len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char)
         .collect()
+}
+
+/// Whether `frame` is delta gossip (a `Gossip` that wants nothing): its
+/// answer carries the receiver's buffer for the sender, delta gossip too.
+fn answers_delta(frame: &[u8]) -> bool {
+    let frame: Frame = codec::decode(frame, usize::MAX).expect("a frame we encoded");
+    matches!(frame.message, Message::Gossip { want, .. } if want.is_empty())
 }

@@ -21,7 +21,8 @@ impl Tally {
     }
 }
 
-/// Our traffic by kind: delta gossip (the flushes of a tick), the five
+/// Our traffic by kind: delta gossip (the flushes of a tick and the
+/// buffers that answers to them carry), the five
 /// levels of anti-entropy, the repairs (a `Gossip` that answers `Rows` or
 /// a want list), and anything else.
 pub const KINDS: [&str; 8] = [
@@ -43,14 +44,14 @@ pub const OBJECTS: usize = 4;
 pub const ROWS: usize = 5;
 pub const REPAIR: usize = 6;
 
-/// The kind of a message and its entries. `ticked`: sent by a tick, where
-/// the only `Gossip` is the flush of the delta buffers.
-fn classify(message: &Message, ticked: bool) -> (usize, usize) {
+/// The kind of a message and its entries. `delta`: sent by a tick or in
+/// answer to delta gossip, where the only `Gossip` is delta buffers.
+fn classify(message: &Message, delta: bool) -> (usize, usize) {
     let rows = |states: &edge_crdt::engine::RowStates| -> usize {
         states.iter().map(|(_, r)| r.len()).sum()
     };
     match message {
-        Message::Gossip { rows: states, .. } if ticked => (DELTA, rows(states)),
+        Message::Gossip { rows: states, .. } if delta => (DELTA, rows(states)),
         Message::Gossip {
             rows: states, want, ..
         } => {
@@ -103,7 +104,7 @@ impl Traffic {
     }
 
     /// A message sent at `now` in a frame of `frame_len` bytes.
-    pub fn sent(&mut self, message: &Message, frame_len: usize, now: u64, ticked: bool) {
+    pub fn sent(&mut self, message: &Message, frame_len: usize, now: u64, delta: bool) {
         let collecting = now >= self.collect_from;
         if !self.measuring(now) && !collecting {
             return;
@@ -118,7 +119,7 @@ impl Traffic {
             self.collection.add(len, 0);
         }
         if self.measuring(now) {
-            let (kind, entries) = classify(message, ticked);
+            let (kind, entries) = classify(message, delta);
             self.ours[kind].add(len, entries);
             self.wire.add(frame_len, entries);
         }
