@@ -41,7 +41,7 @@ fn main() {}
 mod native {
     use crdts::{CmRDT, CvRDT, PNCounter};
     use edge_crdt::crdt::{Crdt, GCounter, PnCounter};
-    use edge_crdt::NodeId;
+    use edge_crdt::{NodeId, Rng};
     use std::collections::BTreeMap;
     use std::hint::black_box;
     use std::time::Instant;
@@ -55,39 +55,22 @@ mod native {
     const TIME_TARGET: f64 = 0.5;
     const SIZE_TARGET: f64 = 0.8;
 
-    /// splitmix64: a small seeded generator.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u32) -> u32 {
-            (self.next() % u64::from(n)) as u32
-        }
-
-        fn log_uniform(&mut self, lo: f64, hi: f64) -> i64 {
-            let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-            (lo * (hi / lo).powf(u)) as i64
-        }
-
-        /// `k` distinct numbers below `n`, sorted.
-        fn distinct(&mut self, k: usize, n: u32) -> Vec<u32> {
-            let mut out = Vec::new();
-            while out.len() < k {
-                let x = self.below(n);
-                if !out.contains(&x) {
-                    out.push(x);
-                }
+    /// `k` distinct numbers below `n`, sorted.
+    fn distinct(rng: &mut Rng, k: usize, n: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        while out.len() < k {
+            let x = rng.below(u64::from(n)) as u32;
+            if !out.contains(&x) {
+                out.push(x);
             }
-            out.sort_unstable();
-            out
         }
+        out.sort_unstable();
+        out
+    }
+
+    /// Log-uniform in `lo..hi`.
+    fn log_uniform(rng: &mut Rng, lo: f64, hi: f64) -> i64 {
+        (lo * (hi / lo).powf(rng.unit())) as i64
     }
 
     /// One replica in both implementations.
@@ -113,15 +96,15 @@ mod native {
 
     /// Replicas `a` and `b` of the module doc.
     fn states(seed: u64) -> (Replica, Replica) {
-        let mut rng = Rng(seed);
-        let heirs = rng.distinct(RETIRED as usize, LIVE);
+        let mut rng = Rng::new(seed);
+        let heirs = distinct(&mut rng, RETIRED as usize, LIVE);
         let actor = |node: u32| node.checked_sub(LIVE).map_or(node, |i| heirs[i as usize]);
         let mut a = Replica::default();
         for node in 0..LIVE + RETIRED {
-            a.add(node, actor(node), rng.log_uniform(1e3, 5e5));
+            a.add(node, actor(node), log_uniform(&mut rng, 1e3, 5e5));
         }
-        for node in rng.distinct(12, LIVE).into_iter().chain([LIVE + 2]) {
-            a.add(node, actor(node), -rng.log_uniform(10.0, 5e3));
+        for node in distinct(&mut rng, 12, LIVE).into_iter().chain([LIVE + 2]) {
+            a.add(node, actor(node), -log_uniform(&mut rng, 10.0, 5e3));
         }
         for retired in LIVE..LIVE + RETIRED {
             let fold = a
@@ -131,8 +114,8 @@ mod native {
             a.ours.merge(&fold);
         }
         let mut b = a.clone();
-        for node in rng.distinct(3, LIVE) {
-            b.add(node, node, rng.log_uniform(10.0, 1e3));
+        for node in distinct(&mut rng, 3, LIVE) {
+            b.add(node, node, log_uniform(&mut rng, 10.0, 1e3));
         }
         (a, b)
     }

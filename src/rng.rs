@@ -20,6 +20,14 @@ impl Rng {
         Rng(seed)
     }
 
+    /// Generator number `stream` of `seed`, one per worker of a run: the
+    /// streams of one seed differ from each other and from `new(seed)`.
+    pub fn stream(seed: u64, stream: u64) -> Self {
+        let key = Rng::new(stream.wrapping_add(0x5eed)).next_u64();
+        let state = Rng::new(seed ^ key).next_u64();
+        Rng(state.wrapping_add(0x9e37_79b9_7f4a_7c15))
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -37,6 +45,11 @@ impl Rng {
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi.saturating_sub(lo).saturating_add(1))
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// True `per_mille` times in a thousand.
@@ -67,5 +80,24 @@ mod test {
         assert!(seen.iter().all(|s| *s), "{seen:?}");
         assert_eq!(rng.below(0), 0);
         assert_eq!(rng.pick::<u8>(&[]), None);
+        assert!((0..1000)
+            .map(|_| rng.unit())
+            .all(|u| (0.0..1.0).contains(&u)));
+        assert!((0..100).all(|_| !rng.chance(0) && rng.chance(1000)));
+    }
+
+    #[test]
+    fn a_seed_and_its_streams_replay_the_same_numbers() {
+        // SplitMix64's reference outputs, and the chaos clients' streams
+        // as they were when they had a generator of their own.
+        let mut plain = Rng::new(42);
+        assert_eq!(plain.next_u64(), 0xbdd7_3226_2feb_6e95);
+        assert_eq!(plain.next_u64(), 0x28ef_e333_b266_f103);
+        let mut stream = Rng::stream(7, 1);
+        assert_eq!(stream.next_u64(), 0x5a7a_222d_4959_d744);
+        assert_eq!(stream.next_u64(), 0xe1a6_f5f3_a6b4_b4e2);
+        assert_eq!(stream.next_u64(), 0xabed_7fd9_6c5b_93c2);
+        assert_ne!(Rng::stream(7, 2).next_u64(), Rng::stream(7, 1).next_u64());
+        assert_ne!(Rng::stream(8, 1).next_u64(), Rng::stream(7, 1).next_u64());
     }
 }

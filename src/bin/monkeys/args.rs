@@ -2,10 +2,10 @@
 
 use crate::clock::wall_ms;
 use crate::loopback::loopback_base;
-use crate::rng::Rng;
 use crate::set_api::bias_named;
 use edge_crdt::crdt::Bias;
 use edge_crdt::engine::check_name;
+use edge_crdt::Rng;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 

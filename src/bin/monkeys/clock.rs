@@ -1,8 +1,8 @@
 //! Wall-clock time, and the skewed hybrid logical clock of an offline
 //! replica.
 
-use crate::rng::Rng;
 use edge_crdt::crdt::Hlc;
+use edge_crdt::Rng;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +31,7 @@ impl SkewedHlc {
     /// A skew of up to ±2 s; coarse half the time.
     pub fn random(rng: &mut Rng) -> SkewedHlc {
         let skew_ms = rng.range(0, 4_000) as i64 - 2_000;
-        let coarse = rng.chance(0.5);
+        let coarse = rng.chance(500);
         SkewedHlc {
             hlc: Hlc::default(),
             skew_ms,

@@ -41,7 +41,7 @@
 //!
 //! The code: `args` (options, `--help`), `run` (one run, start to end),
 //! `workers` (the threads), `oracle` and `report` (the check), and what
-//! they use: `http`, `sse`, `set_api`, `shared`, `pool`, `clock`, `rng`,
+//! they use: `http`, `sse`, `set_api`, `shared`, `pool`, `clock` (and the crate's `Rng`),
 //! `converge`, `loopback`.
 
 // Only the native build has the HTTP client: on wasm32 this is empty.
@@ -62,7 +62,6 @@ mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 mod report;
 #[cfg(not(target_arch = "wasm32"))]
-mod rng;
 #[cfg(not(target_arch = "wasm32"))]
 mod run;
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,7 +1,7 @@
 //! The shared pool of elements that the load workers write.
 
-use crate::rng::Rng;
 use edge_crdt::crdt::Element;
+use edge_crdt::Rng;
 use serde_json::{json, Value as Json};
 use std::collections::BTreeSet;
 
@@ -57,7 +57,7 @@ impl Pool {
     /// An index: half the time from a hot few, so writers collide.
     pub fn pick(&self, rng: &mut Rng) -> usize {
         let hot = self.items.len().min(24) as u64;
-        let n = if rng.chance(0.5) {
+        let n = if rng.chance(500) {
             hot
         } else {
             self.items.len() as u64
@@ -67,7 +67,7 @@ impl Pool {
 
     /// 1-3 indices, now and then up to 20.
     pub fn batch(&self, rng: &mut Rng) -> Vec<usize> {
-        let n = if rng.chance(0.05) {
+        let n = if rng.chance(50) {
             rng.range(4, 20)
         } else {
             rng.range(1, 3)
@@ -89,8 +89,8 @@ impl Pool {
     pub fn spell(&self, i: usize, rng: &mut Rng) -> Json {
         let v = &self.items[i].0;
         match v.as_i64() {
-            Some(0) if rng.chance(0.2) => json!(-0.0),
-            Some(n) if n.unsigned_abs() < 1 << 53 && rng.chance(0.3) => json!(n as f64),
+            Some(0) if rng.chance(200) => json!(-0.0),
+            Some(n) if n.unsigned_abs() < 1 << 53 && rng.chance(300) => json!(n as f64),
             _ => v.clone(),
         }
     }

@@ -4,8 +4,8 @@
 use crate::args::Options;
 use crate::http::Failure;
 use crate::pool::Pool;
-use crate::rng::Rng;
 use edge_crdt::crdt::Element;
+use edge_crdt::Rng;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;

@@ -4,8 +4,8 @@ mod normal;
 mod offline;
 mod viewer;
 
-use crate::rng::Rng;
 use crate::shared::{Shared, Shown, WorkerLog};
+use edge_crdt::Rng;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 

@@ -3,8 +3,8 @@
 
 use crate::clock::sleep_ms;
 use crate::http::{clip, Failure, Http};
-use crate::rng::Rng;
 use crate::shared::{Logged, Shared, Tie, WorkerLog};
+use edge_crdt::Rng;
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub fn normal_worker(shared: &Shared, worker: usize, mut rng: Rng) -> WorkerLog 
 /// One insert or delete of a batch; logs it when acknowledged.
 fn write(shared: &Shared, http: &Http, worker: usize, rng: &mut Rng, out: &mut WorkerLog) {
     let pool = &shared.pool;
-    let add = rng.chance(0.55);
+    let add = rng.chance(550);
     let batch = pool.batch(rng);
     let body = Json::Array(batch.iter().map(|&i| pool.spell(i, rng)).collect());
     let path = format!(
@@ -58,7 +58,7 @@ fn write(shared: &Shared, http: &Http, worker: usize, rng: &mut Rng, out: &mut W
             stamp,
         }));
     shared.counters.normal_acked.fetch_add(1, Relaxed);
-    if rng.chance(0.2) {
+    if rng.chance(200) {
         shared.ties.post(Tie {
             worker,
             index: batch[0],

@@ -6,10 +6,10 @@
 
 use crate::clock::{sleep_ms, SkewedHlc};
 use crate::http::{Failure, Http};
-use crate::rng::Rng;
 use crate::set_api::{pull, PullError};
 use crate::shared::{Logged, Shared, Tie, WorkerLog};
 use edge_crdt::crdt::{Crdt, Element, Hlc, LwwSet};
+use edge_crdt::Rng;
 use edge_crdt::VecMap;
 use serde_json::{json, Value as Json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -78,7 +78,7 @@ impl Replica<'_> {
 
     /// One insert or remove on the local replica.
     fn change(&mut self, rng: &mut Rng) {
-        let tie = if rng.chance(0.15) {
+        let tie = if rng.chance(150) {
             self.shared.ties.take(self.worker)
         } else {
             None
@@ -90,10 +90,10 @@ impl Replica<'_> {
                 (!tie.add, vec![tie.index], tie.stamp)
             }
             None => {
-                let add = rng.chance(0.5);
+                let add = rng.chance(500);
                 let batch = self.shared.pool.batch(rng);
                 let stamp = self.clock.stamp();
-                if rng.chance(0.2) {
+                if rng.chance(200) {
                     self.shared.ties.post(Tie {
                         worker: self.worker,
                         index: batch[0],

@@ -3,12 +3,12 @@
 
 use crate::clock::sleep_ms;
 use crate::http::Http;
-use crate::rng::Rng;
 use crate::set_api::{bias_named, pull, PullError};
 use crate::shared::{Shared, Shown};
 use crate::sse::{self, End, EventStream};
 use edge_crdt::codec;
 use edge_crdt::crdt::{Bias, Crdt, Hlc, LwwSet};
+use edge_crdt::Rng;
 use std::io::Read;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
