@@ -3,6 +3,7 @@
 //! delta that is itself a (small) state of the same type.
 
 mod causal;
+pub mod contacts;
 mod g_counter;
 mod hlc;
 mod lww_set;
