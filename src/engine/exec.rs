@@ -71,6 +71,27 @@ impl Exec<'_> {
         &self.object
     }
 
+    /// The wall-clock time the operation runs at, ms.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The number the object's log gives its next entry (entries are
+    /// numbered from 1; 0: the object has no log). Needs the object loaded.
+    pub fn log_next(&self) -> u64 {
+        self.node.table.meta(&self.object).map_or(0, |m| m.log_next)
+    }
+
+    /// How many rows the object holds (needs the object loaded).
+    pub fn row_count(&self) -> u32 {
+        self.node.table.meta(&self.object).map_or(0, |m| m.rows)
+    }
+
+    /// How far ahead of the wall clock a client's stamp may be, ms.
+    pub fn max_drift_ms(&self) -> u64 {
+        self.node.config().max_drift_ms
+    }
+
     /// A row's state, if stored.
     pub fn row(&self, key: &str) -> Option<&[u8]> {
         self.node.table.state(&self.object, key)

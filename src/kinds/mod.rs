@@ -9,6 +9,7 @@
 //! gossip, storage, host or dispatch code changes: the engine reaches it
 //! through [`CATALOG`], the node object and the router through [`KINDS`].
 
+pub mod contacts;
 pub mod counter;
 pub mod register;
 pub mod set;
@@ -57,6 +58,10 @@ pub trait OpHost {
         after: Option<&ObjectId>,
         limit: usize,
     ) -> Result<RowStates, ApiError>;
+
+    /// Up to `limit` entries of the operation's object's log numbered
+    /// after `after`, in order, with their numbers.
+    fn log_after(&mut self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ApiError>;
 }
 
 /// An operation running on an [`Engine`]: on one object, or (a fan-out
@@ -99,6 +104,17 @@ impl<S: Store> OpHost for Call<'_, S> {
         self.engine
             .store
             .list(prefix, after, limit)
+            .map_err(internal)
+    }
+
+    fn log_after(&mut self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {
+        let object = self
+            .object
+            .as_ref()
+            .ok_or_else(|| internal("a log read on no object"))?;
+        self.engine
+            .store
+            .log_after(object, after, limit)
             .map_err(internal)
     }
 }

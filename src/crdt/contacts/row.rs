@@ -132,13 +132,57 @@ impl FromStr for Column {
     }
 }
 
-/// A column's value: text, or the tombstone's flag.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A column's value: text, or the tombstone's flag. In JSON a string or a
+/// boolean; in postcard a tagged enum.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Value {
     /// `name`, `phone`, `email`
     Text(String),
     /// `tombstone`
     Flag(bool),
+}
+
+/// `Value` as postcard sees it.
+#[derive(Serialize, Deserialize)]
+enum Tagged {
+    Text(String),
+    Flag(bool),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self, s.is_human_readable()) {
+            (Value::Text(t), true) => s.serialize_str(t),
+            (Value::Flag(f), true) => s.serialize_bool(*f),
+            (Value::Text(t), false) => Tagged::Text(t.clone()).serialize(s),
+            (Value::Flag(f), false) => Tagged::Flag(*f).serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return Ok(match Tagged::deserialize(d)? {
+                Tagged::Text(t) => Value::Text(t),
+                Tagged::Flag(f) => Value::Flag(f),
+            });
+        }
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, or true or false for `tombstone`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Value, E> {
+                Ok(Value::Text(text.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Value, E> {
+                Ok(Value::Flag(flag))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// A value with its stamp.
@@ -350,6 +394,15 @@ mod test {
         for bad in ["", "123", "123e4567-e89b-12d3-a456-42661417400g", "bob"] {
             assert!(bad.parse::<ContactId>().is_err(), "{bad}");
         }
+        let text = Value::Text("Bob".into());
+        assert_eq!(serde_json::to_string(&text).unwrap(), r#""Bob""#);
+        assert_eq!(
+            serde_json::from_str::<Value>("true").unwrap(),
+            Value::Flag(true)
+        );
+        assert!(serde_json::from_str::<Value>("3").is_err());
+        let bytes = postcard::to_allocvec(&text).unwrap();
+        assert_eq!(postcard::from_bytes::<Value>(&bytes).unwrap(), text);
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<ContactId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<ContactId>(r#""nope""#).is_err());

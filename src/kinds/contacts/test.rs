@@ -1,0 +1,286 @@
+use super::*;
+use crate::engine::{Catalog, Config, Engine, MemoryStore, ObjectId};
+use crate::kinds::Call;
+
+struct Books;
+
+impl Catalog for Books {
+    fn row_type(&self, prefix: &str) -> Option<&dyn RowType> {
+        (prefix == "contacts").then_some(&BookRows as &dyn RowType)
+    }
+}
+
+static BOOKS: Books = Books;
+
+const NOW: u64 = 1_764_000_000_000;
+
+fn engine() -> Engine<MemoryStore> {
+    Engine::start(NodeId(0), Config::default(), &BOOKS, MemoryStore::default()).unwrap()
+}
+
+fn run(e: &mut Engine<MemoryStore>, op: Op) -> Result<Outcome, ApiError> {
+    let object = Some(ObjectId::new("contacts", "book").unwrap());
+    let out = Contacts::execute(
+        op,
+        &mut Call {
+            engine: e,
+            object,
+            now: NOW,
+        },
+    );
+    e.settle().unwrap();
+    out
+}
+
+fn id(n: u32) -> ContactId {
+    format!("00000000-0000-4000-8000-{n:012}").parse().unwrap()
+}
+
+fn client(n: u64) -> ClockId {
+    ClockId::client(n)
+}
+
+fn delta(c: u64, seq: u64, contact: u32, column: Column, text: &str) -> Pushed {
+    Pushed {
+        id: contact_id(contact),
+        column,
+        value: match column {
+            Column::Tombstone => Value::Flag(text == "1"),
+            _ => Value::Text(text.into()),
+        },
+        timestamp: HlcStamp {
+            millis: NOW - 1_000 + seq,
+            counter: 0,
+            writer: client(c),
+        },
+        seq,
+    }
+}
+
+fn contact_id(n: u32) -> ContactId {
+    id(n)
+}
+
+fn push(
+    e: &mut Engine<MemoryStore>,
+    c: u64,
+    deltas: Vec<Pushed>,
+) -> Result<(u64, usize), ApiError> {
+    match run(
+        e,
+        Op::Push {
+            client: client(c),
+            deltas,
+        },
+    )? {
+        Outcome::Pushed { acked, applied, .. } => Ok((acked, applied)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Pulls pages until none is left: the changes, the final cursor, and
+/// whether any page was a snapshot.
+fn pull(
+    e: &mut Engine<MemoryStore>,
+    mut cursor: Cursor,
+    limit: usize,
+) -> (Vec<Change>, Cursor, bool) {
+    let (mut all, mut snap) = (Vec::new(), false);
+    for _ in 0..1_000 {
+        let Outcome::Changes {
+            changes,
+            cursor: next,
+            snapshot,
+            more,
+            ..
+        } = run(e, Op::Changes { cursor, limit }).unwrap()
+        else {
+            panic!("not changes")
+        };
+        all.extend(changes);
+        snap |= snapshot;
+        cursor = next;
+        if !more {
+            return (all, cursor, snap);
+        }
+    }
+    panic!("the pages do not end")
+}
+
+fn name(e: &mut Engine<MemoryStore>, n: u32) -> Option<String> {
+    match run(e, Op::Get(id(n))).unwrap() {
+        Outcome::Contact(_, row) => row?.text(Column::Name).map(str::to_owned),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_retried_push_is_applied_once_and_a_gap_is_refused() {
+    let mut e = engine();
+    let first = vec![
+        delta(1, 1, 1, Column::Name, "Bob"),
+        delta(1, 2, 1, Column::Phone, "555"),
+    ];
+    assert_eq!(push(&mut e, 1, first.clone()), Ok((2, 2)));
+    assert_eq!(
+        push(&mut e, 1, first),
+        Ok((2, 0)),
+        "a retry changes nothing"
+    );
+    let overlapping = vec![
+        delta(1, 2, 1, Column::Phone, "555"),
+        delta(1, 3, 1, Column::Name, "Jim"),
+    ];
+    assert_eq!(push(&mut e, 1, overlapping), Ok((3, 1)));
+    let gap = push(&mut e, 1, vec![delta(1, 5, 1, Column::Name, "Ann")]).unwrap_err();
+    assert_eq!(gap.error, ErrorCode::SequenceGap);
+    assert_eq!(gap.message, "acknowledged up to 3; this push starts at 5");
+    assert_eq!(name(&mut e, 1).as_deref(), Some("Jim"));
+    let (log, _, _) = pull(&mut e, Cursor::default(), 100);
+    assert_eq!(log.len(), 2, "one change per column: {log:?}");
+}
+
+#[test]
+fn bad_pushes_say_what_is_wrong_and_change_nothing() {
+    let mut e = engine();
+    let mut ahead = delta(1, 1, 1, Column::Name, "Bob");
+    ahead.timestamp.millis = NOW + Config::default().max_drift_ms + 1;
+    let cases = [
+        (1, vec![], ErrorCode::BadBatch),
+        (
+            1,
+            vec![
+                delta(1, 2, 1, Column::Name, "x"),
+                delta(1, 4, 1, Column::Name, "y"),
+            ],
+            ErrorCode::BadBatch,
+        ),
+        (
+            1,
+            vec![delta(1, 0, 1, Column::Name, "x")],
+            ErrorCode::BadBatch,
+        ),
+        (
+            1,
+            vec![delta(2, 1, 1, Column::Name, "x")],
+            ErrorCode::BadTimestamp,
+        ),
+        (1, vec![ahead], ErrorCode::BadTimestamp),
+        (
+            1,
+            vec![delta(1, 1, 1, Column::Name, &"x".repeat(300))],
+            ErrorCode::BadValue,
+        ),
+    ];
+    for (c, deltas, code) in cases {
+        assert_eq!(
+            push(&mut e, c, deltas.clone()).unwrap_err().error,
+            code,
+            "{deltas:?}"
+        );
+    }
+    let server = run(
+        &mut e,
+        Op::Push {
+            client: ClockId(3),
+            deltas: vec![],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(server.error, ErrorCode::BadId);
+    assert_eq!(
+        pull(&mut e, Cursor::default(), 10).0,
+        vec![],
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_newcomer_gets_a_snapshot_then_the_tail_and_a_trimmed_cursor_a_snapshot() {
+    let mut e = engine();
+    // 20 contacts, each renamed 30 times: 620 deltas of history.
+    let mut seq = 0;
+    for round in 0..31 {
+        let deltas: Vec<Pushed> = (0..20)
+            .map(|n| {
+                seq += 1;
+                delta(1, seq, n, Column::Name, &format!("n{n}r{round}"))
+            })
+            .collect();
+        push(&mut e, 1, deltas).unwrap();
+    }
+    let (changes, cursor, snapshot) = pull(&mut e, Cursor::default(), 7);
+    assert!(snapshot);
+    assert_eq!(
+        changes.len(),
+        20,
+        "the latest value of each column, not the history"
+    );
+    assert!(changes
+        .iter()
+        .all(|c| matches!(&c.value, Value::Text(t) if t.ends_with("r30"))));
+    // The tail: what follows the snapshot, and only that.
+    push(
+        &mut e,
+        1,
+        vec![delta(1, seq + 1, 3, Column::Email, "a@b.c")],
+    )
+    .unwrap();
+    let (tail, cursor, snapshot) = pull(&mut e, cursor, 7);
+    assert!(!snapshot);
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].column, Column::Email);
+    // The log keeps its latest entries: an old cursor gets a snapshot.
+    let old = Cursor {
+        logs: NodeMap::from_iter([(NodeId(0), 5)]),
+        snapshot: None,
+    };
+    let (changes, _, snapshot) = pull(&mut e, old, 50);
+    assert!(snapshot && changes.len() == 21);
+    let (none, same, _) = pull(&mut e, cursor.clone(), 7);
+    assert!(none.is_empty() && same == cursor);
+}
+
+#[test]
+fn deletes_are_soft_and_listing_skips_them() {
+    let mut e = engine();
+    let deltas = (0..5)
+        .map(|n| delta(1, u64::from(n) + 1, n, Column::Name, "x"))
+        .collect();
+    push(&mut e, 1, deltas).unwrap();
+    push(&mut e, 1, vec![delta(1, 6, 2, Column::Tombstone, "1")]).unwrap();
+    let Outcome::Page(_, page, next) = run(
+        &mut e,
+        Op::List {
+            after: None,
+            limit: 2,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        page.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
+        [id(0), id(1)]
+    );
+    let Outcome::Page(_, rest, end) = run(
+        &mut e,
+        Op::List {
+            after: next,
+            limit: 10,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        rest.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
+        [id(3), id(4)]
+    );
+    assert_eq!(end, None);
+    assert_eq!(
+        name(&mut e, 2).as_deref(),
+        Some("x"),
+        "a deleted contact keeps its columns"
+    );
+}
