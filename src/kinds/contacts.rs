@@ -17,6 +17,7 @@ use super::{Kind, OpHost};
 use crate::crdt::contacts::{
     BookRow, ClockId, Column, ContactId, ContactRow, HlcStamp, Value, MAX_CONTACTS,
 };
+use crate::crdt::Crdt;
 use crate::engine::{Merged, Policy, RowError, RowKey, RowType, Rows};
 use crate::error::{ApiError, ErrorCode};
 use crate::{NodeId, NodeMap};
@@ -29,6 +30,9 @@ pub struct Contacts;
 pub const MAX_PUSH: usize = 100;
 /// Most changes in one pull's page.
 pub const MAX_PAGE: usize = 1_000;
+/// How far past a client's acknowledged sequence a push may start: a
+/// client pushes to any node, so a node may see its numbers out of order.
+pub const MAX_AHEAD: u64 = 1_000;
 /// The fewest log entries a node keeps of a book.
 pub const LOG_KEEP: u64 = 256;
 
@@ -151,7 +155,8 @@ pub enum Outcome {
     Pushed {
         /// the node
         node: NodeId,
-        /// the highest sequence applied in order
+        /// the highest sequence below which this node applied every one
+        /// (it may have applied some later ones too: send them again)
         acked: u64,
         /// how many of the push's deltas were new
         applied: usize,
@@ -262,13 +267,14 @@ fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<O
             .check(now, drift)
             .map_err(|e| error(ErrorCode::BadTimestamp, format!("delta {}: {e}", d.seq)))?;
     }
-    let acked = x.row_as::<BookRow>(&client_key).acked;
-    let first = deltas[0].seq;
-    if first > acked + 1 {
-        let e = format!("acknowledged up to {acked}; this push starts at {first}");
+    let mut applied = x.row_as::<BookRow>(&client_key).applied;
+    let (first, last) = (deltas[0].seq, deltas[deltas.len() - 1].seq);
+    if first > applied.upto() + MAX_AHEAD {
+        let upto = applied.upto();
+        let e = format!("acknowledged up to {upto}; a push may start at most {MAX_AHEAD} after it, not at {first}");
         return Err(error(ErrorCode::SequenceGap, e));
     }
-    let fresh: Vec<&Pushed> = deltas.iter().filter(|d| d.seq > acked).collect();
+    let fresh: Vec<&Pushed> = deltas.iter().filter(|d| !applied.has(d.seq)).collect();
     let new_rows = fresh
         .iter()
         .filter(|d| x.row(d.id.as_str()).is_none())
@@ -282,9 +288,14 @@ fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<O
             .map_err(|e| error(ErrorCode::BadValue, e.0))?;
         x.put(d.id.as_str(), &BookRow::contact(row));
     }
-    let last = deltas.last().map_or(acked, |d| d.seq.max(acked));
-    if last > acked {
-        x.put(&client_key, &BookRow::acked(last));
+    let delta = BookRow::applied(first, last);
+    let mut after = BookRow {
+        applied: applied.clone(),
+        ..BookRow::default()
+    };
+    if after.merge(&delta) {
+        x.put(&client_key, &delta);
+        applied = after.applied;
     }
     // The log after this push ends below `end`; keep its latest entries.
     let end = x.log_next().max(1) + fresh.len() as u64;
@@ -296,7 +307,7 @@ fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<O
         .map_err(|_| error(ErrorCode::NotActive, "this node takes no writes"))?;
     Ok(Outcome::Pushed {
         node: x.node(),
-        acked: last,
+        acked: applied.upto(),
         applied: fresh.len(),
     })
 }
@@ -313,7 +324,7 @@ fn check_push(client: ClockId, deltas: &[Pushed]) -> Result<(), ApiError> {
     }
     if deltas[0].seq == 0 || deltas.windows(2).any(|w| w[1].seq != w[0].seq + 1) {
         let e = "sequence numbers start at 1 and are consecutive within a push";
-        return Err(error(ErrorCode::BadBatch, e));
+        return Err(error(ErrorCode::SequenceGap, e));
     }
     if let Some(d) = deltas.iter().find(|d| d.timestamp.writer != client) {
         let e = format!(

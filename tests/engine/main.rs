@@ -3,6 +3,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod chaos;
+mod contacts;
 mod frames;
 mod harness;
 mod kinds;

@@ -5,7 +5,7 @@ mod book;
 mod row;
 mod stamp;
 
-pub use book::{BookRow, CLIENT_ROWS};
+pub use book::{Applied, BookRow, CLIENT_ROWS, MAX_RANGES};
 pub use row::{
     check_value, BadValue, Column, ContactDelta, ContactId, ContactRow, Field, Value, MAX_CONTACTS,
     MAX_EMAIL_BYTES, MAX_NAME_BYTES, MAX_PHONE_BYTES,
