@@ -1,6 +1,7 @@
 use super::*;
 use crate::engine::{Catalog, Config, Engine, MemoryStore, ObjectId};
 use crate::kinds::Call;
+use std::collections::BTreeMap;
 
 struct Books;
 
@@ -296,4 +297,60 @@ fn deletes_are_soft_and_listing_skips_them() {
         Some("x"),
         "a deleted contact keeps its columns"
     );
+}
+
+/// The contacts a run of pulls gave.
+fn replay(changes: &[Change]) -> BTreeMap<ContactId, ContactRow> {
+    let mut rows: BTreeMap<ContactId, ContactRow> = BTreeMap::new();
+    for ch in changes {
+        let row = ContactRow::of(ch.column, ch.value.clone(), ch.timestamp).unwrap();
+        rows.entry(ch.id.clone()).or_default().merge(&row);
+    }
+    rows
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// A reader that followed the whole log and a newcomer that got a
+    /// snapshot of the trimmed log plus its tail hold the same book.
+    #[test]
+    fn snapshot_and_tail_equal_replaying_the_full_log(
+        pushes in proptest::collection::vec(
+            proptest::collection::vec((0..30u32, 0..3usize, 0..4u8), 1..40),
+            1..40,
+        ),
+        snapshot_at in 0..40usize,
+        limit in 1..50usize,
+    ) {
+        let mut e = engine();
+        let (mut seq, mut follower, mut cursor) = (0, Vec::new(), Cursor::default());
+        let mut newcomer = None;
+        for (i, push_) in pushes.iter().enumerate() {
+            let deltas = push_
+                .iter()
+                .map(|&(n, c, v)| {
+                    seq += 1;
+                    let column = [Column::Name, Column::Phone, Column::Email][c];
+                    delta(1, seq, n, column, &format!("v{v}"))
+                })
+                .collect();
+            push(&mut e, 1, deltas).unwrap();
+            let (changes, next, _) = pull(&mut e, cursor, limit);
+            follower.extend(changes);
+            cursor = next;
+            if i == snapshot_at.min(pushes.len() - 1) {
+                newcomer = Some(pull(&mut e, Cursor::default(), limit));
+            }
+        }
+        let (mut changes, late, snapshot) = newcomer.unwrap();
+        proptest::prop_assert!(snapshot || changes.is_empty());
+        changes.extend(pull(&mut e, late, limit).0);
+        let full = replay(&follower);
+        proptest::prop_assert_eq!(replay(&changes), full.clone());
+        let Outcome::Page(_, page, _) = run(&mut e, Op::List { after: None, limit: 1_000 }).unwrap() else {
+            panic!()
+        };
+        proptest::prop_assert_eq!(page.into_iter().collect::<BTreeMap<_, _>>(), full);
+    }
 }
