@@ -413,5 +413,5 @@ fn snapshot(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod test;
