@@ -128,6 +128,9 @@ pub enum Op {
         client: ClockId,
         /// its deltas, with consecutive sequence numbers
         deltas: Vec<Pushed>,
+        /// the client's cursor, moved past the push's own log entries when
+        /// it had read this node's log to its end
+        cursor: Option<Cursor>,
     },
     /// the changes after a cursor
     Changes {
@@ -160,6 +163,8 @@ pub enum Outcome {
         acked: u64,
         /// how many of the push's deltas were new
         applied: usize,
+        /// the cursor sent, moved past the push's own entries if it could be
+        cursor: Option<Cursor>,
     },
     /// a page of changes
     Changes {
@@ -191,7 +196,11 @@ impl Kind for Contacts {
 
     fn execute(op: Op, host: &mut dyn OpHost) -> Result<Outcome, ApiError> {
         match op {
-            Op::Push { client, deltas } => push(client, deltas, host),
+            Op::Push {
+                client,
+                deltas,
+                cursor,
+            } => push(client, deltas, cursor, host),
             Op::Changes { cursor, limit } => changes(cursor, limit.clamp(1, MAX_PAGE), host),
             Op::Get(id) => {
                 let key = id.as_str().to_owned();
@@ -253,8 +262,15 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(code, message)
 }
 
-/// Applies the deltas after the client's acknowledged sequence.
-fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<Outcome, ApiError> {
+/// Applies the deltas the book has not applied yet. A cursor that had read
+/// this node's log to its end moves past the entries of the push (echo
+/// suppression by the client's own sequence, never by contact id).
+fn push(
+    client: ClockId,
+    deltas: Vec<Pushed>,
+    cursor: Option<Cursor>,
+    host: &mut dyn OpHost,
+) -> Result<Outcome, ApiError> {
     check_push(client, &deltas)?;
     let client_key = BookRow::client_key(client);
     let mut keys: Vec<RowKey> = deltas.iter().map(|d| d.id.as_str().to_owned()).collect();
@@ -275,6 +291,7 @@ fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<O
         return Err(error(ErrorCode::SequenceGap, e));
     }
     let fresh: Vec<&Pushed> = deltas.iter().filter(|d| !applied.has(d.seq)).collect();
+    let log_before = x.log_next();
     let new_rows = fresh
         .iter()
         .filter(|d| x.row(d.id.as_str()).is_none())
@@ -305,10 +322,20 @@ fn push(client: ClockId, deltas: Vec<Pushed>, host: &mut dyn OpHost) -> Result<O
     }
     x.commit()
         .map_err(|_| error(ErrorCode::NotActive, "this node takes no writes"))?;
+    let (node, log_after) = (x.node(), x.log_next());
+    let cursor = cursor.map(|mut c| {
+        let read = c.logs.get(&node).copied().unwrap_or(0);
+        let at_end = c.snapshot.is_none() && read == log_before.saturating_sub(1);
+        if at_end && log_after > log_before.max(1) {
+            c.logs.insert(node, log_after - 1);
+        }
+        c
+    });
     Ok(Outcome::Pushed {
-        node: x.node(),
+        node,
         acked: applied.upto(),
         applied: fresh.len(),
+        cursor,
     })
 }
 

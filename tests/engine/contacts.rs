@@ -62,6 +62,7 @@ impl Client {
                 Op::Push {
                     client: self.id,
                     deltas,
+                    cursor: None,
                 },
             )
             .unwrap();
@@ -80,6 +81,7 @@ impl Client {
         let push = Op::Push {
             client: self.id,
             deltas,
+            cursor: None,
         };
         match c.call::<Contacts>(at, book, push).unwrap() {
             Outcome::Pushed { acked, applied, .. } => (acked, applied),

@@ -72,6 +72,7 @@ fn push(
         Op::Push {
             client: client(c),
             deltas,
+            cursor: None,
         },
     )? {
         Outcome::Pushed { acked, applied, .. } => Ok((acked, applied)),
@@ -198,6 +199,7 @@ fn bad_pushes_say_what_is_wrong_and_change_nothing() {
         Op::Push {
             client: ClockId(3),
             deltas: vec![],
+            cursor: None,
         },
     )
     .unwrap_err();
@@ -353,4 +355,48 @@ proptest::proptest! {
         };
         proptest::prop_assert_eq!(page.into_iter().collect::<BTreeMap<_, _>>(), full);
     }
+}
+
+/// Pushes with a cursor; the cursor that comes back.
+fn push_with(e: &mut Engine<MemoryStore>, c: u64, deltas: Vec<Pushed>, cursor: Cursor) -> Cursor {
+    let push = Op::Push {
+        client: client(c),
+        deltas,
+        cursor: Some(cursor),
+    };
+    match run(e, push).unwrap() {
+        Outcome::Pushed {
+            cursor: Some(c), ..
+        } => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_caught_up_cursor_skips_the_pushs_own_entries_and_no_others() {
+    let mut e = engine();
+    push(&mut e, 2, vec![delta(2, 1, 1, Column::Name, "Bob")]).unwrap();
+    let (_, cursor, _) = pull(&mut e, Cursor::default(), 10);
+    let cursor = push_with(
+        &mut e,
+        1,
+        vec![delta(1, 1, 1, Column::Phone, "555")],
+        cursor,
+    );
+    assert_eq!(
+        pull(&mut e, cursor.clone(), 10).0,
+        vec![],
+        "its own change is not echoed"
+    );
+    // Another client's change came first: nothing is skipped.
+    push(&mut e, 2, vec![delta(2, 2, 2, Column::Name, "Cy")]).unwrap();
+    let cursor = push_with(
+        &mut e,
+        1,
+        vec![delta(1, 2, 1, Column::Email, "a@b.c")],
+        cursor,
+    );
+    let (changes, _, _) = pull(&mut e, cursor, 10);
+    let columns: Vec<Column> = changes.iter().map(|c| c.column).collect();
+    assert_eq!(columns, [Column::Name, Column::Email]);
 }
