@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod call;
+pub mod contacts;
 pub mod counter;
 pub mod http;
 pub mod kv;

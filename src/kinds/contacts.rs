@@ -180,7 +180,7 @@ pub enum Outcome {
         more: bool,
     },
     /// a contact, if the book holds it
-    Contact(NodeId, Option<ContactRow>),
+    Contact(NodeId, ContactId, Option<ContactRow>),
     /// a page of live contacts, and the last one if more may follow
     Page(NodeId, Vec<(ContactId, ContactRow)>, Option<ContactId>),
 }
@@ -207,7 +207,7 @@ impl Kind for Contacts {
                 host.prepare(std::slice::from_ref(&key), false)?;
                 let x = host.exec()?;
                 let row = x.row(&key).map(|_| x.row_as::<BookRow>(&key).contact);
-                Ok(Outcome::Contact(x.node(), row))
+                Ok(Outcome::Contact(x.node(), id, row))
             }
             Op::List { after, limit } => {
                 host.prepare(&[], true)?;
@@ -351,7 +351,7 @@ fn check_push(client: ClockId, deltas: &[Pushed]) -> Result<(), ApiError> {
     }
     if deltas[0].seq == 0 || deltas.windows(2).any(|w| w[1].seq != w[0].seq + 1) {
         let e = "sequence numbers start at 1 and are consecutive within a push";
-        return Err(error(ErrorCode::SequenceGap, e));
+        return Err(error(ErrorCode::BadBatch, e));
     }
     if let Some(d) = deltas.iter().find(|d| d.timestamp.writer != client) {
         let e = format!(

@@ -218,6 +218,7 @@ pub static KINDS: &[&dyn AnyKind] = &[
     &Registered::<counter::Counter>::NEW,
     &Registered::<set::Set>::NEW,
     &Registered::<register::Register>::NEW,
+    &Registered::<contacts::Contacts>::NEW,
 ];
 
 /// The kind with `prefix`.

@@ -177,7 +177,6 @@ impl Catalog for TestKinds {
             "tally" => Some(&TALLY),
             "journal" => Some(&JOURNAL),
             "mesh" => Some(&MESH),
-            "contacts" => Some(&edge_crdt::kinds::contacts::BookRows),
             other => edge_crdt::kinds::CATALOG.row_type(other),
         }
     }

@@ -111,7 +111,7 @@ fn pull(
 
 fn name(e: &mut Engine<MemoryStore>, n: u32) -> Option<String> {
     match run(e, Op::Get(id(n))).unwrap() {
-        Outcome::Contact(_, row) => row?.text(Column::Name).map(str::to_owned),
+        Outcome::Contact(_, _, row) => row?.text(Column::Name).map(str::to_owned),
         other => panic!("{other:?}"),
     }
 }
@@ -168,12 +168,12 @@ fn bad_pushes_say_what_is_wrong_and_change_nothing() {
                 delta(1, 2, 1, Column::Name, "x"),
                 delta(1, 4, 1, Column::Name, "y"),
             ],
-            ErrorCode::SequenceGap,
+            ErrorCode::BadBatch,
         ),
         (
             1,
             vec![delta(1, 0, 1, Column::Name, "x")],
-            ErrorCode::SequenceGap,
+            ErrorCode::BadBatch,
         ),
         (
             1,
