@@ -19,19 +19,25 @@ export CARGO_TARGET_DIR="${BROWSER_TARGET_DIR:-$ROOT/target/browser}"
 
 say() { printf '[build-browser] %s\n' "$*"; }
 
-# wasm-pack passes everything after its own options to cargo, so --features comes last.
-args=(build --target web --release --out-dir www/pkg --out-name edge_crdt --features browser)
+opt=()
 if command -v wasm-opt >/dev/null 2>&1; then
     say "wasm-opt: $(command -v wasm-opt) ($(wasm-opt --version))"
 else
     # wasm-pack would otherwise try to download binaryen.
     say "no wasm-opt on PATH (run npm install for binaryen): building without it"
-    args+=(--no-opt)
+    opt+=(--no-opt)
 fi
 
 say "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
-say "wasm-pack ${args[*]}"
-wasm-pack "${args[@]}"
+# One module per page, so each page loads only its replicas: the counter
+# page edge_crdt (feature browser), the address book edge_crdt_contacts
+# (feature browser-contacts). wasm-pack passes everything after its own
+# options to cargo, so --features comes last.
+for module in edge_crdt:browser edge_crdt_contacts:browser-contacts; do
+    args=(build --target web --release --out-dir www/pkg --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --features "${module##*:}")
+    say "wasm-pack ${args[*]}"
+    wasm-pack "${args[@]}"
+done
 
 # wasm-pack also writes npm packaging files; the page does not use them and
 # /www/pkg/ is gitignored at the top level.
@@ -42,7 +48,8 @@ for f in package.json README.md .gitignore; do
     fi
 done
 
-wasm=www/pkg/edge_crdt_bg.wasm
 say "built:"
 ls -l www/pkg/
-say "$wasm: $(wc -c <"$wasm") bytes, $(gzip -9c "$wasm" | wc -c) bytes gzipped"
+for wasm in www/pkg/edge_crdt_bg.wasm www/pkg/edge_crdt_contacts_bg.wasm; do
+    say "$wasm: $(wc -c <"$wasm") bytes, $(gzip -9c "$wasm" | wc -c) bytes gzipped"
+done

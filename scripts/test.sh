@@ -20,13 +20,13 @@ cargo clippy --all-targets -- -D warnings
 step "lint: clippy, wasm32 with feature edge"
 cargo clippy --target wasm32-unknown-unknown --features edge -- -D warnings
 step "lint: clippy, wasm32 with feature browser"
-cargo clippy --target wasm32-unknown-unknown --features browser --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --features browser-contacts --all-targets -- -D warnings
 
 step "native tests: unit, doc, property laws, cluster simulator"
 run cargo test
 
 step "wasm tests in headless Chromium (wasm-pack test)"
-CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome --features browser
+CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome --features browser-contacts
 
 step "build: Worker and browser module"
 bash scripts/build-worker.sh

@@ -1,5 +1,5 @@
 //! The browser replicas: thin wasm-bindgen layers over the core's CRDTs,
-//! one per kind that has one ([`counter`]). A web page is a passive replica:
+//! one per kind that has one ([`counter`], [`contacts`]). A web page is a passive replica:
 //! it merges the whole states it receives (server-sent events, HTTP
 //! replies) and keeps its state in `localStorage`, so the value it shows
 //! never goes down, across reloads too. All CRDT logic is in the core; this
@@ -10,8 +10,12 @@
 //! validate is a thrown JS `Error`, and storage that does not is only a
 //! `console.warn`.
 
+#[cfg(feature = "browser-contacts")]
+pub mod contacts;
 pub mod counter;
 
+#[cfg(feature = "browser-contacts")]
+pub use contacts::ContactsReplica;
 pub use counter::CounterReplica;
 
 use serde::Serialize;

@@ -13,6 +13,10 @@
 //! latest `max(LOG_KEEP, rows)` entries, so what a newcomer downloads grows
 //! with the book, not with its history.
 
+mod replica;
+
+pub use replica::{EditError, PushBatch, Replica};
+
 use super::{Kind, OpHost};
 use crate::crdt::contacts::{
     BookRow, ClockId, Column, ContactId, ContactRow, HlcStamp, Value, MAX_CONTACTS,
