@@ -16,7 +16,7 @@ bash scripts/setup.sh
 step "lint: rustfmt"
 cargo fmt --all -- --check
 step "lint: clippy, native"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features contacts-cli -- -D warnings
 step "lint: clippy, wasm32 with feature edge"
 cargo clippy --target wasm32-unknown-unknown --features edge -- -D warnings
 step "lint: clippy, wasm32 with feature browser"
@@ -31,8 +31,9 @@ CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome -
 step "build: Worker and browser module"
 bash scripts/build-worker.sh
 bash scripts/build-browser.sh
-step "build: the chaos clients (target/release/monkeys, run by tests/e2e/monkeys.test.mjs)"
+step "build: the chaos clients and the address-book client (target/release/monkeys and contacts, run by tests/e2e/)"
 cargo build --release --bin monkeys
+cargo build --release --features contacts-cli --bin contacts
 
 step "end to end on wrangler dev, and the page in headless Chromium"
 run node --test --test-concurrency=1 --test-reporter=spec tests/e2e/

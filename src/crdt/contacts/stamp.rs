@@ -222,6 +222,11 @@ impl ContactClock {
         }
     }
 
+    /// A clock that resumes after `last`, as a client stored it.
+    pub fn resume(last: HlcStamp) -> ContactClock {
+        ContactClock { last }
+    }
+
     /// Its id.
     pub fn id(&self) -> ClockId {
         self.last.writer

@@ -76,6 +76,34 @@ impl Replica {
         }
     }
 
+    /// A replica from what a client stored: its clock, rows, outbox (in
+    /// order), the number of its next delta, and its cursor.
+    pub fn from_parts(
+        clock: ContactClock,
+        rows: BTreeMap<ContactId, ContactRow>,
+        outbox: Vec<Pushed>,
+        next_seq: u64,
+        cursor: Cursor,
+    ) -> Replica {
+        Replica {
+            clock,
+            rows,
+            outbox,
+            next_seq,
+            cursor,
+        }
+    }
+
+    /// Its clock, to store.
+    pub fn clock(&self) -> ContactClock {
+        self.clock
+    }
+
+    /// The number its next delta gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The client's id.
     pub fn client(&self) -> ClockId {
         self.clock.id()
