@@ -42,6 +42,7 @@ mod harness;
 mod oracle;
 
 mod chaos;
+mod contacts;
 mod registers;
 mod resize;
 mod restart;

@@ -8,6 +8,7 @@ use super::Sim;
 use crate::oracle::{KvWrite, SetOp};
 use edge_crdt::crdt::{CausalContext, Crdt, Element, LwwSet, MvRegister, Payload, PnCounter};
 use edge_crdt::engine::{Effect, ObjectId};
+use edge_crdt::kinds::contacts::{self, Contacts};
 use edge_crdt::kinds::counter::{self, Counter};
 use edge_crdt::kinds::register::{self, Register};
 use edge_crdt::kinds::set::{self, Set};
@@ -83,6 +84,19 @@ impl Sim {
             outcome.unwrap_or_else(|e| self.fail(format!("{id}: reading {object}: {e:?}")));
         self.finish(id, false);
         Some(outcome)
+    }
+
+    /// An address-book operation at node `id`, as the host runs it;
+    /// `None` when the node is down.
+    pub fn contacts(
+        &mut self,
+        id: NodeId,
+        object: &ObjectId,
+        op: contacts::Op,
+    ) -> Option<Result<contacts::Outcome, ApiError>> {
+        let result = self.execute::<Contacts>(id, object, op)?;
+        self.finish(id, result.is_err());
+        Some(result)
     }
 
     pub fn read_counter(&mut self, id: NodeId, object: &ObjectId) -> Option<PnCounter> {
