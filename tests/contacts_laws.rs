@@ -7,7 +7,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use edge_crdt::crdt::contacts::{
-    ClockId, Column, ContactClock, ContactRow, HlcStamp, StampError, Value,
+    BookRow, ClockId, Column, ContactClock, ContactRow, HlcStamp, StampError, Value,
 };
 use edge_crdt::crdt::Crdt;
 use proptest::collection::vec;
@@ -178,5 +178,45 @@ proptest! {
         prop_assert_eq!(s.to_string().parse::<HlcStamp>(), Ok(s));
         let json = serde_json::to_string(&s).unwrap();
         prop_assert_eq!(serde_json::from_str::<HlcStamp>(&json).unwrap(), s);
+    }
+}
+
+/// A book row: a contact, or a client's applied numbers in a few ranges.
+fn book_row() -> impl Strategy<Value = BookRow> {
+    prop_oneof![
+        row().prop_map(BookRow::contact),
+        vec((1..40u64, 0..4u64), 1..5).prop_map(|ranges| {
+            let mut r = BookRow::default();
+            for (first, len) in ranges {
+                r.merge(&BookRow::applied(first, first + len));
+            }
+            r
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn book_row_merge_is_a_join(a in book_row(), b in book_row(), c in book_row()) {
+        let m = |x: &BookRow, y: &BookRow| { let mut z = x.clone(); z.merge(y); z };
+        prop_assert_eq!(m(&a, &b), m(&b, &a));
+        prop_assert_eq!(m(&m(&a, &b), &c), m(&a, &m(&b, &c)));
+        prop_assert_eq!(m(&a, &a), a.clone());
+        prop_assert!(m(&a, &b).validate().is_ok());
+    }
+
+    #[test]
+    fn applied_numbers_are_exactly_the_ranges_joined(ranges in vec((1..60u64, 0..5u64), 1..12)) {
+        let mut r = BookRow::default();
+        let mut want = std::collections::BTreeSet::new();
+        for (first, len) in ranges {
+            r.merge(&BookRow::applied(first, first + len));
+            want.extend(first..=first + len);
+        }
+        for seq in 1..70 {
+            prop_assert_eq!(r.applied.has(seq), want.contains(&seq), "{}", seq);
+        }
+        let upto = (1..).find(|s| !want.contains(s)).unwrap() - 1;
+        prop_assert_eq!(r.applied.upto(), upto);
     }
 }

@@ -135,8 +135,17 @@ pub enum Routed {
     },
     /// An admin request.
     Admin(admin::AdminRoute),
-    /// `POST /bench/naive/increment` (routed only when the baseline is on).
-    Bench,
+    /// `POST /bench/naive/{increment,push}` (routed only when the baseline is on).
+    Bench(Baseline),
+}
+
+/// The benchmarks' naive baselines: one object that writes storage per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// a counter
+    Increment,
+    /// a relay appending every pushed delta to one log (the seed's server)
+    Push,
 }
 
 /// What the router must know before it reads the body: its limit and the
@@ -156,8 +165,8 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
             kind.preflight(req, path)
         }
         ["admin", ..] => Ok((MAX_BODY, Some(Secret::Admin))),
-        ["bench", "naive", "increment"] if bench => match req.method {
-            Method::Post => Ok((MAX_BODY, None)),
+        ["bench", "naive", "increment" | "push"] if bench => match req.method {
+            Method::Post => Ok((contacts::MAX_PUSH_BODY, None)),
             ref m => Err(ApiError::method(m.as_str(), "POST")),
         },
         _ => Err(ApiError::not_found(&req.path)),
@@ -180,7 +189,8 @@ pub fn route(req: &HttpRequest, bench: bool) -> Result<Routed, ApiError> {
             Ok(Routed::Kind { kind, parsed, node })
         }
         ["admin", rest @ ..] => admin::parse(req, rest).map(Routed::Admin),
-        ["bench", "naive", "increment"] if bench => Ok(Routed::Bench),
+        ["bench", "naive", "increment"] if bench => Ok(Routed::Bench(Baseline::Increment)),
+        ["bench", "naive", "push"] if bench => Ok(Routed::Bench(Baseline::Push)),
         _ => Err(ApiError::not_found(&req.path)),
     }
 }

@@ -1,5 +1,7 @@
-//! The benchmark baseline: one Durable Object counter that writes storage
-//! on every request. Routed only when `BENCH_BASELINE = "on"`.
+//! The benchmark baselines: one Durable Object that writes storage on
+//! every request, as a counter (`/increment`) or as the seed's relay that
+//! appends every pushed delta to one log (`/push`). Routed only when
+//! `BENCH_BASELINE = "on"`.
 
 use std::cell::Cell;
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
@@ -19,7 +21,10 @@ impl DurableObject for NaiveCounter {
         }
     }
 
-    async fn fetch(&self, _req: Request) -> worker::Result<Response> {
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if req.path() == "/push" {
+            return self.push(req.bytes().await?);
+        }
         let storage = self.state.storage();
         let count = match self.count.get() {
             Some(c) => c,
@@ -28,6 +33,30 @@ impl DurableObject for NaiveCounter {
         self.count.set(Some(count));
         storage.put("count", count).await?;
         let body = format!("{{\"value\":{count}}}");
+        let reply = crate::api::http::Reply::ok(crate::api::http::Format::Json, body.into_bytes());
+        super::respond(&reply, &[])
+    }
+}
+
+impl NaiveCounter {
+    /// Appends each delta of a push body to the one log, in one SQL
+    /// statement per delta, and answers the last log number.
+    fn push(&self, body: Vec<u8>) -> worker::Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, delta TEXT NOT NULL)",
+            None,
+        )?;
+        let push: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| worker::Error::RustError(format!("not JSON: {e}")))?;
+        let deltas = push["deltas"].as_array().cloned().unwrap_or_default();
+        for delta in &deltas {
+            sql.exec(
+                "INSERT INTO log (delta) VALUES (?)",
+                vec![delta.to_string().into()],
+            )?;
+        }
+        let body = format!("{{\"appended\":{}}}", deltas.len());
         let reply = crate::api::http::Reply::ok(crate::api::http::Format::Json, body.into_bytes());
         super::respond(&reply, &[])
     }

@@ -82,9 +82,18 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
         },
         Routed::Subscribe { object, node } => subscribe(env, &settings, object, node).await,
         Routed::Admin(route) => admin::handle(env, &settings, &http, route).await,
-        Routed::Bench => {
+        Routed::Bench(api::Baseline::Increment) => {
             let stub = env.durable_object("NAIVE")?.get_by_name("naive")?;
             Ok(stub.fetch_with_str("https://naive/increment").await?)
+        }
+        Routed::Bench(api::Baseline::Push) => {
+            let stub = env.durable_object("NAIVE")?.get_by_name("naive-log")?;
+            let mut init = worker::RequestInit::new();
+            let body = js_sys::Uint8Array::from(http.body.as_slice());
+            init.with_method(worker::Method::Post)
+                .with_body(Some(body.into()));
+            let req = Request::new_with_init("https://naive/push", &init)?;
+            Ok(stub.fetch_with_request(req).await?)
         }
     }
 }
