@@ -16,7 +16,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{object_of, CacheUse, KindApi, Request, Secret};
+use super::{named_object, CacheUse, KindApi, Request, Secret};
 use crate::codec;
 use crate::crdt::contacts::{ClockId, Column, ContactId, ContactRow, HlcStamp, Value};
 use crate::error::{ApiError, ErrorCode};
@@ -367,10 +367,7 @@ impl KindApi for Contacts {
         name: Option<&str>,
         rest: &[&str],
     ) -> Result<Request<Self>, ApiError> {
-        let Some(segment) = name else {
-            return Err(ApiError::not_found(&req.path));
-        };
-        let object = object_of(Self::PREFIX, segment, ErrorCode::BadName)?;
+        let object = named_object(Self::PREFIX, req, name)?;
         let op = match rest {
             ["push"] => parse_push(req)?,
             ["changes"] => Op::Changes {

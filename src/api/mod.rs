@@ -227,6 +227,17 @@ pub fn object_of(prefix: &str, segment: &str, code: ErrorCode) -> Result<ObjectI
     ObjectId::new(prefix, &name).map_err(|e| ApiError::new(code, e.0))
 }
 
+/// The object a kind's request names (`name`, the path segment after the
+/// route), or 404 when the request names none.
+pub fn named_object(
+    prefix: &str,
+    req: &HttpRequest,
+    name: Option<&str>,
+) -> Result<ObjectId, ApiError> {
+    let segment = name.ok_or_else(|| ApiError::not_found(&req.path))?;
+    object_of(prefix, segment, ErrorCode::BadName)
+}
+
 /// Parses a kind's request and encodes it: what [`AnyKind::parse`] does.
 pub fn parse_kind<K: KindApi>(req: &HttpRequest, rest: &[&str]) -> Result<Parsed, ApiError> {
     let (name, rest) = match rest {

@@ -11,7 +11,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{object_of, CacheUse, KindApi, Request, Secret, MAX_BODY};
+use super::{named_object, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{Bias, Element, Hlc, LwwSet};
 use crate::error::{ApiError, ErrorCode};
@@ -387,10 +387,7 @@ impl KindApi for Set {
         name: Option<&str>,
         rest: &[&str],
     ) -> Result<Request<Self>, ApiError> {
-        let Some(segment) = name else {
-            return Err(ApiError::not_found(&req.path));
-        };
-        let object = object_of(Self::PREFIX, segment, ErrorCode::BadName)?;
+        let object = named_object(Self::PREFIX, req, name)?;
         let mut view = View {
             name: object.name().to_owned(),
             since: None,

@@ -4,19 +4,14 @@
 // read from the pages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { Cluster, sleep } from './harness.mjs';
+import { Cluster, launchChromium, sleep } from './harness.mjs';
 
 const cluster = new Cluster({ HEARTBEAT_INTERVAL_MS: '1000' });
 let browser;
 
 before(async () => {
   await cluster.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -26,6 +26,16 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Debian's headless Chromium through playwright-core (`CHROMIUM` overrides the path). */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
 /** Checks a 4xx JSON error: status, code, and a message that says something. */
 export function assertError(res, status, error, what, message = /.{10}/) {
   const body = JSON.stringify(res.data);

@@ -4,11 +4,10 @@
 // that has not heard of recent visits.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, NODES, sleep } from './harness.mjs';
+import { Cluster, NODES, launchChromium, sleep } from './harness.mjs';
 
 const cluster = new Cluster();
 let browser;
@@ -16,11 +15,7 @@ const profile = mkdtempSync(join(tmpdir(), 'edge-crdt-chromium-'));
 
 before(async () => {
   await cluster.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
