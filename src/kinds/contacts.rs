@@ -296,14 +296,7 @@ fn push(
     }
     let fresh: Vec<&Pushed> = deltas.iter().filter(|d| !applied.has(d.seq)).collect();
     let log_before = x.log_next();
-    let new_rows = fresh
-        .iter()
-        .filter(|d| x.row(d.id.as_str()).is_none())
-        .count();
-    if x.row_count() as usize + new_rows > MAX_CONTACTS {
-        let e = format!("the book holds its limit of {MAX_CONTACTS} rows");
-        return Err(error(ErrorCode::BookFull, e));
-    }
+    check_room(&x, &fresh)?;
     for d in &fresh {
         let row = ContactRow::of(d.column, d.value.clone(), d.timestamp)
             .map_err(|e| error(ErrorCode::BadValue, e.0))?;
@@ -318,29 +311,53 @@ fn push(
         x.put(&client_key, &delta);
         applied = after.applied;
     }
-    // The log after this push ends below `end`; keep its latest entries.
-    let end = x.log_next().max(1) + fresh.len() as u64;
-    let keep = LOG_KEEP.max(u64::from(x.row_count()));
-    if end > 2 * keep {
-        x.trim_log(end - keep);
-    }
+    trim(&mut x, fresh.len());
     x.commit()
         .map_err(|_| error(ErrorCode::NotActive, "this node takes no writes"))?;
-    let (node, log_after) = (x.node(), x.log_next());
-    let cursor = cursor.map(|mut c| {
-        let read = c.logs.get(&node).copied().unwrap_or(0);
-        let at_end = c.snapshot.is_none() && read == log_before.saturating_sub(1);
-        if at_end && log_after > log_before.max(1) {
-            c.logs.insert(node, log_after - 1);
-        }
-        c
-    });
+    let cursor = cursor.map(|c| past_own_entries(c, x.node(), log_before, x.log_next()));
     Ok(Outcome::Pushed {
-        node,
+        node: x.node(),
         acked: applied.upto(),
         applied: fresh.len(),
         cursor,
     })
+}
+
+/// Refuses a push that would take the book past [`MAX_CONTACTS`] rows.
+fn check_room(x: &crate::engine::Exec<'_>, fresh: &[&Pushed]) -> Result<(), ApiError> {
+    let mut new_ids: Vec<&str> = fresh
+        .iter()
+        .map(|d| d.id.as_str())
+        .filter(|id| x.row(id).is_none())
+        .collect();
+    crate::heapsort::sort_dedup(&mut new_ids);
+    if x.row_count() as usize + new_ids.len() > MAX_CONTACTS {
+        let e = format!("the book holds its limit of {MAX_CONTACTS} rows");
+        return Err(error(ErrorCode::BookFull, e));
+    }
+    Ok(())
+}
+
+/// Keeps the log's latest `max(LOG_KEEP, rows)` entries once it holds
+/// twice that, counting the `appending` entries to come.
+fn trim(x: &mut crate::engine::Exec<'_>, appending: usize) {
+    let end = x.log_next().max(1) + appending as u64;
+    let keep = LOG_KEEP.max(u64::from(x.row_count()));
+    if end > 2 * keep {
+        x.trim_log(end - keep);
+    }
+}
+
+/// A cursor that had read `node`'s log to its end before a push (whose
+/// entries are numbered `before..after`) moves past them: the client has
+/// them. Any other cursor stays.
+fn past_own_entries(mut cursor: Cursor, node: NodeId, before: u64, after: u64) -> Cursor {
+    let read = cursor.logs.get(&node).copied().unwrap_or(0);
+    let at_end = cursor.snapshot.is_none() && read == before.saturating_sub(1);
+    if at_end && after > before.max(1) {
+        cursor.logs.insert(node, after - 1);
+    }
+    cursor
 }
 
 /// What a push must be, whatever the book holds.
