@@ -400,3 +400,64 @@ fn a_caught_up_cursor_skips_the_pushs_own_entries_and_no_others() {
     let columns: Vec<Column> = changes.iter().map(|c| c.column).collect();
     assert_eq!(columns, [Column::Name, Column::Email]);
 }
+
+/// Runs `op` at wall-clock time `now`.
+fn run_at(e: &mut Engine<MemoryStore>, op: Op, now: u64) -> Result<Outcome, ApiError> {
+    let object = Some(ObjectId::new("contacts", "book").unwrap());
+    let out = Contacts::execute(
+        op,
+        &mut Call {
+            engine: e,
+            object,
+            now,
+        },
+    );
+    e.settle().unwrap();
+    out
+}
+
+#[test]
+fn a_client_whose_clock_ran_ahead_keeps_its_outbox_through_the_422_and_recovers() {
+    let mut e = engine();
+    let drift = Config::default().max_drift_ms;
+    let mut client = Replica::new(ClockId::client(5));
+    let ahead = NOW + drift + 5_000;
+    client
+        .edit(&id(1), Column::Name, Value::Text("Early".into()), ahead)
+        .unwrap();
+    let try_push = |e: &mut Engine<MemoryStore>, client: &mut Replica, now: u64| {
+        let batch = client.push(MAX_PUSH).unwrap();
+        let op = Op::Push {
+            client: batch.client,
+            deltas: batch.deltas,
+            cursor: None,
+        };
+        match run_at(e, op, now) {
+            Ok(Outcome::Pushed { acked, .. }) => {
+                client.acknowledged(acked, &batch.cursor, None);
+                Ok(())
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err),
+        }
+    };
+    let refused = try_push(&mut e, &mut client, NOW).unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.error),
+        (422, ErrorCode::BadTimestamp)
+    );
+    assert!(
+        refused.message.contains("5000 ms ahead"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(client.pending(), 1, "the outbox is kept");
+    // Later edits queue behind it; once the server clock catches up, all go.
+    client
+        .edit(&id(1), Column::Phone, Value::Text("555".into()), NOW)
+        .unwrap();
+    assert!(try_push(&mut e, &mut client, NOW + 1_000).is_err());
+    try_push(&mut e, &mut client, NOW + 5_000).unwrap();
+    assert_eq!(client.pending(), 0);
+    assert_eq!(name(&mut e, 1).as_deref(), Some("Early"));
+}
