@@ -20,13 +20,15 @@ use super::{named_object, CacheUse, KindApi, Request, Secret};
 use crate::codec;
 use crate::crdt::contacts::{ClockId, Column, ContactId, ContactRow, HlcStamp, Value};
 use crate::error::{ApiError, ErrorCode};
-use crate::kinds::contacts::{Change, Contacts, Cursor, Op, Outcome, Pushed, MAX_PAGE, MAX_PUSH};
+use crate::kinds::contacts::{
+    check_count, check_push, Change, Contacts, Cursor, Op, Outcome, Pushed, MAX_PAGE,
+};
 use crate::kinds::Kind;
 use crate::NodeId;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-/// The largest push body: [`MAX_PUSH`] deltas of the largest values.
+/// The largest push body: [`MAX_PUSH`](crate::kinds::contacts::MAX_PUSH) deltas of the largest values.
 pub const MAX_PUSH_BODY: usize = 64 << 10;
 
 /// The largest cursor token, in characters.
@@ -185,35 +187,12 @@ pub fn parse_push(req: &HttpRequest) -> Result<Op, ApiError> {
             (body.client, body.deltas, body.cursor)
         }
     };
-    check_sequence(&deltas)?;
+    check_push(client, &deltas)?;
     Ok(Op::Push {
         client,
         deltas,
         cursor,
     })
-}
-
-fn check_count(n: usize) -> Result<(), ApiError> {
-    if n == 0 || n > MAX_PUSH {
-        return Err(bad(
-            ErrorCode::BadBatch,
-            format!("send 1 to {MAX_PUSH} deltas, not {n}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_sequence(deltas: &[Pushed]) -> Result<(), ApiError> {
-    let first = deltas.first().map_or(0, |d| d.seq);
-    if first == 0
-        || deltas
-            .windows(2)
-            .any(|w| w[1].seq != w[0].seq.wrapping_add(1))
-    {
-        let e = "sequence numbers start at 1 and are consecutive within a push";
-        return Err(bad(ErrorCode::BadBatch, e));
-    }
-    Ok(())
 }
 
 /// A cursor token; none is the start.

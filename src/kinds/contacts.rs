@@ -360,17 +360,27 @@ fn past_own_entries(mut cursor: Cursor, node: NodeId, before: u64, after: u64) -
     cursor
 }
 
-/// What a push must be, whatever the book holds.
-fn check_push(client: ClockId, deltas: &[Pushed]) -> Result<(), ApiError> {
+/// A push holds 1 to [`MAX_PUSH`] deltas.
+pub fn check_count(n: usize) -> Result<(), ApiError> {
+    if n == 0 || n > MAX_PUSH {
+        let e = format!("send 1 to {MAX_PUSH} deltas, not {n}");
+        return Err(error(ErrorCode::BadBatch, e));
+    }
+    Ok(())
+}
+
+/// What a push must be, whatever the book holds: the router checks it
+/// when it parses one, the node again when it runs it.
+pub fn check_push(client: ClockId, deltas: &[Pushed]) -> Result<(), ApiError> {
     if client.is_server() {
         let e = "a client id is 16 hex digits, 0000000100000000 and above";
         return Err(error(ErrorCode::BadId, e));
     }
-    if deltas.is_empty() || deltas.len() > MAX_PUSH {
-        let e = format!("send 1 to {MAX_PUSH} deltas, not {}", deltas.len());
-        return Err(error(ErrorCode::BadBatch, e));
-    }
-    if deltas[0].seq == 0 || deltas.windows(2).any(|w| w[1].seq != w[0].seq + 1) {
+    check_count(deltas.len())?;
+    let consecutive = deltas
+        .windows(2)
+        .all(|w| w[0].seq.checked_add(1) == Some(w[1].seq));
+    if deltas[0].seq == 0 || !consecutive {
         let e = "sequence numbers start at 1 and are consecutive within a push";
         return Err(error(ErrorCode::BadBatch, e));
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::api::http::Method;
+use crate::kinds::contacts::MAX_PUSH;
 
 const NOW: u64 = 1_764_000_000_000;
 
