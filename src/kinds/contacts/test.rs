@@ -20,13 +20,18 @@ fn engine() -> Engine<MemoryStore> {
 }
 
 fn run(e: &mut Engine<MemoryStore>, op: Op) -> Result<Outcome, ApiError> {
+    run_at(e, op, NOW)
+}
+
+/// Runs `op` at wall-clock time `now`.
+fn run_at(e: &mut Engine<MemoryStore>, op: Op, now: u64) -> Result<Outcome, ApiError> {
     let object = Some(ObjectId::new("contacts", "book").unwrap());
     let out = Contacts::execute(
         op,
         &mut Call {
             engine: e,
             object,
-            now: NOW,
+            now,
         },
     );
     e.settle().unwrap();
@@ -43,7 +48,7 @@ fn client(n: u64) -> ClockId {
 
 fn delta(c: u64, seq: u64, contact: u32, column: Column, text: &str) -> Pushed {
     Pushed {
-        id: contact_id(contact),
+        id: id(contact),
         column,
         value: match column {
             Column::Tombstone => Value::Flag(text == "1"),
@@ -56,10 +61,6 @@ fn delta(c: u64, seq: u64, contact: u32, column: Column, text: &str) -> Pushed {
         },
         seq,
     }
-}
-
-fn contact_id(n: u32) -> ContactId {
-    id(n)
 }
 
 fn push(
@@ -107,6 +108,18 @@ fn pull(
         }
     }
     panic!("the pages do not end")
+}
+
+/// A page of the live contacts' ids after `after`, and the next `after`.
+fn list(
+    e: &mut Engine<MemoryStore>,
+    after: Option<ContactId>,
+    limit: usize,
+) -> (Vec<ContactId>, Option<ContactId>) {
+    match run(e, Op::List { after, limit }).unwrap() {
+        Outcome::Page(_, page, next) => (page.into_iter().map(|(i, _)| i).collect(), next),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn name(e: &mut Engine<MemoryStore>, n: u32) -> Option<String> {
@@ -265,34 +278,10 @@ fn deletes_are_soft_and_listing_skips_them() {
         .collect();
     push(&mut e, 1, deltas).unwrap();
     push(&mut e, 1, vec![delta(1, 6, 2, Column::Tombstone, "1")]).unwrap();
-    let Outcome::Page(_, page, next) = run(
-        &mut e,
-        Op::List {
-            after: None,
-            limit: 2,
-        },
-    )
-    .unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        page.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
-        [id(0), id(1)]
-    );
-    let Outcome::Page(_, rest, end) = run(
-        &mut e,
-        Op::List {
-            after: next,
-            limit: 10,
-        },
-    )
-    .unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        rest.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
-        [id(3), id(4)]
-    );
+    let (page, next) = list(&mut e, None, 2);
+    assert_eq!(page, [id(0), id(1)]);
+    let (rest, end) = list(&mut e, next, 10);
+    assert_eq!(rest, [id(3), id(4)]);
     assert_eq!(end, None);
     assert_eq!(
         name(&mut e, 2).as_deref(),
@@ -399,21 +388,6 @@ fn a_caught_up_cursor_skips_the_pushs_own_entries_and_no_others() {
     let (changes, _, _) = pull(&mut e, cursor, 10);
     let columns: Vec<Column> = changes.iter().map(|c| c.column).collect();
     assert_eq!(columns, [Column::Name, Column::Email]);
-}
-
-/// Runs `op` at wall-clock time `now`.
-fn run_at(e: &mut Engine<MemoryStore>, op: Op, now: u64) -> Result<Outcome, ApiError> {
-    let object = Some(ObjectId::new("contacts", "book").unwrap());
-    let out = Contacts::execute(
-        op,
-        &mut Call {
-            engine: e,
-            object,
-            now,
-        },
-    );
-    e.settle().unwrap();
-    out
 }
 
 #[test]
