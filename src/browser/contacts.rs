@@ -14,11 +14,12 @@
 //! ```
 
 use super::{describe, local_storage, to_js, warn};
-use crate::api::contacts::{cursor_token, parse_cursor, ContactJson, DeltaJson};
+use crate::api::contacts::{
+    cursor_token, parse_cursor, ClientId, ContactJson, DeltaJson, PushBody,
+};
 use crate::codec;
 use crate::crdt::contacts::{ClockId, Column, ContactId, Value};
 use crate::kinds::contacts::{Change, Replica, MAX_PUSH};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 const KEY_PREFIX: &str = "edge-crdt:contacts:";
@@ -31,14 +32,6 @@ const MAX_SAVED: usize = 8 << 20;
 pub struct ContactsReplica {
     book: String,
     replica: Replica,
-}
-
-/// A push body, as the API takes it in JSON.
-#[derive(Serialize)]
-struct PushJson {
-    client: String,
-    deltas: Vec<DeltaJson>,
-    cursor: String,
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
@@ -167,10 +160,10 @@ impl ContactsReplica {
         let Some(batch) = self.replica.push(MAX_PUSH) else {
             return Ok(JsValue::NULL);
         };
-        to_js(&PushJson {
-            client: batch.client.to_string(),
+        to_js(&PushBody {
+            client: ClientId(batch.client),
             deltas: batch.deltas.iter().map(DeltaJson::of).collect(),
-            cursor: cursor_token(&batch.cursor),
+            cursor: Some(cursor_token(&batch.cursor)),
         })
     }
 
