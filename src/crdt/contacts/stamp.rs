@@ -270,11 +270,17 @@ impl ContactClock {
                 max_drift_ms,
             });
         }
+        self.witness(remote);
+        Ok(())
+    }
+
+    /// Moves the clock past `remote` with no drift check: a stamp the
+    /// server already accepted, in data a client merges.
+    pub fn witness(&mut self, remote: HlcStamp) {
         if (remote.millis, remote.counter) > (self.last.millis, self.last.counter) {
             self.last.millis = remote.millis;
             self.last.counter = remote.counter;
         }
-        Ok(())
     }
 }
 

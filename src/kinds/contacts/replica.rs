@@ -168,7 +168,7 @@ impl Replica {
             let Ok(row) = ContactRow::of(ch.column, ch.value, ch.timestamp) else {
                 continue;
             };
-            let _ = self.clock.observe(ch.timestamp, ch.timestamp.millis, 0);
+            self.clock.witness(ch.timestamp);
             changed |= self.rows.entry(ch.id).or_default().merge(&row);
         }
         changed
