@@ -44,9 +44,9 @@ else
   npm ci --no-audit --no-fund
 fi
 
-step "apt packages chromium, chromium-driver, wrk"
+step "apt packages chromium, chromium-driver, wrk, sqlite3"
 missing=()
-for pkg in chromium chromium-driver wrk; do
+for pkg in chromium chromium-driver wrk sqlite3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -3,13 +3,16 @@
 //! equals merging the states they make up, and a row is the join of its
 //! columns (its delta interval); a contact clock's stamps increase strictly
 //! and pass every stamp it observed, and a stamp past the drift bound is
-//! refused without moving the clock.
+//! refused without moving the clock; a contact's flattened cells hold
+//! exactly its row.
 #![cfg(not(target_arch = "wasm32"))]
 
 use edge_crdt::crdt::contacts::{
     BookRow, ClockId, Column, ContactClock, ContactRow, HlcStamp, StampError, Value,
 };
 use edge_crdt::crdt::Crdt;
+use edge_crdt::engine::{Cell, Flat};
+use edge_crdt::kinds::contacts::{contact_of_cells, BookRows, CONTACT_TABLE};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -219,4 +222,50 @@ proptest! {
         let upto = (1..).find(|s| !want.contains(s)).unwrap() - 1;
         prop_assert_eq!(r.applied.upto(), upto);
     }
+}
+
+proptest! {
+    /// A contact stored flattened reads back as the same bytes: the nodes'
+    /// digests of a row stay those of what they merged.
+    #[test]
+    fn a_contact_stored_as_cells_reads_back_byte_for_byte(r in row()) {
+        let book = BookRows;
+        let state = postcard::to_allocvec(&BookRow::contact(r.clone())).unwrap();
+        let cells = book.cells(&state).unwrap();
+        prop_assert_eq!(cells.len(), CONTACT_TABLE.columns.len());
+        for (column, pair) in Column::ALL.into_iter().zip(cells.chunks(2)) {
+            let stamp = r.field(column).map(|f| f.stamp.to_string());
+            prop_assert_eq!(pair[1].as_text(), stamp.as_deref());
+        }
+        prop_assert_eq!(book.state(&cells).unwrap(), state);
+    }
+}
+
+#[test]
+fn cells_that_are_not_a_contact_are_refused() {
+    let ts = Cell::Text("1700000000000-0000-0000000100000000".into());
+    let mut cells = vec![Cell::Null; 8];
+    cells[0] = Cell::Text("Ada".into());
+    cells[1] = ts.clone();
+    assert_eq!(
+        contact_of_cells(&cells).unwrap().text(Column::Name),
+        Some("Ada")
+    );
+    let bad = |i: usize, cell: Cell| {
+        let mut c = cells.clone();
+        c[i] = cell;
+        contact_of_cells(&c).unwrap_err().0
+    };
+    assert!(bad(0, Cell::Int(3)).contains("`name`"));
+    assert!(bad(1, Cell::Text("yesterday".into())).contains("`name_ts`"));
+    assert!(bad(1, Cell::Int(5)).contains("`name_ts`"));
+    assert!(bad(0, Cell::Text("x".repeat(300))).contains("at most"));
+    assert!(contact_of_cells(&cells[..7]).is_err());
+    let applied = postcard::to_allocvec(&BookRow::applied(1, 2)).unwrap();
+    assert!(
+        BookRows.cells(&applied).is_err(),
+        "a contact key never holds push numbers"
+    );
+    assert!(BookRows.holds("00000000-0000-4000-8000-000000000001"));
+    assert!(!BookRows.holds(&BookRow::client_key(ClockId::client(7))));
 }

@@ -13,6 +13,7 @@ mod naive;
 mod node_object;
 mod registry;
 mod router;
+mod sql_flat;
 mod sql_store;
 mod sse;
 

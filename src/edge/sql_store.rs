@@ -9,10 +9,12 @@
 //! batch of writes runs between two awaits, so the runtime commits it as
 //! one transaction.
 
+use super::sql_flat::KindTable;
 use crate::codec;
+use crate::crdt::InvalidState;
 use crate::engine::{
-    coalesce, Effect, Leaf, LeafRow, Loaded, Needs, ObjectId, ObjectMeta, Restored, RowInfo,
-    RowKey, RowStates, Store, StoreError, StoredRow,
+    coalesce, Catalog, Effect, Leaf, LeafRow, Loaded, Needs, ObjectId, ObjectMeta, Restored,
+    RowInfo, RowKey, RowStates, Store, StoreError, StoredRow,
 };
 use worker::{SqlStorage, SqlStorageValue as V};
 
@@ -32,13 +34,19 @@ const PER_QUERY: usize = 100;
 
 pub(crate) struct SqlStore {
     sql: SqlStorage,
+    /// the tables of the kinds that store rows flattened, once restored
+    kinds: Vec<KindTable>,
 }
 
 fn fail(e: worker::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn int(v: Option<&V>) -> i64 {
+pub(super) fn fail_invalid(object: &ObjectId, row: &str, e: InvalidState) -> StoreError {
+    StoreError(format!("{object} row `{row}`: {e}"))
+}
+
+pub(super) fn int(v: Option<&V>) -> i64 {
     match v {
         Some(V::Integer(i)) => *i,
         Some(V::Float(f)) => *f as i64,
@@ -46,27 +54,27 @@ fn int(v: Option<&V>) -> i64 {
     }
 }
 
-fn text(v: Option<&V>) -> Option<&str> {
+pub(super) fn text(v: Option<&V>) -> Option<&str> {
     match v {
         Some(V::String(s)) => Some(s),
         _ => None,
     }
 }
 
-fn blob(v: Option<&V>) -> Option<&[u8]> {
+pub(super) fn blob(v: Option<&V>) -> Option<&[u8]> {
     match v {
         Some(V::Blob(b)) => Some(b),
         _ => None,
     }
 }
 
-fn digest(v: Option<&V>) -> u64 {
+pub(super) fn digest(v: Option<&V>) -> u64 {
     blob(v)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map_or(0, u64::from_le_bytes)
 }
 
-fn digest_value(d: u64) -> V {
+pub(super) fn digest_value(d: u64) -> V {
     V::Blob(d.to_le_bytes().to_vec())
 }
 
@@ -84,7 +92,7 @@ fn meta_of(row: &[V]) -> Option<(ObjectId, ObjectMeta)> {
 }
 
 /// `(digest, tombstone, own)` from `at` on.
-fn info_of(row: &[V], at: usize) -> RowInfo {
+pub(super) fn info_of(row: &[V], at: usize) -> RowInfo {
     RowInfo {
         digest: digest(row.get(at)),
         tombstone: int(row.get(at + 1)) != 0,
@@ -98,7 +106,10 @@ impl SqlStore {
     /// The store of a Durable Object, its tables created if need be.
     pub fn open(sql: SqlStorage) -> worker::Result<Self> {
         sql.exec(SCHEMA, None)?;
-        Ok(SqlStore { sql })
+        Ok(SqlStore {
+            sql,
+            kinds: Vec::new(),
+        })
     }
 
     pub fn query(&self, q: &str, args: Vec<V>) -> Result<Vec<Vec<V>>, StoreError> {
@@ -167,12 +178,32 @@ impl SqlStore {
         Ok(out)
     }
 
+    /// The table of row `row` of `object`, if its kind keeps it in one.
+    fn kind_table(&self, object: &ObjectId, row: &str) -> Option<&KindTable> {
+        self.kinds
+            .iter()
+            .find(|k| k.prefix == object.prefix())
+            .filter(|k| k.flat.holds(row))
+    }
+
     fn load_rows(
         &self,
         object: &ObjectId,
         keys: &[&RowKey],
     ) -> Result<Vec<(ObjectId, RowKey, Option<StoredRow>)>, StoreError> {
+        let table = self.kinds.iter().find(|k| k.prefix == object.prefix());
+        let (flat, keys): (Vec<&RowKey>, Vec<&RowKey>) = keys
+            .iter()
+            .partition(|k| table.is_some_and(|t| t.flat.holds(k)));
         let mut out = Vec::new();
+        if let Some(table) = table.filter(|_| !flat.is_empty()) {
+            let mut found = table.load(self, object, &flat)?;
+            for key in flat {
+                let at = found.iter().position(|(k, _)| k == key);
+                let row = at.map(|i| found.swap_remove(i).1);
+                out.push((object.clone(), key.clone(), row));
+            }
+        }
         for chunk in keys.chunks(PER_QUERY - 1) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut args = vec![V::from(object.as_str())];
@@ -197,21 +228,19 @@ impl SqlStore {
 
     fn write_one(&self, effect: &Effect) -> Result<(), StoreError> {
         match effect {
-            Effect::StoreRow { object, row, state, info } => self.run(
-                "INSERT OR REPLACE INTO rows (object, row, state, digest, tombstone, own) VALUES (?, ?, ?, ?, ?, ?)",
-                vec![
-                    object.as_str().into(),
-                    row.as_str().into(),
-                    state.clone().into(),
-                    digest_value(info.digest),
-                    i64::from(info.tombstone).into(),
-                    i64::from(info.own).into(),
-                ],
-            ),
-            Effect::DeleteRow { object, row } => self.run(
-                "DELETE FROM rows WHERE object = ? AND row = ?",
-                vec![object.as_str().into(), row.as_str().into()],
-            ),
+            Effect::StoreRow { object, row, state, info } => {
+                if let Some(table) = self.kind_table(object, row) {
+                    return table.store(self, object, row, state, info);
+                }
+                self.store_row(object, row, state, info)
+            }
+            Effect::DeleteRow { object, row } => match self.kind_table(object, row) {
+                Some(table) => table.delete(self, object, row),
+                None => self.run(
+                    "DELETE FROM rows WHERE object = ? AND row = ?",
+                    vec![object.as_str().into(), row.as_str().into()],
+                ),
+            },
             Effect::StoreObject { object, meta } => self.run(
                 "INSERT OR REPLACE INTO objects (id, leaf, digest, rows, tombstones, log_next) VALUES (?, ?, ?, ?, ?, ?)",
                 vec![
@@ -247,10 +276,39 @@ impl SqlStore {
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => Ok(()),
         }
     }
+
+    fn store_row(
+        &self,
+        object: &ObjectId,
+        row: &str,
+        state: &[u8],
+        info: &RowInfo,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "INSERT OR REPLACE INTO rows (object, row, state, digest, tombstone, own) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                object.as_str().into(),
+                row.into(),
+                state.to_vec().into(),
+                digest_value(info.digest),
+                i64::from(info.tombstone).into(),
+                i64::from(info.own).into(),
+            ],
+        )
+    }
 }
 
 impl Store for SqlStore {
-    fn restore(&mut self) -> Result<Restored, StoreError> {
+    fn restore(&mut self, catalog: &'static dyn Catalog) -> Result<Restored, StoreError> {
+        self.kinds.clear();
+        for prefix in catalog.prefixes() {
+            let flat = catalog.row_type(prefix).and_then(|r| r.flat());
+            if let Some(flat) = flat {
+                let table = KindTable::new(prefix, flat)?;
+                table.open(self)?;
+                self.kinds.push(table);
+            }
+        }
         let leaves = self
             .query("SELECT leaf, digest, tombstones FROM leaf_rows", Vec::new())?
             .iter()
@@ -286,10 +344,13 @@ impl Store for SqlStore {
                 "SELECT row, digest, tombstone, own FROM rows WHERE object = ?",
                 vec![object.as_str().into()],
             )?;
-            let rows = rows
+            let mut rows: Vec<(RowKey, RowInfo)> = rows
                 .iter()
                 .filter_map(|r| Some((text(r.first())?.to_owned(), info_of(r, 1))))
                 .collect();
+            if let Some(table) = self.kinds.iter().find(|k| k.prefix == object.prefix()) {
+                rows.extend(table.listing(self, object)?);
+            }
             loaded.listings.push((object.clone(), rows));
         }
         let mut i = 0;
@@ -366,20 +427,27 @@ impl Store for SqlStore {
             "SELECT object, row, state FROM rows WHERE object >= ? AND object <= ? ORDER BY object, row",
             vec![first.as_str().into(), last.as_str().into()],
         )?;
+        let mut rows: Vec<(String, RowKey, Vec<u8>)> = rows
+            .iter()
+            .filter_map(|r| {
+                let (object, row) = (text(r.first())?, text(r.get(1))?);
+                Some((object.to_owned(), row.to_owned(), blob(r.get(2))?.to_vec()))
+            })
+            .collect();
+        let kinds = first.prefix()..=last.prefix();
+        for table in self.kinds.iter().filter(|k| kinds.contains(&k.prefix)) {
+            rows.extend(table.states(self, first, last)?);
+            crate::heapsort::sort(&mut rows);
+        }
         let mut out: RowStates = ids.into_iter().map(|id| (id, Vec::new())).collect();
         let mut at = 0;
-        for r in &rows {
-            let (Some(object), Some(row), Some(state)) =
-                (text(r.first()), text(r.get(1)), blob(r.get(2)))
-            else {
-                continue;
-            };
+        for (object, row, state) in rows {
             // Both are in id order: walk them together.
-            while at < out.len() && out[at].0.as_str() < object {
+            while at < out.len() && out[at].0.as_str() < object.as_str() {
                 at += 1;
             }
             if let Some((_, rows)) = out.get_mut(at).filter(|(id, _)| id.as_str() == object) {
-                rows.push((row.to_owned(), state.to_vec()));
+                rows.push((row, state));
             }
         }
         Ok(out)

@@ -99,7 +99,7 @@ impl<S: Store> Engine<S> {
             partition,
             clock,
             leaves,
-        } = store.restore()?;
+        } = store.restore(catalog)?;
         let mut node = Node::new(id, config, catalog);
         node.restore(members, partition, clock, leaves);
         Ok(Engine {

@@ -21,7 +21,8 @@
 //! ```
 
 use super::exec::SyncCx;
-use super::RowKey;
+use super::flat::Flat;
+use super::{ObjectId, RowKey};
 use crate::crdt::{Crdt, InvalidState};
 use crate::NodeId;
 use std::marker::PhantomData;
@@ -100,12 +101,27 @@ pub trait RowType: Sync {
     fn on_applied(&self, cx: &mut SyncCx<'_>, row: &str) {
         let _ = (cx, row);
     }
+
+    /// The kind's own table, if it stores its rows flattened.
+    fn flat(&self) -> Option<&dyn Flat> {
+        None
+    }
 }
 
 /// Every kind the engine hosts, by prefix.
 pub trait Catalog: Sync {
     /// The row type of the kind with `prefix`.
     fn row_type(&self, prefix: &str) -> Option<&dyn RowType>;
+
+    /// Every kind's prefix.
+    fn prefixes(&self) -> Vec<&'static str>;
+}
+
+/// How row `row` of `object` is stored flattened, if its kind keeps it in
+/// a table of its own.
+pub fn flat_of<'c>(catalog: &'c dyn Catalog, object: &ObjectId, row: &str) -> Option<&'c dyn Flat> {
+    let flat = catalog.row_type(object.prefix())?.flat()?;
+    flat.holds(row).then_some(flat)
 }
 
 /// The row type of a [`Crdt`] `R`: delta-state gossip with digest repair.

@@ -350,8 +350,8 @@ mod test {
             grown.set(NodeId(next), Status::Active);
             next += 1;
         }
-        store.record(&Effect::StoreMembers(grown));
-        let restored = store.restore().unwrap();
+        store.record(&Effect::StoreMembers(grown)).unwrap();
+        let restored = store.restore(crate::kinds::CATALOG).unwrap();
         let mut again = node(0, 4);
         again.restore(restored.members, None, None, restored.leaves);
         let leaf = again.leaf(&key);

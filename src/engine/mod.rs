@@ -24,6 +24,7 @@ mod apply;
 mod clock;
 mod driver;
 mod exec;
+mod flat;
 mod gossip;
 mod kind;
 mod leaves;
@@ -47,7 +48,9 @@ mod validate;
 
 pub use driver::{Engine, EngineError, Outputs, Publish};
 pub use exec::{Exec, NotAccepting, SyncCx};
-pub use kind::{Catalog, Merged, Policy, RowError, RowType, Rows};
+pub use flat::{Cell, CellType, Flat, Table, ENGINE_COLUMNS, ENGINE_TABLES};
+pub(crate) use kind::decode as decode_row;
+pub use kind::{flat_of, Catalog, Merged, Policy, RowError, RowType, Rows};
 pub use leaves::{LeafRow, BUCKET_LEAVES};
 pub use membership::{Membership, Partition, Status};
 pub use message::{Frame, Message, RowRange, RowStates};

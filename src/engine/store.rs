@@ -20,6 +20,7 @@
 //! assert_eq!(page, vec![(1, b"second".to_vec())]);
 //! ```
 
+use super::kind::{flat_of, Catalog};
 use super::needs::{Loaded, Needs, ObjectMeta, StoredRow};
 use super::{Effect, Leaf, LeafRow, Membership, ObjectId, Partition, RowKey, RowStates};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,8 +51,9 @@ pub struct Restored {
 
 /// A node's storage.
 pub trait Store {
-    /// What a restarted node starts from.
-    fn restore(&mut self) -> Result<Restored, StoreError>;
+    /// What a restarted node starts from. `catalog` names the kinds the
+    /// node hosts, and the tables of those that store rows flattened.
+    fn restore(&mut self, catalog: &'static dyn Catalog) -> Result<Restored, StoreError>;
 
     /// Reads what `needs` names.
     fn load(&mut self, needs: &Needs) -> Result<Loaded, StoreError>;
@@ -107,9 +109,11 @@ pub fn coalesce(effects: &[Effect]) -> Vec<&Effect> {
     out
 }
 
-/// The tables of a node's storage, in memory.
+/// The tables of a node's storage, in memory. A row its kind stores
+/// flattened is kept as its cells would give it back.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
+    kinds: Kinds,
     members: Option<Membership>,
     partition: Option<Partition>,
     clock: Option<u64>,
@@ -120,9 +124,19 @@ pub struct MemoryStore {
     log: BTreeMap<(ObjectId, u64), Vec<u8>>,
 }
 
+/// The catalog a store was restored with.
+#[derive(Clone, Copy, Default)]
+struct Kinds(Option<&'static dyn Catalog>);
+
+impl fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Kinds" } else { "None" })
+    }
+}
+
 impl MemoryStore {
     /// Performs one storage effect.
-    pub fn record(&mut self, effect: &Effect) {
+    pub fn record(&mut self, effect: &Effect) -> Result<(), StoreError> {
         match effect {
             Effect::StoreRow {
                 object,
@@ -130,10 +144,14 @@ impl MemoryStore {
                 state,
                 info,
             } => {
-                let stored = StoredRow {
-                    info: *info,
-                    state: state.clone(),
+                let flat = self.kinds.0.and_then(|c| flat_of(c, object, row));
+                let state = match flat {
+                    Some(flat) => flat
+                        .round_trip(state)
+                        .map_err(|e| StoreError(format!("{object} row `{row}`: {e}")))?,
+                    None => state.clone(),
                 };
+                let stored = StoredRow { info: *info, state };
                 self.rows.insert((object.clone(), row.clone()), stored);
             }
             Effect::DeleteRow { object, row } => {
@@ -170,6 +188,7 @@ impl MemoryStore {
             Effect::StoreClock(floor) => self.clock = Some(*floor),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => {}
         }
+        Ok(())
     }
 
     /// Every stored row.
@@ -217,7 +236,8 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn restore(&mut self) -> Result<Restored, StoreError> {
+    fn restore(&mut self, catalog: &'static dyn Catalog) -> Result<Restored, StoreError> {
+        self.kinds = Kinds(Some(catalog));
         Ok(Restored {
             members: self.members.clone(),
             partition: self.partition.clone(),
@@ -276,7 +296,7 @@ impl Store for MemoryStore {
 
     fn write(&mut self, effects: &[Effect]) -> Result<(), StoreError> {
         for effect in coalesce(effects) {
-            self.record(effect);
+            self.record(effect)?;
         }
         Ok(())
     }
@@ -352,20 +372,24 @@ mod test {
         let mut store = MemoryStore::default();
         for (object, seq) in [(&a, 1), (&a, 2), (&b, 1), (&a, 3)] {
             let entry = vec![seq as u8];
-            store.record(&Effect::Append {
-                object: object.clone(),
-                seq,
-                entry,
-            });
+            store
+                .record(&Effect::Append {
+                    object: object.clone(),
+                    seq,
+                    entry,
+                })
+                .unwrap();
         }
         let seqs = |page: Vec<(u64, Vec<u8>)>| page.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
         assert_eq!(seqs(store.log_after(&a, 0, 2).unwrap()), [1, 2]);
         assert_eq!(seqs(store.log_after(&a, 2, 2).unwrap()), [3]);
         assert!(store.log_after(&a, 3, 2).unwrap().is_empty());
-        store.record(&Effect::TrimLog {
-            object: a.clone(),
-            below: 3,
-        });
+        store
+            .record(&Effect::TrimLog {
+                object: a.clone(),
+                below: 3,
+            })
+            .unwrap();
         assert_eq!(seqs(store.log_after(&a, 0, 9).unwrap()), [3]);
         assert_eq!(seqs(store.log_after(&b, 0, 9).unwrap()), [1]);
     }

@@ -14,8 +14,10 @@
 //! with the book, not with its history.
 
 mod replica;
+mod table;
 
 pub use replica::{EditError, PushBatch, Replica};
+pub use table::{contact_cells, contact_of_cells, CONTACT_TABLE};
 
 use super::{Kind, OpHost};
 use crate::crdt::contacts::{
@@ -69,6 +71,11 @@ impl RowType for BookRows {
         }
         let delta: BookRow = postcard::from_bytes(delta).ok()?;
         postcard::to_allocvec(&(row, delta.contact)).ok()
+    }
+
+    /// Contacts in the `contact` table, one SQL row each.
+    fn flat(&self) -> Option<&dyn crate::engine::Flat> {
+        Some(self)
     }
 }
 

@@ -238,6 +238,9 @@ impl Catalog for Kinds {
     fn row_type(&self, prefix: &str) -> Option<&dyn RowType> {
         by_prefix(prefix).map(|k| k.rows())
     }
+    fn prefixes(&self) -> Vec<&'static str> {
+        KINDS.iter().map(|k| k.prefix()).collect()
+    }
 }
 
 /// Every kind's row type, by prefix: what the engine is built with.

@@ -122,6 +122,39 @@ test('concurrent edits of two columns of one contact both survive everywhere', a
   assert.deepEqual([one.data.contact.tombstone, one.data.contact.name], [true, 'Dana'], 'a soft delete');
 });
 
+test('every node stores a book flattened: one `contact` row per contact, and a write rewrites only its row', async () => {
+  const a = new Client(9);
+  const [x, y] = [randomUUID(), randomUUID()];
+  const first = [a.delta(x, 'name', 'Xia'), a.delta(x, 'email', 'xia@example.com'), a.delta(y, 'name', 'Yves')];
+  assert.equal((await push('flat', { client: a.id, deltas: first }, 'node-0')).status, 200);
+  await converged('flat', (c) => c.length === 2);
+  const columns = 'id, name, name_ts, phone, phone_ts, email, email_ts, tombstone, tombstone_ts';
+  const stored = (where = '') => cluster.sql(
+    `SELECT ${columns} FROM contact WHERE object = 'contacts:flat' ${where} ORDER BY id`);
+  const before = stored();
+  assert.deepEqual(Object.keys(before).sort(), NODES);
+  const row = (id, name, email, deltas) => ({
+    id, name, name_ts: deltas[0].timestamp, phone: null, phone_ts: null,
+    email, email_ts: email && deltas[1].timestamp, tombstone: null, tombstone_ts: null,
+  });
+  const want = [row(x, 'Xia', 'xia@example.com', first), row(y, 'Yves', null, first.slice(2))]
+    .sort((p, q) => p.id.localeCompare(q.id));
+  for (const n of NODES) assert.deepEqual(before[n], want, `${n}'s contact table`);
+  const bytes = cluster.sql("SELECT count(*) AS n FROM rows WHERE object = 'contacts:flat' AND row NOT LIKE '~client/%'");
+  for (const n of NODES) assert.equal(bytes[n][0].n, 0, `${n} keeps no contact in the generic rows table`);
+
+  const phone = a.delta(y, 'phone', '555-0199');
+  assert.equal((await push('flat', { client: a.id, deltas: [phone] }, 'node-2')).status, 200);
+  await converged('flat', (c) => c.some((r) => r.phone === '555-0199'));
+  const after = stored();
+  for (const n of NODES) {
+    const [ax, ay] = after[n][0].id === x ? after[n] : [after[n][1], after[n][0]];
+    assert.deepEqual(ax, want.find((r) => r.id === x), `${n}: the other contact's row is as it was`);
+    assert.deepEqual(ay, { ...want.find((r) => r.id === y), phone: '555-0199', phone_ts: phone.timestamp },
+      `${n}: only the phone and its stamp changed`);
+  }
+});
+
 test('a stamp past the drift bound is a 422 that says by how much, and nothing changes', async () => {
   const a = new Client(5);
   const delta = { id: randomUUID(), column: 'name', value: 'Eve', timestamp: a.stamp(120_000), seq: 1 };

@@ -1,8 +1,8 @@
 // Starts `wrangler dev` (workerd, real Durable Objects and their SQLite
 // storage) on a free port with its own storage folder, for one test file.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -114,6 +114,21 @@ export class Cluster {
   async restart() {
     await this.stop();
     await this.start();
+  }
+
+  /**
+   * Runs `query` read-only on the SQLite database of each node object that
+   * exists (sqlite3 on the files workerd writes): { 'node-0': rows, ... }.
+   */
+  sql(query) {
+    const dir = join(this.dir, 'v3', 'do', 'edge-crdt-ClusterNode');
+    const out = {};
+    for (const file of readdirSync(dir).filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f))) {
+      const run = (q) => JSON.parse(execFileSync('sqlite3', ['-json', '-cmd', '.timeout 5000', join(dir, file), q]).toString() || '[]');
+      const [{ name }] = run('SELECT name FROM __miniflare_do_name');
+      out[name] = run(query);
+    }
+    return out;
   }
 
   async request(method, path, { body, headers = {}, admin = false } = {}) {

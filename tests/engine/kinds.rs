@@ -180,6 +180,11 @@ impl Catalog for TestKinds {
             other => edge_crdt::kinds::CATALOG.row_type(other),
         }
     }
+    fn prefixes(&self) -> Vec<&'static str> {
+        let mut all = vec!["table", "tally", "journal", "mesh"];
+        all.extend(edge_crdt::kinds::CATALOG.prefixes());
+        all
+    }
 }
 
 /// The test catalog, as the engine takes it.

@@ -1,4 +1,5 @@
-//! The client's SQLite database: the contacts flattened as in the seed,
+//! The client's SQLite database: the contacts flattened as in the seed
+//! (the columns of the nodes' `contact` table, `CONTACT_TABLE`),
 //! the durable outbox, and the client's clock, next number and cursor.
 //! Every change to the replica is written in one transaction, so a client
 //! killed at any point restarts from a consistent state and loses nothing.
@@ -7,9 +8,10 @@ use edge_crdt::api::contacts::{cursor_token, parse_cursor};
 use edge_crdt::crdt::contacts::{
     ClockId, Column, ContactClock, ContactId, ContactRow, HlcStamp, Value,
 };
-use edge_crdt::crdt::Crdt;
-use edge_crdt::kinds::contacts::{Pushed, Replica};
-use rusqlite::{params, Connection, OptionalExtension};
+use edge_crdt::engine::Cell;
+use edge_crdt::kinds::contacts::{contact_cells, contact_of_cells, Pushed, Replica};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 
 const SCHEMA: &str = "
@@ -42,6 +44,22 @@ fn text_of(value: &Value) -> String {
     match value {
         Value::Text(t) => t.clone(),
         Value::Flag(f) => f.to_string(),
+    }
+}
+
+fn cell_of(value: ValueRef<'_>) -> Cell {
+    match value {
+        ValueRef::Integer(i) => Cell::Int(i),
+        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+        _ => Cell::Null,
+    }
+}
+
+fn sql_value(cell: Cell) -> SqlValue {
+    match cell {
+        Cell::Null => SqlValue::Null,
+        Cell::Int(i) => SqlValue::Integer(i),
+        Cell::Text(t) => SqlValue::Text(t),
     }
 }
 
@@ -103,18 +121,10 @@ impl Db {
         let mut q = stmt.query([]).map_err(sql)?;
         while let Some(r) = q.next().map_err(sql)? {
             let id: String = r.get(0).map_err(sql)?;
-            let mut row = ContactRow::default();
-            for (i, column) in Column::ALL.into_iter().enumerate() {
-                let ts: Option<String> = r.get(2 + 2 * i).map_err(sql)?;
-                let Some(ts) = ts else { continue };
-                let value = match column {
-                    Column::Tombstone => Value::Flag(r.get::<_, i64>(7).map_err(sql)? != 0),
-                    _ => Value::Text(r.get(1 + 2 * i).map_err(sql)?),
-                };
-                let stamp = ts.parse().map_err(|e| format!("stored stamp: {e}"))?;
-                let field = ContactRow::of(column, value, stamp).map_err(|e| e.0)?;
-                row.merge(&field);
-            }
+            let cells = (1..=8)
+                .map(|i| r.get_ref(i).map(cell_of).map_err(sql))
+                .collect::<Result<Vec<Cell>>>()?;
+            let row = contact_of_cells(&cells).map_err(|e| format!("stored contact {id}: {e}"))?;
             rows.insert(id.parse().map_err(|e| format!("stored id: {e}"))?, row);
         }
         Ok(rows)
@@ -150,21 +160,11 @@ impl Db {
         let tx = self.conn.transaction().map_err(sql)?;
         for id in ids {
             let Some(row) = replica.get(id) else { continue };
-            let text = |c| row.text(c);
-            let ts = |c| row.field(c).map(|f| f.stamp.to_string());
+            let mut values = vec![SqlValue::Text(id.to_string())];
+            values.extend(contact_cells(row).into_iter().map(sql_value));
             tx.execute(
                 "INSERT OR REPLACE INTO contact VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    id.as_str(),
-                    text(Column::Name),
-                    ts(Column::Name),
-                    text(Column::Phone),
-                    ts(Column::Phone),
-                    text(Column::Email),
-                    ts(Column::Email),
-                    row.deleted() as i64,
-                    ts(Column::Tombstone),
-                ],
+                params_from_iter(values),
             )
             .map_err(sql)?;
         }

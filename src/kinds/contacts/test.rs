@@ -9,6 +9,9 @@ impl Catalog for Books {
     fn row_type(&self, prefix: &str) -> Option<&dyn RowType> {
         (prefix == "contacts").then_some(&BookRows as &dyn RowType)
     }
+    fn prefixes(&self) -> Vec<&'static str> {
+        vec!["contacts"]
+    }
 }
 
 static BOOKS: Books = Books;

@@ -5,8 +5,8 @@
 
 use super::Sim;
 use edge_crdt::engine::{
-    Effect, LeafRow, Loaded, Membership, MemoryStore, Needs, ObjectId, ObjectMeta, Restored,
-    RowKey, Store, StoreError,
+    Catalog, Effect, LeafRow, Loaded, Membership, MemoryStore, Needs, ObjectId, ObjectMeta,
+    Restored, RowKey, Store, StoreError,
 };
 use edge_crdt::kinds::CATALOG;
 use edge_crdt::NodeId;
@@ -21,8 +21,8 @@ pub struct Disk {
 }
 
 impl Store for Disk {
-    fn restore(&mut self) -> Result<Restored, StoreError> {
-        self.tables.restore()
+    fn restore(&mut self, catalog: &'static dyn Catalog) -> Result<Restored, StoreError> {
+        self.tables.restore(catalog)
     }
 
     fn load(&mut self, needs: &Needs) -> Result<Loaded, StoreError> {
