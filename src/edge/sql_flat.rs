@@ -3,7 +3,7 @@
 //! between the engine's `object` and row key and its `row_digest`,
 //! `row_tombstone` and `row_own`. A write replaces that one row.
 
-use super::sql_store::{blob, digest, digest_value, fail_invalid, info_of, int, text, SqlStore};
+use super::sql_store::{blob, digest, digest_value, info_of, int, text, SqlStore};
 use crate::engine::{
     Cell, Flat, ObjectId, RowInfo, RowKey, StoreError, StoredRow, ENGINE_COLUMNS, ENGINE_TABLES,
 };
@@ -112,7 +112,7 @@ impl KindTable {
         let cells = self
             .flat
             .cells(state)
-            .map_err(|e| fail_invalid(object, row, e))?;
+            .map_err(|e| StoreError(format!("{object} row `{row}`: {e}")))?;
         let mut args = vec![V::from(object.as_str()), V::from(row)];
         args.extend(cells.iter().map(cell_value));
         args.push(digest_value(info.digest));

@@ -11,7 +11,6 @@
 
 use super::sql_flat::KindTable;
 use crate::codec;
-use crate::crdt::InvalidState;
 use crate::engine::{
     coalesce, Catalog, Effect, Leaf, LeafRow, Loaded, Needs, ObjectId, ObjectMeta, Restored,
     RowInfo, RowKey, RowStates, Store, StoreError, StoredRow,
@@ -40,10 +39,6 @@ pub(crate) struct SqlStore {
 
 fn fail(e: worker::Error) -> StoreError {
     StoreError(e.to_string())
-}
-
-pub(super) fn fail_invalid(object: &ObjectId, row: &str, e: InvalidState) -> StoreError {
-    StoreError(format!("{object} row `{row}`: {e}"))
 }
 
 pub(super) fn int(v: Option<&V>) -> i64 {
