@@ -11,7 +11,7 @@ use edge_crdt::crdt::contacts::{
     BookRow, ClockId, Column, ContactClock, ContactRow, HlcStamp, StampError, Value,
 };
 use edge_crdt::crdt::Crdt;
-use edge_crdt::engine::{Cell, Flat};
+use edge_crdt::engine::{Cell, Flat, RowType};
 use edge_crdt::kinds::contacts::{contact_of_cells, BookRows, CONTACT_TABLE};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -266,6 +266,20 @@ fn cells_that_are_not_a_contact_are_refused() {
         BookRows.cells(&applied).is_err(),
         "a contact key never holds push numbers"
     );
-    assert!(BookRows.holds("00000000-0000-4000-8000-000000000001"));
+    let client = BookRow::client_key(ClockId::client(7));
+    let contact =
+        postcard::to_allocvec(&BookRow::contact(contact_of_cells(&cells).unwrap())).unwrap();
+    let uuid = "00000000-0000-4000-8000-000000000001";
+    assert!(BookRows.check(uuid, &contact).is_ok() && BookRows.check(&client, &applied).is_ok());
+    assert!(
+        BookRows.check(&client, &contact).is_err(),
+        "a contact under a client's key"
+    );
+    assert!(
+        BookRows.check(uuid, &applied).is_err(),
+        "push numbers under a contact's key"
+    );
+    assert!(BookRows.check("not-a-uuid", &contact).is_err());
+    assert!(BookRows.holds(uuid));
     assert!(!BookRows.holds(&BookRow::client_key(ClockId::client(7))));
 }

@@ -9,6 +9,7 @@ mod hlc;
 mod lww_set;
 mod mv_register;
 mod pn_counter;
+pub mod stream;
 
 pub use causal::{CausalContext, Dot};
 pub use g_counter::{Entry, GCounter, Overflow};

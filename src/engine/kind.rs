@@ -67,9 +67,9 @@ pub trait RowType: Sync {
     /// stamped after `limit` is refused whole. The bytes are postcard.
     fn merge(&self, state: Option<&[u8]>, delta: &[u8], limit: u64) -> Result<Merged, RowError>;
 
-    /// Checks a row that came from outside: it decodes, whole, and keeps
-    /// its type's invariants.
-    fn check(&self, row: &[u8]) -> Result<(), InvalidState>;
+    /// Checks row `key`'s state that came from outside: it decodes, whole,
+    /// keeps its type's invariants, and fits its key (a content id, say).
+    fn check(&self, key: &str, row: &[u8]) -> Result<(), InvalidState>;
 
     /// The latest clock stamp in a stored row, if its type keeps stamps.
     fn latest_stamp(&self, row: &[u8]) -> Option<u64>;
@@ -181,7 +181,7 @@ impl<R: Crdt> RowType for Rows<R> {
         })
     }
 
-    fn check(&self, row: &[u8]) -> Result<(), InvalidState> {
+    fn check(&self, _: &str, row: &[u8]) -> Result<(), InvalidState> {
         decode::<R>(row)?.validate()
     }
 
@@ -222,7 +222,7 @@ mod test {
             COUNTERS.merge(None, &one, u64::MAX),
             Err(RowError::Invalid(_))
         ));
-        assert!(COUNTERS.check(&[0xff; 3]).is_err());
+        assert!(COUNTERS.check("", &[0xff; 3]).is_err());
         let at = crate::crdt::Stamp {
             node: NodeId(0),
             time: 500,

@@ -180,7 +180,7 @@ fn states(rows: &RowStates, catalog: &dyn Catalog) -> Result<(), String> {
             .ok_or_else(|| format!("`{}` names no known kind", object.prefix()))?;
         keys(states.iter().map(|(r, _)| r))?;
         for (row, state) in states {
-            kind.check(state)
+            kind.check(row, state)
                 .map_err(|e| format!("{object} row `{row}`: {e}"))?;
         }
     }

@@ -54,8 +54,21 @@ impl RowType for BookRows {
     fn merge(&self, state: Option<&[u8]>, delta: &[u8], limit: u64) -> Result<Merged, RowError> {
         ROWS.merge(state, delta, limit)
     }
-    fn check(&self, row: &[u8]) -> Result<(), crate::crdt::InvalidState> {
-        ROWS.check(row)
+    /// A client's row holds only applied numbers; a contact's, keyed by
+    /// its UUID, only the contact.
+    fn check(&self, key: &str, row: &[u8]) -> Result<(), crate::crdt::InvalidState> {
+        ROWS.check(key, row)?;
+        let row: BookRow = crate::engine::decode_row(row)?;
+        let fits = if BookRow::is_client_key(key) {
+            row.contact == ContactRow::default()
+        } else {
+            key.parse::<ContactId>().is_ok() && row.applied == Default::default()
+        };
+        if !fits {
+            let why = format!("row `{key}` holds the other kind of book row");
+            return Err(crate::crdt::InvalidState(why));
+        }
+        Ok(())
     }
     fn latest_stamp(&self, row: &[u8]) -> Option<u64> {
         ROWS.latest_stamp(row)

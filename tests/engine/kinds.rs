@@ -61,8 +61,8 @@ macro_rules! delegate_rows {
         ) -> Result<Merged, RowError> {
             $inner.merge(state, delta, limit)
         }
-        fn check(&self, row: &[u8]) -> Result<(), InvalidState> {
-            $inner.check(row)
+        fn check(&self, key: &str, row: &[u8]) -> Result<(), InvalidState> {
+            $inner.check(key, row)
         }
         fn latest_stamp(&self, row: &[u8]) -> Option<u64> {
             $inner.latest_stamp(row)

@@ -218,13 +218,13 @@ impl Sim {
             match effect {
                 Effect::StoreRow {
                     object,
+                    row,
                     state,
                     info,
-                    ..
                 } => {
                     let kind = CATALOG.row_type(object.prefix()).expect("a known kind");
                     if let Err(e) = kind
-                        .check(state)
+                        .check(row, state)
                         .and_then(|_| self.check_held(object, state))
                     {
                         self.fail(format!("{id} stores {}: {e}", describe(object, state)));

@@ -1,0 +1,10 @@
+//! Event streams as Merkle-Clocks: content-addressed events per topic
+//! ([`Event`], ids are DAG-CBOR sha2-256 CIDv1s) and a topic's DAG
+//! ([`Dag`]) with its heads, missing links and one total order.
+
+mod dag;
+mod event;
+
+pub use cid::Cid;
+pub use dag::Dag;
+pub use event::{block_id, BadEvent, Event, Limits, DAG_CBOR, SHA2_256};
