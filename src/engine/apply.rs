@@ -51,6 +51,9 @@ impl Node {
         let Some(kind) = self.row_type(object) else {
             return Ok(false);
         };
+        if kind.locals().contains(&row) {
+            return Ok(false);
+        }
         let merged = kind.merge(self.table.state(object, row), delta, limit)?;
         if !merged.changed {
             return Ok(false);
@@ -119,6 +122,25 @@ impl Node {
         Ok(changed)
     }
 
+    /// Sets (or with `None` drops) a local row of `object`, loaded.
+    pub(super) fn set_local(&mut self, object: &ObjectId, row: &str, state: Option<Vec<u8>>) {
+        if !self.is_local(object, row) || self.table.local(object, row) == state.as_deref() {
+            return;
+        }
+        let leaf = self.leaf(object);
+        self.table.set_local(object, leaf, row, state.clone());
+        let (object, row) = (object.clone(), row.to_owned());
+        self.effects.push(match state {
+            Some(state) => Effect::StoreRow {
+                object,
+                row,
+                state,
+                info: RowInfo::default(),
+            },
+            None => Effect::DeleteRow { object, row },
+        });
+    }
+
     /// Appends an entry to the object's log.
     pub(super) fn append(&mut self, object: &ObjectId, entry: Vec<u8>) {
         let leaf = self.leaf(object);
@@ -165,6 +187,14 @@ impl Node {
         self.publisher.forget(object, row);
         self.reaper.forget(object, row);
         self.outbox.drop_row(object, row);
+        if self.table.meta(object).is_some_and(|m| m.rows == 0) {
+            for local in self.locals(object) {
+                let leaf = self.leaf(object);
+                self.table.set_local(object, leaf, local, None);
+                let (object, row) = (object.clone(), (*local).to_owned());
+                self.effects.push(Effect::DeleteRow { object, row });
+            }
+        }
     }
 
     /// Drops every row of `leaf`, which must be loaded whole.

@@ -97,6 +97,11 @@ impl Exec<'_> {
         self.node.table.state(&self.object, key)
     }
 
+    /// A local row's state ([`RowType::locals`](super::RowType::locals)).
+    pub fn local(&self, key: &str) -> Option<&[u8]> {
+        self.node.table.local(&self.object, key)
+    }
+
     /// A row decoded, or the row type's bottom when absent (or, for a
     /// stored row, not decodable: storage holds what this node wrote).
     pub fn row_as<R: Crdt>(&self, key: &str) -> R {
@@ -232,6 +237,17 @@ impl<'a> SyncCx<'a> {
     /// Whether a row's state (or absence) is loaded.
     pub fn knows(&self, key: &str) -> bool {
         self.node.knows_row(self.object, key)
+    }
+
+    /// A local row's state ([`RowType::locals`](super::RowType::locals)).
+    pub fn local(&self, key: &str) -> Option<&[u8]> {
+        self.node.table.local(self.object, key)
+    }
+
+    /// Sets (or with `None` drops) a local row, in the batch of the change
+    /// being handled. A key the kind does not name in `locals` is ignored.
+    pub fn set_local(&mut self, key: &str, state: Option<Vec<u8>>) {
+        self.node.set_local(self.object, key, state);
     }
 
     /// Merges a row a peer sent, checked against the drift like gossip;

@@ -102,6 +102,18 @@ pub trait RowType: Sync {
         let _ = (cx, row);
     }
 
+    /// The keys of the rows each object keeps for this node alone: what
+    /// the kind derives from the object's other rows as they arrive (a
+    /// topic's heads, say), so it never scans them. Such a row is stored
+    /// and loaded like the others, in the batch of the change that moved
+    /// it, but it is never digested, gossiped, repaired, handed over,
+    /// logged or published, and a peer may not send one. The kind keeps
+    /// them with [`SyncCx::set_local`](super::SyncCx::set_local); they
+    /// go when the object's last row does.
+    fn locals(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The kind's own table, if it stores its rows flattened.
     fn flat(&self) -> Option<&dyn Flat> {
         None

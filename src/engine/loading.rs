@@ -18,11 +18,19 @@ impl Node {
         object: &ObjectId,
         rows: impl IntoIterator<Item = &'a RowKey>,
     ) -> Needs {
-        let rows = rows
+        let mut named = false;
+        let mut rows: Vec<(ObjectId, RowKey)> = rows
             .into_iter()
+            .inspect(|_| named = true)
             .filter(|r| !self.knows_row(object, r))
             .map(|r| (object.clone(), r.clone()))
             .collect();
+        if named {
+            // A change of any row may move the kind's local rows.
+            let locals = self.locals(object).iter();
+            let unknown = locals.filter(|l| !self.knows_row(object, l));
+            rows.extend(unknown.map(|l| (object.clone(), (*l).to_owned())));
+        }
         Needs {
             rows,
             ..Needs::default()
@@ -239,20 +247,32 @@ impl Node {
     /// Takes what storage loaded. What is already in memory is newer and
     /// stays. The clock moves past every stamp in the loaded rows.
     pub fn load(&mut self, loaded: Loaded) {
-        for (object, _, row) in &loaded.rows {
+        for (object, key, row) in &loaded.rows {
             let (Some(kind), Some(row)) = (self.row_type(object), row) else {
                 continue;
             };
+            if kind.locals().contains(&key.as_str()) {
+                continue;
+            }
             if let Some(t) = kind.latest_stamp(&row.state) {
                 self.clock.observe(t);
             }
         }
         let placement = &self.placement;
         let catalog = self.catalog;
-        self.table.load(loaded, |id| {
-            let policy = catalog.row_type(id.prefix()).map(|k| k.policy());
-            placement.leaf(id, policy.unwrap_or(super::Policy::Everywhere))
-        });
+        let locals = |id: &ObjectId| {
+            catalog
+                .row_type(id.prefix())
+                .map_or(&[][..], |k| k.locals())
+        };
+        self.table.load(
+            loaded,
+            |id| {
+                let policy = catalog.row_type(id.prefix()).map(|k| k.policy());
+                placement.leaf(id, policy.unwrap_or(super::Policy::Everywhere))
+            },
+            |id, row| locals(id).contains(&row),
+        );
     }
 
     /// Continues the work [`Node::wanted`] waited for.

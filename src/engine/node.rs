@@ -321,6 +321,16 @@ impl Node {
         self.catalog.row_type(object.prefix())
     }
 
+    /// The keys of the local rows of `object`'s kind.
+    pub(super) fn locals(&self, object: &ObjectId) -> &'static [&'static str] {
+        self.row_type(object).map_or(&[], |k| k.locals())
+    }
+
+    /// Whether `row` of `object` is a local row ([`RowType::locals`]).
+    pub fn is_local(&self, object: &ObjectId, row: &str) -> bool {
+        self.locals(object).contains(&row)
+    }
+
     /// Where `object`'s kind places it; `None` for an unknown kind.
     pub fn policy(&self, object: &ObjectId) -> Option<Policy> {
         self.row_type(object).map(RowType::policy)
@@ -359,6 +369,9 @@ impl Node {
     /// Whether the state (or absence) of a row is in memory, with its
     /// object's metadata: a change rewrites both.
     pub(super) fn knows_row(&self, object: &ObjectId, row: &str) -> bool {
+        if self.is_local(object, row) {
+            return self.table.knows_local(object, row);
+        }
         let leaf = self.leaf(object);
         self.knows_object(object)
             && self
@@ -379,9 +392,12 @@ impl Node {
             .flat_map(|o| o.rows.iter().map(|(k, s)| (k, s.state.as_deref())))
     }
 
-    /// The state of one row in memory.
+    /// The state of one row in memory, a local one included.
     pub fn row(&self, object: &ObjectId, row: &str) -> Option<&[u8]> {
-        self.table.state(object, row)
+        match self.is_local(object, row) {
+            true => self.table.local(object, row),
+            false => self.table.state(object, row),
+        }
     }
 
     /// The metadata of an object in memory.

@@ -28,6 +28,8 @@ pub(crate) struct Object {
     pub listed: bool,
     /// rows known not to be stored
     pub absent: BTreeSet<RowKey>,
+    /// the local rows loaded or written (`None`: not stored)
+    pub locals: BTreeMap<RowKey, Option<Vec<u8>>>,
 }
 
 impl Object {
@@ -114,6 +116,34 @@ impl Table {
         }
     }
 
+    /// Whether a local row's state (or absence) is known.
+    pub fn knows_local(&self, id: &ObjectId, row: &str) -> bool {
+        self.complete
+            || self
+                .objects
+                .get(id)
+                .is_some_and(|o| o.locals.contains_key(row))
+    }
+
+    /// A local row's state.
+    pub fn local(&self, id: &ObjectId, row: &str) -> Option<&[u8]> {
+        self.objects.get(id)?.locals.get(row)?.as_deref()
+    }
+
+    /// Sets (or with `None` drops) a local row; an unknown object is
+    /// created in `leaf`.
+    pub fn set_local(&mut self, id: &ObjectId, leaf: Leaf, row: &str, state: Option<Vec<u8>>) {
+        let o = self.objects.entry(id.clone()).or_insert_with(|| Object {
+            meta: ObjectMeta {
+                leaf,
+                ..ObjectMeta::default()
+            },
+            listed: true,
+            ..Object::default()
+        });
+        o.locals.insert(row.to_owned(), state);
+    }
+
     /// The loaded objects of `leaf` that hold rows.
     pub fn leaf_objects(&self, leaf: Leaf) -> impl Iterator<Item = (&ObjectId, &Object)> {
         self.by_leaf
@@ -138,8 +168,14 @@ impl Table {
     }
 
     /// Takes what storage loaded. What is already in memory is newer and
-    /// stays; `leaf_of` places objects storage does not hold.
-    pub fn load(&mut self, loaded: Loaded, leaf_of: impl Fn(&ObjectId) -> Leaf) {
+    /// stays; `leaf_of` places objects storage does not hold, and
+    /// `is_local` tells local rows, which listings leave out.
+    pub fn load(
+        &mut self,
+        loaded: Loaded,
+        leaf_of: impl Fn(&ObjectId) -> Leaf,
+        is_local: impl Fn(&ObjectId, &str) -> bool,
+    ) {
         for (leaf, metas) in loaded.leaves {
             for (id, meta) in metas {
                 self.take_meta(id, Some(meta), leaf);
@@ -154,7 +190,7 @@ impl Table {
             let Some(o) = self.objects.get_mut(&id) else {
                 continue;
             };
-            for (key, info) in rows {
+            for (key, info) in rows.into_iter().filter(|(k, _)| !is_local(&id, k)) {
                 o.rows.entry(key).or_insert(Slot { info, state: None });
             }
             o.listed = true;
@@ -163,6 +199,10 @@ impl Table {
             let Some(o) = self.objects.get_mut(&id) else {
                 continue;
             };
+            if is_local(&id, &key) {
+                o.locals.entry(key).or_insert(row.map(|r| r.state));
+                continue;
+            }
             match row {
                 Some(row) => {
                     let slot = o.rows.entry(key).or_insert(Slot {
@@ -370,6 +410,7 @@ mod test {
                 ..Loaded::default()
             },
             |_| 6,
+            |_, _| false,
         );
         assert!(t.knows(&a, 5) && t.knows(&b, 6));
         assert_eq!(t.state(&a, "x"), Some(&[9][..]));
@@ -385,6 +426,7 @@ mod test {
                 ..Loaded::default()
             },
             |_| 6,
+            |_, _| false,
         );
         assert!(t.knows_rows(&a, 5, true));
         assert!(

@@ -101,10 +101,16 @@ impl<S: Store> OpHost for Call<'_, S> {
         after: Option<&ObjectId>,
         limit: usize,
     ) -> Result<RowStates, ApiError> {
-        self.engine
+        let mut listed = self
+            .engine
             .store
             .list(prefix, after, limit)
-            .map_err(internal)
+            .map_err(internal)?;
+        let node = &self.engine.node;
+        for (id, rows) in &mut listed {
+            rows.retain(|(row, _)| !node.is_local(id, row));
+        }
+        Ok(listed)
     }
 
     fn log_after(&mut self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {

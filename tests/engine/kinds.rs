@@ -1,6 +1,7 @@
 //! The kinds these tests host besides the built-in ones: multi-row
 //! objects (`table`, `tally`), a kind that logs every accepted delta
-//! (`journal`) and a kind with its own sync protocol (`mesh`), in a test
+//! (`journal`), a kind with its own sync protocol (`mesh`) and one that
+//! keeps a local row derived from its rows (`census`), in a test
 //! [`Catalog`].
 
 use edge_crdt::crdt::{Crdt, InvalidState, MvRegister, PnCounter};
@@ -164,8 +165,37 @@ fn state_hash(state: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Notes on the ring, each object keeping for its node the set of its
+/// row keys in the local row [`CENSUS_KEYS`], as rows arrive.
+pub struct Census;
+
+/// The local row of a `census` object: its row keys, as postcard.
+pub const CENSUS_KEYS: &str = "~keys";
+
+impl RowType for Census {
+    delegate_rows!(RING_NOTES);
+
+    fn locals(&self) -> &'static [&'static str] {
+        &[CENSUS_KEYS]
+    }
+
+    fn on_applied(&self, cx: &mut SyncCx<'_>, row: &str) {
+        let mut keys: BTreeSet<String> = cx
+            .local(CENSUS_KEYS)
+            .map(|b| postcard::from_bytes(b).expect("a census decodes"))
+            .unwrap_or_default();
+        if keys.insert(row.to_owned()) {
+            cx.set_local(
+                CENSUS_KEYS,
+                Some(postcard::to_allocvec(&keys).expect("encodes")),
+            );
+        }
+    }
+}
+
 static JOURNAL: Journal = Journal;
 static MESH: Mesh = Mesh;
+static CENSUS: Census = Census;
 
 /// The built-in kinds and the test kinds, by prefix.
 pub struct TestKinds;
@@ -177,11 +207,12 @@ impl Catalog for TestKinds {
             "tally" => Some(&TALLY),
             "journal" => Some(&JOURNAL),
             "mesh" => Some(&MESH),
+            "census" => Some(&CENSUS),
             other => edge_crdt::kinds::CATALOG.row_type(other),
         }
     }
     fn prefixes(&self) -> Vec<&'static str> {
-        let mut all = vec!["table", "tally", "journal", "mesh"];
+        let mut all = vec!["table", "tally", "journal", "mesh", "census"];
         all.extend(edge_crdt::kinds::CATALOG.prefixes());
         all
     }

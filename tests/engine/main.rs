@@ -7,6 +7,7 @@ mod contacts;
 mod frames;
 mod harness;
 mod kinds;
+mod locals;
 mod log;
 mod ported;
 mod repair;

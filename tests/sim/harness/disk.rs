@@ -63,6 +63,9 @@ impl Disk {
             let kind = CATALOG
                 .row_type(object.prefix())
                 .ok_or(format!("{object}: unknown kind"))?;
+            if kind.locals().contains(&row.as_str()) {
+                continue;
+            }
             let merged = kind
                 .merge(None, &stored.state, u64::MAX)
                 .map_err(|e| format!("{object}: {e:?}"))?;

@@ -223,6 +223,9 @@ impl Sim {
                     info,
                 } => {
                     let kind = CATALOG.row_type(object.prefix()).expect("a known kind");
+                    if kind.locals().contains(&row.as_str()) {
+                        continue;
+                    }
                     if let Err(e) = kind
                         .check(row, state)
                         .and_then(|_| self.check_held(object, state))
