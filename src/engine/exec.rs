@@ -150,6 +150,11 @@ impl Exec<'_> {
         self.deltas.push((row.to_owned(), encode(delta)));
     }
 
+    /// Buffers a delta of `row` in the kind's own encoding.
+    pub fn put_bytes(&mut self, row: &str, delta: Vec<u8>) {
+        self.deltas.push((row.to_owned(), delta));
+    }
+
     /// Buffers an entry for the object's log.
     pub fn append(&mut self, entry: Vec<u8>) {
         self.entries.push(entry);

@@ -85,6 +85,14 @@ pub trait RowType: Sync {
         None
     }
 
+    /// The other rows of the object that taking `delta` of `row` reads,
+    /// when it arrives from a peer (the events an event links, say): the
+    /// driver loads them first.
+    fn reads(&self, row: &str, delta: &[u8]) -> Vec<RowKey> {
+        let _ = (row, delta);
+        Vec::new()
+    }
+
     /// The rows of the object that handling sync `payload` reads.
     fn sync_needs(&self, payload: &[u8]) -> Vec<RowKey> {
         let _ = payload;

@@ -37,6 +37,16 @@ impl Node {
         }
     }
 
+    /// The rows arriving from a peer, and those their kind reads to take
+    /// them.
+    fn need_arrivals(&self, object: &ObjectId, rows: &[(RowKey, Vec<u8>)]) -> Needs {
+        let mut keys: Vec<RowKey> = rows.iter().map(|(r, _)| r.clone()).collect();
+        if let Some(kind) = self.row_type(object) {
+            keys.extend(rows.iter().flat_map(|(r, s)| kind.reads(r, s)));
+        }
+        self.need_rows(object, &keys)
+    }
+
     /// Every row of `object` with its state: its listing first, then the
     /// states it lacks.
     fn need_whole(&self, object: &ObjectId) -> Needs {
@@ -76,9 +86,11 @@ impl Node {
     }
 
     /// What a client operation on `object` needs: the rows it names, or
-    /// with `whole` every row.
+    /// with `whole` every row, and its kind's local rows.
     pub fn needs_object(&self, object: &ObjectId, rows: &[RowKey], whole: bool) -> Needs {
-        let named = self.need_rows(object, rows);
+        let locals = self.locals(object).iter().map(|l| (*l).to_owned());
+        let named: Vec<RowKey> = rows.iter().cloned().chain(locals).collect();
+        let named = self.need_rows(object, &named);
         let meta = if self.knows_object(object) {
             Needs::default()
         } else {
@@ -117,7 +129,7 @@ impl Node {
                 });
                 let mut needs = Needs::default();
                 for (object, rows) in mine {
-                    needs = needs.and(self.need_rows(object, rows.iter().map(|(r, _)| r)));
+                    needs = needs.and(self.need_arrivals(object, rows));
                 }
                 for (object, rows) in want {
                     needs = needs.and(self.need_rows(object, rows));
@@ -151,7 +163,7 @@ impl Node {
                 needs
             }
             Message::Transfer { rows, .. } => rows.iter().fold(Needs::default(), |n, (o, rs)| {
-                n.and(self.need_rows(o, rs.iter().map(|(r, _)| r)))
+                n.and(self.need_arrivals(o, rs))
             }),
             Message::Reap { rows, .. } | Message::Forget { rows } => {
                 rows.iter().fold(Needs::default(), |n, (o, r, _)| {

@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod counter;
 pub mod register;
 pub mod set;
+pub mod stream;
 pub mod v1;
 
 use crate::api::http::{HttpRequest, Reply};

@@ -166,7 +166,17 @@ impl Cluster {
     }
 
     /// Like [`Cluster::pass`], losing the messages `lose` picks.
-    pub fn pass_losing(&mut self, ms: u64, mut lose: impl FnMut(NodeId, NodeId, &Message) -> bool) {
+    pub fn pass_losing(&mut self, ms: u64, lose: impl FnMut(NodeId, NodeId, &Message) -> bool) {
+        self.pass_checked(ms, lose, |_| {});
+    }
+
+    /// Like [`Cluster::pass_losing`], calling `check` after every delivery.
+    pub fn pass_checked(
+        &mut self,
+        ms: u64,
+        mut lose: impl FnMut(NodeId, NodeId, &Message) -> bool,
+        mut check: impl FnMut(&Cluster),
+    ) {
         let end = self.now + ms;
         while self.now < end {
             self.now += self.config.gossip_interval_ms;
@@ -175,7 +185,7 @@ impl Cluster {
                 let now = self.now;
                 let out = self.engine(id).tick(now).expect("ticks");
                 self.enqueue(id, out);
-                self.run(&mut lose);
+                self.run_checked(&mut lose, &mut check);
             }
         }
     }

@@ -208,11 +208,12 @@ impl Catalog for TestKinds {
             "journal" => Some(&JOURNAL),
             "mesh" => Some(&MESH),
             "census" => Some(&CENSUS),
+            "stream" => Some(&edge_crdt::kinds::stream::Events),
             other => edge_crdt::kinds::CATALOG.row_type(other),
         }
     }
     fn prefixes(&self) -> Vec<&'static str> {
-        let mut all = vec!["table", "tally", "journal", "mesh", "census"];
+        let mut all = vec!["table", "tally", "journal", "mesh", "census", "stream"];
         all.extend(edge_crdt::kinds::CATALOG.prefixes());
         all
     }

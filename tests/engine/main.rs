@@ -11,4 +11,5 @@ mod locals;
 mod log;
 mod ported;
 mod repair;
+mod streams;
 mod sync;

@@ -1,0 +1,163 @@
+//! Event streams (`stream:TOPIC`) on the engine: a topic is an object on
+//! `REPLICAS` nodes of the ring, one row per event, keyed by its content
+//! id and holding its DAG-CBOR block ([`Event`]). Rows are written once,
+//! so a merge keeps what it has. Every arrival is checked against its
+//! key: a block whose id is not its key, or past the limits, is refused
+//! (a peer's whole frame with it). Each node keeps the topic's heads and
+//! missing links in two local rows, moved as each event arrives from any
+//! source, reading only the rows the event links; its log numbers the
+//! events in the order they arrived here.
+//!
+//! The HTTP API, queries, backfill by content id and the browser replica
+//! come next; this is the row type they build on.
+
+use crate::crdt::stream::{BadEvent, Cid, Event, Limits};
+use crate::crdt::{Hlc, InvalidState};
+use crate::engine::{Exec, Merged, Policy, RowError, RowKey, RowType, SyncCx};
+use crate::NodeId;
+use std::collections::BTreeSet;
+
+/// A topic's events, with heads and missing links kept per arrival.
+pub struct Events;
+
+/// The local row of a topic's heads: the ids no held event links.
+pub const HEADS: &str = "~heads";
+/// The local row of a topic's missing links: ids linked, not held.
+pub const MISSING: &str = "~missing";
+
+/// What an event may hold.
+pub const LIMITS: Limits = Limits {
+    max_links: 64,
+    max_message: 16 * 1024,
+    max_skew_ns: u64::MAX,
+};
+
+fn invalid(e: BadEvent) -> InvalidState {
+    InvalidState(e.to_string())
+}
+
+/// The event in a stored or arriving block (whose id the key was checked
+/// against).
+fn event(block: &[u8]) -> Result<Event, InvalidState> {
+    Event::from_block(block, None, &LIMITS, u64::MAX).map_err(invalid)
+}
+
+/// A set of ids kept in a local row, as text.
+fn ids(state: Option<&[u8]>) -> BTreeSet<String> {
+    state
+        .and_then(|b| postcard::from_bytes(b).ok())
+        .unwrap_or_default()
+}
+
+fn ids_state(ids: &BTreeSet<String>) -> Option<Vec<u8>> {
+    (!ids.is_empty()).then(|| postcard::to_allocvec(ids).unwrap_or_default())
+}
+
+/// The heads a node holds of the topic an [`Exec`] runs on.
+pub fn heads(x: &Exec<'_>) -> Vec<Cid> {
+    ids(x.local(HEADS))
+        .iter()
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
+/// Appends `message` to the topic an [`Exec`] runs on: an event stamped
+/// `timestamp_ns` that links the node's heads, and so becomes its only
+/// head. Returns the event and its id; [`Exec::commit`] stores it.
+pub fn append(x: &mut Exec<'_>, message: Vec<u8>, timestamp_ns: u64) -> (Cid, Event) {
+    let topic = x.object().name().to_owned();
+    let event = Event::new(&topic, timestamp_ns, message, heads(x));
+    let block = event.encode();
+    let id = crate::crdt::stream::block_id(&block);
+    x.put_bytes(&id.to_string(), block);
+    (id, event)
+}
+
+impl RowType for Events {
+    fn policy(&self) -> Policy {
+        Policy::Ring
+    }
+
+    fn merge(&self, state: Option<&[u8]>, delta: &[u8], limit: u64) -> Result<Merged, RowError> {
+        if let Some(held) = state {
+            return Ok(Merged {
+                state: held.to_vec(),
+                changed: false,
+                latest_stamp: self.latest_stamp(held),
+                tombstone: false,
+            });
+        }
+        let stamp =
+            Hlc::stamp_of(event(delta).map_err(RowError::Invalid)?.timestamp_ns / 1_000_000);
+        if stamp > limit {
+            return Err(RowError::Ahead(stamp));
+        }
+        Ok(Merged {
+            state: delta.to_vec(),
+            changed: true,
+            latest_stamp: Some(stamp),
+            tombstone: false,
+        })
+    }
+
+    /// The block decodes, checks, and its id is its key.
+    fn check(&self, key: &str, row: &[u8]) -> Result<(), InvalidState> {
+        let id: Cid = key
+            .parse()
+            .map_err(|_| InvalidState(format!("`{key}` is not a content id")))?;
+        if id.to_string() != key {
+            return Err(InvalidState(format!(
+                "`{key}` is not a canonical content id"
+            )));
+        }
+        Event::from_block(row, Some(&id), &LIMITS, u64::MAX).map_err(invalid)?;
+        Ok(())
+    }
+
+    fn latest_stamp(&self, row: &[u8]) -> Option<u64> {
+        Some(Hlc::stamp_of(event(row).ok()?.timestamp_ns / 1_000_000))
+    }
+
+    fn absorb(&self, _: &[u8], _: NodeId, _: NodeId) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The event's id: the order events arrived here.
+    fn log_entry(&self, row: &str, _: &[u8]) -> Option<Vec<u8>> {
+        Some(row.as_bytes().to_vec())
+    }
+
+    fn locals(&self) -> &'static [&'static str] {
+        &[HEADS, MISSING]
+    }
+
+    /// The events it links: whether each is held decides the missing links.
+    fn reads(&self, _: &str, delta: &[u8]) -> Vec<RowKey> {
+        event(delta)
+            .map(|e| e.links.iter().map(Cid::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// An event that arrives is a head unless a held event links it (it
+    /// was missing); what it links is no longer a head, and missing if
+    /// not held.
+    fn on_applied(&self, cx: &mut SyncCx<'_>, row: &str) {
+        let Some(arrived) = cx.row(row).and_then(|b| event(b).ok()) else {
+            return;
+        };
+        let (mut heads, mut missing) = (ids(cx.local(HEADS)), ids(cx.local(MISSING)));
+        if !missing.remove(row) {
+            heads.insert(row.to_owned());
+        }
+        for link in arrived.links.iter().map(Cid::to_string) {
+            heads.remove(&link);
+            // Arrivals load what they link (`reads`); an append links
+            // only heads, which are held.
+            if cx.knows(&link) && cx.row(&link).is_none() {
+                missing.insert(link);
+            }
+        }
+        cx.set_local(HEADS, ids_state(&heads));
+        cx.set_local(MISSING, ids_state(&missing));
+    }
+}
