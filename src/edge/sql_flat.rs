@@ -30,6 +30,7 @@ fn cell_value(cell: &Cell) -> V {
         Cell::Null => V::Null,
         Cell::Int(i) => V::Integer(*i),
         Cell::Text(t) => V::String(t.clone()),
+        Cell::Blob(b) => V::Blob(b.clone()),
     }
 }
 
@@ -39,6 +40,7 @@ fn value_cell(value: Option<&V>) -> Cell {
         Some(V::Float(f)) => Cell::Int(*f as i64),
         Some(V::Boolean(b)) => Cell::Int(i64::from(*b)),
         Some(V::String(s)) => Cell::Text(s.clone()),
+        Some(V::Blob(b)) => Cell::Blob(b.clone()),
         _ => Cell::Null,
     }
 }

@@ -26,6 +26,8 @@ pub enum Cell {
     Int(i64),
     /// text
     Text(String),
+    /// bytes
+    Blob(Vec<u8>),
 }
 
 impl Cell {
@@ -50,6 +52,8 @@ pub enum CellType {
     Int,
     /// `TEXT`
     Text,
+    /// `BLOB`
+    Blob,
 }
 
 /// A kind's own table.
@@ -76,6 +80,7 @@ impl Table {
             let kind = match kind {
                 CellType::Int => "INTEGER",
                 CellType::Text => "TEXT",
+                CellType::Blob => "BLOB",
             };
             columns += &format!(", {name} {kind}");
         }

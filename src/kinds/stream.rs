@@ -6,14 +6,17 @@
 //! (a peer's whole frame with it). Each node keeps the topic's heads and
 //! missing links in two local rows, moved as each event arrives from any
 //! source, reading only the rows the event links; its log numbers the
-//! events in the order they arrived here.
+//! events in the order they arrived here. Events are stored flattened in
+//! the `event` table (`cid, topic, timestamp_ns, message, links`).
 //!
 //! The HTTP API, queries, backfill by content id and the browser replica
 //! come next; this is the row type they build on.
 
 use crate::crdt::stream::{BadEvent, Cid, Event, Limits};
 use crate::crdt::{Hlc, InvalidState};
-use crate::engine::{Exec, Merged, Policy, RowError, RowKey, RowType, SyncCx};
+use crate::engine::{
+    Cell, CellType, Exec, Flat, Merged, Policy, RowError, RowKey, RowType, SyncCx, Table,
+};
 use crate::NodeId;
 use std::collections::BTreeSet;
 
@@ -131,6 +134,10 @@ impl RowType for Events {
         &[HEADS, MISSING]
     }
 
+    fn flat(&self) -> Option<&dyn Flat> {
+        Some(self)
+    }
+
     /// The events it links: whether each is held decides the missing links.
     fn reads(&self, _: &str, delta: &[u8]) -> Vec<RowKey> {
         event(delta)
@@ -159,5 +166,55 @@ impl RowType for Events {
         }
         cx.set_local(HEADS, ids_state(&heads));
         cx.set_local(MISSING, ids_state(&missing));
+    }
+}
+
+/// The event table: one SQL row per event, its links as space-separated
+/// content ids, so that queries by time can use an index.
+pub static EVENT_TABLE: Table = Table {
+    name: "event",
+    key: "cid",
+    columns: &[
+        ("topic", CellType::Text),
+        ("timestamp_ns", CellType::Int),
+        ("message", CellType::Blob),
+        ("links", CellType::Text),
+    ],
+};
+
+impl Flat for Events {
+    fn table(&self) -> &'static Table {
+        &EVENT_TABLE
+    }
+
+    fn holds(&self, row: &str) -> bool {
+        !self.locals().contains(&row)
+    }
+
+    fn cells(&self, state: &[u8]) -> Result<Vec<Cell>, InvalidState> {
+        let e = event(state)?;
+        let ts = i64::try_from(e.timestamp_ns)
+            .map_err(|_| InvalidState(format!("timestamp {} ns", e.timestamp_ns)))?;
+        let links: Vec<String> = e.links.iter().map(Cid::to_string).collect();
+        Ok(vec![
+            Cell::Text(e.topic),
+            Cell::Int(ts),
+            Cell::Blob(e.message),
+            Cell::Text(links.join(" ")),
+        ])
+    }
+
+    fn state(&self, cells: &[Cell]) -> Result<Vec<u8>, InvalidState> {
+        let bad = |what: &str| InvalidState(format!("an event's {what}"));
+        let [Cell::Text(topic), Cell::Int(ts), Cell::Blob(message), Cell::Text(links)] = cells
+        else {
+            return Err(bad("cells"));
+        };
+        let links = links
+            .split_whitespace()
+            .map(|l| l.parse().map_err(|_| bad("links")))
+            .collect::<Result<Vec<Cid>, _>>()?;
+        let ts = u64::try_from(*ts).map_err(|_| bad("timestamp"))?;
+        Ok(Event::new(topic, ts, message.clone(), links).encode())
     }
 }

@@ -51,6 +51,7 @@ fn cell_of(value: ValueRef<'_>) -> Cell {
     match value {
         ValueRef::Integer(i) => Cell::Int(i),
         ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
         _ => Cell::Null,
     }
 }
@@ -60,6 +61,7 @@ fn sql_value(cell: Cell) -> SqlValue {
         Cell::Null => SqlValue::Null,
         Cell::Int(i) => SqlValue::Integer(i),
         Cell::Text(t) => SqlValue::Text(t),
+        Cell::Blob(b) => SqlValue::Blob(b),
     }
 }
 
