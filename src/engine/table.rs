@@ -47,6 +47,22 @@ pub(crate) struct Moved {
     pub tombstones: i64,
 }
 
+/// The object in memory, created empty in `leaf` if it is new.
+fn created<'a>(
+    objects: &'a mut BTreeMap<ObjectId, Object>,
+    id: &ObjectId,
+    leaf: Leaf,
+) -> &'a mut Object {
+    objects.entry(id.clone()).or_insert_with(|| Object {
+        meta: ObjectMeta {
+            leaf,
+            ..ObjectMeta::default()
+        },
+        listed: true,
+        ..Object::default()
+    })
+}
+
 /// The node's objects in memory.
 #[derive(Debug)]
 pub(crate) struct Table {
@@ -133,14 +149,7 @@ impl Table {
     /// Sets (or with `None` drops) a local row; an unknown object is
     /// created in `leaf`.
     pub fn set_local(&mut self, id: &ObjectId, leaf: Leaf, row: &str, state: Option<Vec<u8>>) {
-        let o = self.objects.entry(id.clone()).or_insert_with(|| Object {
-            meta: ObjectMeta {
-                leaf,
-                ..ObjectMeta::default()
-            },
-            listed: true,
-            ..Object::default()
-        });
+        let o = created(&mut self.objects, id, leaf);
         o.locals.insert(row.to_owned(), state);
     }
 
@@ -254,14 +263,7 @@ impl Table {
         state: Vec<u8>,
         info: RowInfo,
     ) -> Moved {
-        let o = self.objects.entry(id.clone()).or_insert_with(|| Object {
-            meta: ObjectMeta {
-                leaf,
-                ..ObjectMeta::default()
-            },
-            listed: true,
-            ..Object::default()
-        });
+        let o = created(&mut self.objects, id, leaf);
         let old = o.meta.digest;
         let slot = Slot {
             info,
@@ -325,14 +327,7 @@ impl Table {
     /// Advances the object's log counter; returns the entry's number. An
     /// object not in memory yet is created in `leaf`.
     pub fn next_log_seq(&mut self, id: &ObjectId, leaf: Leaf) -> u64 {
-        let o = self.objects.entry(id.clone()).or_insert_with(|| Object {
-            meta: ObjectMeta {
-                leaf,
-                ..ObjectMeta::default()
-            },
-            listed: true,
-            ..Object::default()
-        });
+        let o = created(&mut self.objects, id, leaf);
         o.meta.log_next = o.meta.log_next.max(1);
         let seq = o.meta.log_next;
         o.meta.log_next += 1;

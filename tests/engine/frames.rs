@@ -5,10 +5,10 @@
 //! every new replica stores it, and in the end every replica holds every
 //! row.
 
-use crate::harness::{id, Cluster};
+use crate::harness::{id, joined_by_node_4, ring_replicas, Cluster};
 use crate::kinds;
 use edge_crdt::crdt::{CausalContext, MvRegister, Payload, PnCounter};
-use edge_crdt::engine::{Config, Membership, Message, ObjectId, Placement, Policy, RowKey, Status};
+use edge_crdt::engine::{Config, Membership, Message, ObjectId, RowKey, Status};
 use edge_crdt::{NodeId, Rng};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,20 +22,9 @@ fn config() -> Config {
     }
 }
 
-fn replicas_in(members: &Membership, object: &ObjectId) -> BTreeSet<NodeId> {
-    let placement = Placement::new(3, 64);
-    let leaf = placement.leaf(object, Policy::Ring);
-    placement.leaf_replicas(leaf, members).into_iter().collect()
-}
-
 /// A table whose leaf node 4 joins when it is added.
 fn moving_table() -> ObjectId {
-    let mut grown = Membership::initial(4);
-    grown.set(NodeId(4), Status::Active);
-    (0..)
-        .map(|i| id("table", &format!("big-{i}")))
-        .find(|t| replicas_in(&grown, t).contains(&NodeId(4)))
-        .expect("some table moves")
+    joined_by_node_4("table", "big")
 }
 
 /// Writes `count` rows of about 100 bytes, named from `first`, at `at`.
@@ -141,7 +130,7 @@ fn assert_held_whole(
 fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
     let mut c = Cluster::new(config(), kinds::catalog());
     let table = moving_table();
-    let before = replicas_in(&Membership::initial(4), &table);
+    let before = ring_replicas(&Membership::initial(4), &table);
     let writer = *before.first().unwrap();
     write_rows(&mut c, writer, &table, 0, 300);
     c.pass(1_000);
@@ -157,7 +146,7 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
     c.spawn(NodeId(4));
     c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
     let grown = c.engine(NodeId(0)).node.members().clone();
-    let after = replicas_in(&grown, &table);
+    let after = ring_replicas(&grown, &table);
     let check = no_row_lost(&rows, &table, &before, &after);
     c.run_checked(lossy_pages(), &check);
     for _ in 0..80 {
@@ -178,7 +167,7 @@ fn an_object_larger_than_a_frame_moves_on_a_resize_and_repairs_in_pages() {
     });
     let mut shrunk = grown.clone();
     shrunk.set(leaving, Status::Retired { heir: NodeId(0) });
-    let last = replicas_in(&shrunk, &table);
+    let last = ring_replicas(&shrunk, &table);
     let check = no_row_lost(&rows, &table, &BTreeSet::from([leaving]), &last);
     while !matches!(c.engine(leaving).node.status(), Status::Retired { .. }) {
         c.pass_losing(250, lossy_pages());
@@ -271,13 +260,13 @@ fn a_retiring_node_hands_a_large_every_node_object_to_its_heir() {
 fn a_transfer_survives_restarts_of_either_side() {
     let mut c = Cluster::new(config(), kinds::catalog());
     let table = moving_table();
-    let before = replicas_in(&Membership::initial(4), &table);
+    let before = ring_replicas(&Membership::initial(4), &table);
     write_rows(&mut c, *before.first().unwrap(), &table, 0, 200);
     c.pass(1_000);
     let rows = all_rows(&c, &table);
     c.spawn(NodeId(4));
     c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
-    let after = replicas_in(&c.engine(NodeId(0)).node.members().clone(), &table);
+    let after = ring_replicas(&c.engine(NodeId(0)).node.members().clone(), &table);
     let old = *before.difference(&after).next().expect("one holder leaves");
     let check = no_row_lost(&rows, &table, &before, &after);
     // Pages arrive but no confirmation does; both sides restart.
@@ -302,7 +291,7 @@ fn a_transfer_survives_restarts_of_either_side() {
 fn writes_during_a_handoff_and_a_newcomers_catch_up_lose_nothing() {
     let mut c = Cluster::new(config(), kinds::catalog());
     let (table, tally) = (moving_table(), id("tally", "wide"));
-    let before = replicas_in(&Membership::initial(4), &table);
+    let before = ring_replicas(&Membership::initial(4), &table);
     write_rows(&mut c, *before.first().unwrap(), &table, 0, 200);
     let counts: Vec<String> = (0..300).map(|i| format!("count-{i:03}")).collect();
     let refs: Vec<&str> = counts.iter().map(String::as_str).collect();
@@ -314,7 +303,7 @@ fn writes_during_a_handoff_and_a_newcomers_catch_up_lose_nothing() {
     c.pass(1_000);
     c.spawn(NodeId(4));
     c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
-    let after = replicas_in(&c.engine(NodeId(0)).node.members().clone(), &table);
+    let after = ring_replicas(&c.engine(NodeId(0)).node.members().clone(), &table);
     let old = *before.difference(&after).next().expect("one holder leaves");
     let stays = *before.intersection(&after).next().unwrap();
     // The views settle; only a few pages get through before the writes.

@@ -5,7 +5,8 @@
 
 use edge_crdt::codec;
 use edge_crdt::engine::{
-    Catalog, Config, Engine, Exec, Frame, MemoryStore, Message, ObjectId, Outputs, RowKey,
+    Catalog, Config, Engine, Exec, Frame, Membership, MemoryStore, Message, ObjectId, Outputs,
+    Placement, Policy, RowKey, Status,
 };
 use edge_crdt::kinds::{Call, Kind};
 use edge_crdt::{ApiError, NodeId, Rng};
@@ -266,4 +267,22 @@ impl Cluster {
 /// The object `prefix:name`.
 pub fn id(prefix: &str, name: &str) -> ObjectId {
     ObjectId::new(prefix, name).expect("a valid name")
+}
+
+/// The replicas of a ring object in `members` (3 replicas, 64 vnodes).
+pub fn ring_replicas(members: &Membership, object: &ObjectId) -> BTreeSet<NodeId> {
+    let placement = Placement::new(3, 64);
+    let leaf = placement.leaf(object, Policy::Ring);
+    placement.leaf_replicas(leaf, members).into_iter().collect()
+}
+
+/// The first ring object `prefix:{stem}-N` whose leaf node 4 joins when
+/// it is added to the initial 4 nodes.
+pub fn joined_by_node_4(prefix: &str, stem: &str) -> ObjectId {
+    let mut grown = Membership::initial(4);
+    grown.set(NodeId(4), Status::Active);
+    (0..)
+        .map(|i| id(prefix, &format!("{stem}-{i}")))
+        .find(|o| ring_replicas(&grown, o).contains(&NodeId(4)))
+        .expect("some object moves")
 }

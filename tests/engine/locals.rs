@@ -6,29 +6,11 @@
 //! peer message, refused when a peer sends one, and it goes with the
 //! object's last row when the object moves away.
 
-use crate::harness::{id, Cluster};
+use crate::harness::{id, joined_by_node_4, ring_replicas, Cluster};
 use crate::kinds::{self, Notes, CENSUS_KEYS};
-use edge_crdt::engine::{
-    Config, Frame, Membership, Message, ObjectId, Placement, Policy, Status, Store,
-};
+use edge_crdt::engine::{Config, Frame, Membership, Message, ObjectId, Store};
 use edge_crdt::{codec, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
-
-fn replicas_in(members: &Membership, object: &ObjectId) -> BTreeSet<NodeId> {
-    let placement = Placement::new(3, 64);
-    let leaf = placement.leaf(object, Policy::Ring);
-    placement.leaf_replicas(leaf, members).into_iter().collect()
-}
-
-/// A census whose leaf node 4 joins when it is added.
-fn moving_census() -> ObjectId {
-    let mut grown = Membership::initial(4);
-    grown.set(NodeId(4), Status::Active);
-    (0..)
-        .map(|i| id("census", &format!("c-{i}")))
-        .find(|o| replicas_in(&grown, o).contains(&NodeId(4)))
-        .expect("some census moves")
-}
 
 fn note(c: &mut Cluster, at: NodeId, object: &ObjectId, row: &str) {
     c.op(at, object, &[row], |x| x.put(row, &Notes::one(row)));
@@ -83,8 +65,8 @@ fn a_local_row_follows_its_objects_rows_at_each_replica_and_never_leaves_its_nod
         ..Config::default()
     };
     let mut c = Cluster::new(config, kinds::catalog());
-    let census = moving_census();
-    let before = replicas_in(&Membership::initial(4), &census);
+    let census = joined_by_node_4("census", "c");
+    let before = ring_replicas(&Membership::initial(4), &census);
     for i in 0..12 {
         note(&mut c, NodeId(i % 4), &census, &format!("r{i:02}"));
         c.run(never_carried);
@@ -117,7 +99,7 @@ fn a_local_row_follows_its_objects_rows_at_each_replica_and_never_leaves_its_nod
     c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
     let grown = c.engine(NodeId(0)).node.members().clone();
     c.pass_losing(30_000, never_carried);
-    assert_counted(&c, &census, &replicas_in(&grown, &census), 20);
+    assert_counted(&c, &census, &ring_replicas(&grown, &census), 20);
 }
 
 #[test]

@@ -6,18 +6,18 @@
 //! order, and a log with each event once. A peer frame with a tampered
 //! event is refused whole.
 
-use crate::harness::{id, Cluster};
+use crate::harness::{id, ring_replicas, Cluster};
 use crate::kinds;
 use edge_crdt::crdt::stream::{Cid, Dag, Event};
-use edge_crdt::engine::{Config, Frame, Membership, Message, ObjectId, Placement, Policy, Store};
+use edge_crdt::engine::{Config, Frame, Membership, Message, ObjectId, Store};
 use edge_crdt::kinds::stream::{append, HEADS, MISSING};
 use edge_crdt::{codec, NodeId, Rng};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn replicas(object: &ObjectId) -> Vec<NodeId> {
-    let placement = Placement::new(3, 64);
-    let leaf = placement.leaf(object, Policy::Ring);
-    placement.leaf_replicas(leaf, &Membership::initial(4))
+    ring_replicas(&Membership::initial(4), object)
+        .into_iter()
+        .collect()
 }
 
 /// A replica's stored events as a DAG, and its stored heads and missing links.
