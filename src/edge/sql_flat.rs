@@ -94,10 +94,7 @@ impl KindTable {
             let object = ObjectId::parse(object).map_err(|e| StoreError(e.0))?;
             let state = blob(r.get(2)).unwrap_or_default();
             self.store(store, &object, row, state, &info_of(r, 3))?;
-            store.run(
-                "DELETE FROM rows WHERE object = ? AND row = ?",
-                vec![object.as_str().into(), row.into()],
-            )?;
+            store.delete_row(&object, row)?;
         }
         Ok(())
     }

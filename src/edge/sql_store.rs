@@ -173,12 +173,14 @@ impl SqlStore {
         Ok(out)
     }
 
+    /// The table of `object`'s kind, if it stores rows flattened.
+    fn table_of(&self, object: &ObjectId) -> Option<&KindTable> {
+        self.kinds.iter().find(|k| k.prefix == object.prefix())
+    }
+
     /// The table of row `row` of `object`, if its kind keeps it in one.
     fn kind_table(&self, object: &ObjectId, row: &str) -> Option<&KindTable> {
-        self.kinds
-            .iter()
-            .find(|k| k.prefix == object.prefix())
-            .filter(|k| k.flat.holds(row))
+        self.table_of(object).filter(|k| k.flat.holds(row))
     }
 
     fn load_rows(
@@ -186,7 +188,7 @@ impl SqlStore {
         object: &ObjectId,
         keys: &[&RowKey],
     ) -> Result<Vec<(ObjectId, RowKey, Option<StoredRow>)>, StoreError> {
-        let table = self.kinds.iter().find(|k| k.prefix == object.prefix());
+        let table = self.table_of(object);
         let (flat, keys): (Vec<&RowKey>, Vec<&RowKey>) = keys
             .iter()
             .partition(|k| table.is_some_and(|t| t.flat.holds(k)));
@@ -231,10 +233,7 @@ impl SqlStore {
             }
             Effect::DeleteRow { object, row } => match self.kind_table(object, row) {
                 Some(table) => table.delete(self, object, row),
-                None => self.run(
-                    "DELETE FROM rows WHERE object = ? AND row = ?",
-                    vec![object.as_str().into(), row.as_str().into()],
-                ),
+                None => self.delete_row(object, row),
             },
             Effect::StoreObject { object, meta } => self.run(
                 "INSERT OR REPLACE INTO objects (id, leaf, digest, rows, tombstones, log_next) VALUES (?, ?, ?, ?, ?, ?)",
@@ -270,6 +269,14 @@ impl SqlStore {
             Effect::StoreClock(floor) => self.set_meta("clock", codec::encode(floor)),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => Ok(()),
         }
+    }
+
+    /// Deletes a row of the engine's `rows` table.
+    pub(super) fn delete_row(&self, object: &ObjectId, row: &str) -> Result<(), StoreError> {
+        self.run(
+            "DELETE FROM rows WHERE object = ? AND row = ?",
+            vec![object.as_str().into(), row.into()],
+        )
     }
 
     fn store_row(
@@ -343,7 +350,7 @@ impl Store for SqlStore {
                 .iter()
                 .filter_map(|r| Some((text(r.first())?.to_owned(), info_of(r, 1))))
                 .collect();
-            if let Some(table) = self.kinds.iter().find(|k| k.prefix == object.prefix()) {
+            if let Some(table) = self.table_of(object) {
                 rows.extend(table.listing(self, object)?);
             }
             loaded.listings.push((object.clone(), rows));
@@ -430,8 +437,15 @@ impl Store for SqlStore {
             })
             .collect();
         let kinds = first.prefix()..=last.prefix();
-        for table in self.kinds.iter().filter(|k| kinds.contains(&k.prefix)) {
+        let tables: Vec<&KindTable> = self
+            .kinds
+            .iter()
+            .filter(|k| kinds.contains(&k.prefix))
+            .collect();
+        for table in &tables {
             rows.extend(table.states(self, first, last)?);
+        }
+        if !tables.is_empty() {
             crate::heapsort::sort(&mut rows);
         }
         let mut out: RowStates = ids.into_iter().map(|id| (id, Vec::new())).collect();

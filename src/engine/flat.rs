@@ -12,7 +12,7 @@
 //! assert_eq!(T.schema(), "CREATE TABLE IF NOT EXISTS notes (object TEXT NOT NULL, id TEXT NOT NULL, \
 //! body TEXT, row_digest BLOB NOT NULL, row_tombstone INTEGER NOT NULL, row_own INTEGER NOT NULL, \
 //! PRIMARY KEY (object, id)) WITHOUT ROWID");
-//! assert_eq!(Cell::text(Some("x")), Cell::Text("x".into()));
+//! assert_eq!(Cell::Text("x".into()).as_text(), Some("x"));
 //! ```
 
 use crate::crdt::InvalidState;
@@ -31,11 +31,6 @@ pub enum Cell {
 }
 
 impl Cell {
-    /// Text, or `Null` for none.
-    pub fn text(text: Option<&str>) -> Cell {
-        text.map_or(Cell::Null, |t| Cell::Text(t.to_owned()))
-    }
-
     /// The text, if the cell holds text.
     pub fn as_text(&self) -> Option<&str> {
         match self {

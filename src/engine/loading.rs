@@ -27,14 +27,19 @@ impl Node {
             .collect();
         if named {
             // A change of any row may move the kind's local rows.
-            let locals = self.locals(object).iter();
-            let unknown = locals.filter(|l| !self.knows_row(object, l));
-            rows.extend(unknown.map(|l| (object.clone(), (*l).to_owned())));
+            rows.extend(self.need_locals(object));
         }
         Needs {
             rows,
             ..Needs::default()
         }
+    }
+
+    /// The local rows of `object` that are not in memory.
+    fn need_locals(&self, object: &ObjectId) -> Vec<(ObjectId, RowKey)> {
+        let locals = self.locals(object).iter();
+        let unknown = locals.filter(|l| !self.knows_row(object, l));
+        unknown.map(|l| (object.clone(), (*l).to_owned())).collect()
     }
 
     /// The rows arriving from a peer, and those their kind reads to take
@@ -88,9 +93,8 @@ impl Node {
     /// What a client operation on `object` needs: the rows it names, or
     /// with `whole` every row, and its kind's local rows.
     pub fn needs_object(&self, object: &ObjectId, rows: &[RowKey], whole: bool) -> Needs {
-        let locals = self.locals(object).iter().map(|l| (*l).to_owned());
-        let named: Vec<RowKey> = rows.iter().cloned().chain(locals).collect();
-        let named = self.need_rows(object, &named);
+        let mut named = self.need_rows(object, rows);
+        named.rows.extend(self.need_locals(object));
         let meta = if self.knows_object(object) {
             Needs::default()
         } else {

@@ -179,13 +179,10 @@ fn states(rows: &RowStates, catalog: &dyn Catalog) -> Result<(), String> {
             .row_type(object.prefix())
             .ok_or_else(|| format!("`{}` names no known kind", object.prefix()))?;
         keys(states.iter().map(|(r, _)| r))?;
-        if let Some((row, _)) = states
-            .iter()
-            .find(|(r, _)| kind.locals().contains(&r.as_str()))
-        {
-            return Err(format!("{object} row `{row}` is local to each node"));
-        }
         for (row, state) in states {
+            if kind.locals().contains(&row.as_str()) {
+                return Err(format!("{object} row `{row}` is local to each node"));
+            }
             kind.check(row, state)
                 .map_err(|e| format!("{object} row `{row}`: {e}"))?;
         }
