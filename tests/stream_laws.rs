@@ -62,6 +62,38 @@ fn derived(dag: &Dag) -> (BTreeSet<Cid>, BTreeSet<Cid>) {
 }
 
 proptest! {
+    /// A replica that holds some events (with gaps) asks one that holds
+    /// them all for the closure of its missing links and of the other's
+    /// heads above its complete frontier: one answer fills it, and
+    /// nothing in the answer is at or below that frontier.
+    #[test]
+    fn one_closure_answer_fills_any_gap(h in history(), keep in vec(any::<bool>(), 24)) {
+        let full = dag_of(&h);
+        let mut part = dag_of(h.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e));
+        let frontier: Vec<Cid> = part.complete_frontier().into_iter().collect();
+        let below = {
+            let mut seen = BTreeSet::new();
+            let mut todo = frontier.clone();
+            while let Some(id) = todo.pop() {
+                if let Some(e) = part.get(&id).filter(|_| seen.insert(id)) {
+                    todo.extend(e.links.clone());
+                }
+            }
+            seen
+        };
+        prop_assert!(below.iter().all(|id| part.get(id).is_some()), "the frontier's past is held");
+        let want: Vec<Cid> = part.missing().iter().chain(full.heads()).copied().collect();
+        let answer = full.closure(&want, &frontier);
+        prop_assert!(answer.iter().all(|id| !below.contains(id)));
+        let order = full.order();
+        let position = |id: &Cid| order.iter().position(|o| o == id);
+        prop_assert!(answer.windows(2).all(|w| position(&w[0]) < position(&w[1])));
+        for id in &answer {
+            part.insert(*id, full.get(id).unwrap().clone());
+        }
+        prop_assert_eq!(part, full);
+    }
+
     #[test]
     fn dag_merge_is_a_join(h in history(), split in vec(0..3usize, 24)) {
         let part = |k: usize| dag_of(h.iter().enumerate().filter(|(i, _)| split[*i] == k).map(|(_, e)| e));

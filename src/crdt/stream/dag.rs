@@ -118,4 +118,46 @@ impl Dag {
         }
         out
     }
+
+    /// The latest events whose every ancestor is held: each held event
+    /// whose links are all held and complete, that no such event links.
+    /// Whoever holds these holds everything below them.
+    pub fn complete_frontier(&self) -> BTreeSet<Cid> {
+        let mut complete = BTreeSet::new();
+        for id in self.order() {
+            if self.events[&id].links.iter().all(|l| complete.contains(l)) {
+                complete.insert(id);
+            }
+        }
+        let below: BTreeSet<Cid> = complete
+            .iter()
+            .flat_map(|id| self.events[id].links.iter().copied())
+            .collect();
+        complete.difference(&below).copied().collect()
+    }
+
+    /// The held events reachable from `want` (through links) that are not
+    /// `frontier` or below it, in the total order: what a replica whose
+    /// complete frontier is `frontier` lacks of `want`'s past.
+    pub fn closure(&self, want: &[Cid], frontier: &[Cid]) -> Vec<Cid> {
+        let below = self.reach(frontier, &BTreeSet::new());
+        let wanted = self.reach(want, &below);
+        self.order()
+            .into_iter()
+            .filter(|id| wanted.contains(id))
+            .collect()
+    }
+
+    /// The held events reachable from `from`, not walking into `stop`.
+    fn reach(&self, from: &[Cid], stop: &BTreeSet<Cid>) -> BTreeSet<Cid> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<Cid> = from.to_vec();
+        while let Some(id) = todo.pop() {
+            if stop.contains(&id) || !self.events.contains_key(&id) || !seen.insert(id) {
+                continue;
+            }
+            todo.extend(self.events[&id].links.iter().copied());
+        }
+        seen
+    }
 }
