@@ -267,14 +267,57 @@ impl<'a> SyncCx<'a> {
             .unwrap_or(false)
     }
 
-    /// Sends `payload` to peer `to` as a sync message of this object.
+    /// Sends `payload` to peer `to` as a sync message of this object
+    /// (with whatever else this input says to `to` through sync).
     pub fn send(&mut self, to: NodeId, payload: Vec<u8>) {
-        let object = self.object.clone();
-        self.node.send(to, Message::Sync { object, payload });
+        self.node.send_sync(to, self.object.clone(), payload);
+    }
+
+    /// The loaded rows with their states, in key order (local rows aside).
+    pub fn rows(&self) -> impl Iterator<Item = (&RowKey, &[u8])> {
+        self.node.table.get(self.object).into_iter().flat_map(|o| {
+            o.rows
+                .iter()
+                .filter_map(|(k, s)| Some((k, s.state.as_deref()?)))
+        })
+    }
+
+    /// The latest wall-clock time an input brought, ms.
+    pub fn now(&self) -> u64 {
+        self.node.now
+    }
+
+    /// Asks for [`RowType::on_wake`](super::RowType::on_wake) on this
+    /// object at the node's first tick `delay_ms` from now (or sooner, if
+    /// already asked), with every row loaded if `whole`. Wakes are kept
+    /// in memory: a restarted node wakes an object again once an input
+    /// touches it.
+    pub fn wake_in(&mut self, delay_ms: u64, whole: bool) {
+        let at = self.node.now.saturating_add(delay_ms);
+        self.node.wakes.ask(self.object, at, whole);
     }
 }
 
 impl Node {
+    /// Queues a sync payload to `to`, in the sync message this input
+    /// already sends it, if any.
+    pub(super) fn send_sync(&mut self, to: NodeId, object: ObjectId, payload: Vec<u8>) {
+        for effect in self.effects.iter_mut().rev() {
+            if let super::Effect::Send {
+                to: peer,
+                message: Message::Sync { payloads },
+            } = effect
+            {
+                if *peer == to {
+                    payloads.push((object, payload));
+                    return;
+                }
+            }
+        }
+        let payloads = vec![(object, payload)];
+        self.send(to, Message::Sync { payloads });
+    }
+
     pub(super) fn on_sync(&mut self, from: NodeId, object: &ObjectId, payload: &[u8]) {
         if let Some(kind) = self.row_type(object) {
             kind.on_sync(&mut SyncCx::handling(self, object), from, payload);

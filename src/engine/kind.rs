@@ -99,6 +99,26 @@ pub trait RowType: Sync {
         Vec::new()
     }
 
+    /// Whether handling sync `payload` reads every row of the object.
+    fn sync_needs_whole(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
+    }
+
+    /// Checks a sync payload from a peer before anything of its frame is
+    /// handled: an error refuses the whole frame.
+    fn check_sync(&self, payload: &[u8]) -> Result<(), InvalidState> {
+        let _ = payload;
+        Ok(())
+    }
+
+    /// Called at the tick an object asked for with
+    /// [`SyncCx::wake_in`](super::SyncCx::wake_in): timers of the kind's
+    /// own sync (a rebroadcast, a retried backfill).
+    fn on_wake(&self, cx: &mut SyncCx<'_>) {
+        let _ = cx;
+    }
+
     /// Handles a kind-specific sync message from peer `from`.
     fn on_sync(&self, cx: &mut SyncCx<'_>, from: NodeId, payload: &[u8]) {
         let _ = (cx, from, payload);

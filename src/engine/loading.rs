@@ -178,10 +178,17 @@ impl Node {
                     }
                 })
             }
-            Message::Sync { object, payload } => match self.row_type(object) {
-                Some(kind) => self.need_rows(object, &kind.sync_needs(payload)),
-                None => Needs::default(),
-            },
+            Message::Sync { payloads } => payloads.iter().fold(Needs::default(), |n, (o, p)| {
+                let Some(kind) = self.row_type(o) else {
+                    return n;
+                };
+                let named = self.need_rows(o, &kind.sync_needs(p));
+                let whole = match kind.sync_needs_whole(p) {
+                    true => self.needs_object(o, &[], true),
+                    false => Needs::default(),
+                };
+                n.and(named).and(whole)
+            }),
             Message::Digest { .. }
             | Message::Buckets { .. }
             | Message::Transferred { .. }
@@ -222,6 +229,10 @@ impl Node {
     pub fn wanted(&self) -> Needs {
         if !self.is_member() || !self.status().is_live() {
             return Needs::default();
+        }
+        let wakes = self.need_wakes();
+        if !wakes.is_empty() {
+            return wakes;
         }
         let moving = self
             .foreign_leaves()
@@ -293,6 +304,7 @@ impl Node {
 
     /// Continues the work [`Node::wanted`] waited for.
     pub fn resume(&mut self) {
+        self.run_wakes(false);
         let draining = matches!(self.status(), Status::Draining { .. });
         self.move_leaves(draining);
     }

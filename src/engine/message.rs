@@ -136,13 +136,12 @@ pub enum Message {
         /// rows and the digests of their tombstones
         rows: Vec<(ObjectId, RowKey, u64)>,
     },
-    /// A kind's own sync protocol: the node hands `payload` to the row
-    /// type of `object`'s kind.
+    /// Kinds' own sync protocols: the node hands each payload to the row
+    /// type of its object's kind. What one input says to a peer travels
+    /// as one message, whatever the objects.
     Sync {
-        /// the object
-        object: ObjectId,
-        /// what the kind says
-        payload: Vec<u8>,
+        /// the objects, each with what its kind says
+        payloads: Vec<(ObjectId, Vec<u8>)>,
     },
 }
 

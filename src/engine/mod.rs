@@ -45,6 +45,7 @@ mod testing;
 mod traffic;
 mod transfer;
 mod validate;
+mod wake;
 
 pub use driver::{Engine, EngineError, Outputs, Publish};
 pub use exec::{Exec, NotAccepting, SyncCx};

@@ -206,6 +206,7 @@ pub struct Node {
     pub(super) transfers: Transfers,
     pub(super) reaper: Reaper,
     pub(super) publisher: Publisher,
+    pub(super) wakes: super::wake::Wakes,
     pub(super) effects: Vec<Effect>,
     /// The latest wall-clock time an input brought.
     pub(super) now: u64,
@@ -250,6 +251,7 @@ impl Node {
             transfers: Transfers::default(),
             reaper: Reaper::default(),
             publisher: Publisher::default(),
+            wakes: Default::default(),
             effects: Vec::new(),
             now: 0,
             refused: 0,
@@ -446,6 +448,9 @@ impl Node {
         if let Some(beat) = self.publisher.next_heartbeat() {
             at = at.min(beat);
         }
+        if let Some(wake) = self.wakes.next() {
+            at = at.min(wake);
+        }
         Some(at)
     }
 
@@ -478,6 +483,7 @@ impl Node {
         {
             self.effects.push(Effect::Heartbeat);
         }
+        self.wake_due(now);
     }
 
     /// Handles a message from peer `from` at wall-clock time `now`. What
@@ -516,7 +522,11 @@ impl Node {
                 refused,
             } => self.on_reaped(from, round, &members, refused),
             Message::Forget { rows } => self.on_forget(rows),
-            Message::Sync { object, payload } => self.on_sync(from, &object, &payload),
+            Message::Sync { payloads } => {
+                for (object, payload) in payloads {
+                    self.on_sync(from, &object, &payload);
+                }
+            }
         }
     }
 

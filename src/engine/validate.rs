@@ -140,7 +140,13 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
             objects(&mut refused.iter().map(|(o, _)| o))?;
             keys(refused.iter().map(|(_, r)| r))
         }
-        Message::Sync { object, .. } => known(object, catalog),
+        Message::Sync { payloads } => payloads.iter().try_for_each(|(object, payload)| {
+            let kind = catalog
+                .row_type(object.prefix())
+                .ok_or_else(|| format!("`{}` names no known kind", object.prefix()))?;
+            kind.check_sync(payload)
+                .map_err(|e| format!("{object} sync: {e}"))
+        }),
         Message::Digest { .. } | Message::HandoffDone => Ok(()),
     }
 }

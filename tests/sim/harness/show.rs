@@ -48,7 +48,7 @@ pub fn mentions(message: &Message, key: &str) -> bool {
             rows.iter().any(|(o, _, _)| o.as_str() == key)
         }
         Message::Reaped { refused, .. } => refused.iter().any(|(o, _)| o.as_str() == key),
-        Message::Sync { object, .. } => object.as_str() == key,
+        Message::Sync { payloads } => payloads.iter().any(|(o, _)| o.as_str() == key),
         Message::Digest { .. }
         | Message::Buckets { .. }
         | Message::Leaves { .. }
