@@ -21,6 +21,8 @@ pub struct Tally {
     pub rows: usize,
     /// the distinct rows those carried
     pub distinct: BTreeSet<(ObjectId, RowKey)>,
+    /// the bytes of the frames delivered
+    pub bytes: usize,
 }
 
 impl Tally {
@@ -213,6 +215,7 @@ impl Cluster {
                 sent: self.now,
                 message,
             });
+            self.tally.bytes += bytes.len();
             let now = self.now;
             let (_, out) = self
                 .engine(to)

@@ -10,6 +10,7 @@ use crate::harness::{id, ring_replicas, Cluster};
 use crate::kinds;
 use edge_crdt::crdt::stream::{Cid, Dag, Event};
 use edge_crdt::engine::{Config, Frame, Membership, Message, ObjectId, Store};
+use edge_crdt::kinds::stream::sync::Say;
 use edge_crdt::kinds::stream::{append, HEADS, MISSING};
 use edge_crdt::{codec, NodeId, Rng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,4 +140,117 @@ fn a_peer_frame_with_a_tampered_event_is_refused_whole() {
         c.holders(&topic).is_empty(),
         "nothing of the frame is stored"
     );
+}
+
+/// Appends `n` events at `at`, each linking the node's heads.
+fn append_at(
+    c: &mut Cluster,
+    at: NodeId,
+    topic: &ObjectId,
+    n: u64,
+    lose: impl Fn(NodeId, NodeId, &Message) -> bool + Copy,
+) {
+    for i in 0..n {
+        let ts = c.now * 1_000_000 + i;
+        c.op(at, topic, &[], |x| {
+            append(x, format!("m{i}").into_bytes(), ts);
+        });
+        c.run(lose);
+    }
+}
+
+#[test]
+fn a_dormant_topic_catches_up_through_rebroadcast_alone_then_falls_silent() {
+    let config = Config {
+        initial_nodes: 4,
+        anti_entropy_interval_ms: 1 << 40,
+        ..Config::default()
+    };
+    let mut c = Cluster::new(config, kinds::catalog());
+    let topic = id("stream", "dormant");
+    let on = replicas(&topic);
+    let behind = on[2];
+    let not_sync = move |_: NodeId, to: NodeId, m: &Message| {
+        to == behind && !matches!(m, Message::Sync { .. })
+    };
+    append_at(&mut c, on[0], &topic, 300, not_sync);
+    assert!(
+        stored(&c, behind, &topic).0.is_empty(),
+        "gossip never reached it"
+    );
+    c.reset_tally();
+    c.pass_checked(30_000, not_sync, |c| check_locals(c, &topic, &on));
+    let full = stored(&c, on[0], &topic).0;
+    assert_eq!(full.len(), 300);
+    for n in &on {
+        assert_eq!(stored(&c, *n, &topic).0, full, "{n} caught up");
+    }
+    let wants = c.tally.of("sync");
+    assert!(
+        wants <= 12,
+        "{wants} sync messages: one closure, not one link at a time"
+    );
+    c.reset_tally();
+    c.pass_losing(3_600_000, not_sync);
+    assert_eq!(
+        c.tally.of("sync"),
+        0,
+        "once every replica has the same heads, rebroadcast stops"
+    );
+}
+
+/// The backfill messages among `m`'s sync payloads.
+fn backfills(m: &Message) -> usize {
+    let Message::Sync { payloads } = m else {
+        return 0;
+    };
+    payloads
+        .iter()
+        .filter(|(_, p)| {
+            matches!(
+                postcard::from_bytes(p),
+                Ok(Say::Want { .. } | Say::Blocks { .. })
+            )
+        })
+        .count()
+}
+
+#[test]
+fn a_replica_that_missed_a_gap_backfills_it_in_one_round_trip() {
+    let config = Config {
+        initial_nodes: 4,
+        anti_entropy_interval_ms: 1 << 40,
+        ..Config::default()
+    };
+    let mut c = Cluster::new(config, kinds::catalog());
+    let topic = id("stream", "gap");
+    let on = replicas(&topic);
+    let behind = on[2];
+    append_at(&mut c, on[0], &topic, 20, |_, _, _| false);
+    c.pass(500);
+    let cut = move |_: NodeId, to: NodeId, _: &Message| to == behind;
+    append_at(&mut c, on[0], &topic, 500, cut);
+    c.pass_losing(500, cut);
+    assert_eq!(stored(&c, behind, &topic).0.len(), 20);
+    append_at(&mut c, on[0], &topic, 1, |_, _, _| false);
+    let (mut round, mut trips) = (0, 0);
+    c.pass_checked(
+        c.config.gossip_interval_ms * 4,
+        |from, to, m| {
+            if (from, to) == (behind, on[0]) && backfills(m) > 0 {
+                trips += 1;
+            }
+            round += backfills(m);
+            false
+        },
+        |c| check_locals(c, &topic, &on),
+    );
+    let full = stored(&c, on[0], &topic).0;
+    assert_eq!(stored(&c, behind, &topic).0, full, "the gap is filled");
+    assert_eq!(
+        stored(&c, behind, &topic).0.len(),
+        521,
+        "the new event arrived, and its past"
+    );
+    assert_eq!((trips, round), (1, 2), "one request, one answer");
 }

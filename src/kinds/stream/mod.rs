@@ -9,8 +9,8 @@
 //! events in the order they arrived here. Events are stored flattened in
 //! the `event` table (`cid, topic, timestamp_ns, message, links`).
 //!
-//! The HTTP API, queries, backfill by content id and the browser replica
-//! come next; this is the row type they build on.
+//! Replicas catch up beyond gossip by their own sync ([`sync`]): backfill
+//! by content id and rebroadcast of a dormant topic's heads.
 
 use crate::crdt::stream::{BadEvent, Cid, Event, Limits};
 use crate::crdt::{Hlc, InvalidState};
@@ -19,6 +19,8 @@ use crate::engine::{
 };
 use crate::NodeId;
 use std::collections::BTreeSet;
+
+pub mod sync;
 
 /// A topic's events, with heads and missing links kept per arrival.
 pub struct Events;
@@ -43,6 +45,13 @@ fn invalid(e: BadEvent) -> InvalidState {
 /// against).
 fn event(block: &[u8]) -> Result<Event, InvalidState> {
     Event::from_block(block, None, &LIMITS, u64::MAX).map_err(invalid)
+}
+
+/// Checks a block against the id it arrived under, and the limits.
+fn check_block(id: &Cid, block: &[u8]) -> Result<(), InvalidState> {
+    Event::from_block(block, Some(id), &LIMITS, u64::MAX)
+        .map(drop)
+        .map_err(invalid)
 }
 
 /// A set of ids kept in a local row, as text.
@@ -113,8 +122,7 @@ impl RowType for Events {
                 "`{key}` is not a canonical content id"
             )));
         }
-        Event::from_block(row, Some(&id), &LIMITS, u64::MAX).map_err(invalid)?;
-        Ok(())
+        check_block(&id, row)
     }
 
     fn latest_stamp(&self, row: &[u8]) -> Option<u64> {
@@ -131,7 +139,31 @@ impl RowType for Events {
     }
 
     fn locals(&self) -> &'static [&'static str] {
-        &[HEADS, MISSING]
+        &[HEADS, MISSING, sync::SYNC]
+    }
+
+    fn sync_needs(&self, payload: &[u8]) -> Vec<RowKey> {
+        sync::check(payload)
+            .map(|s| sync::needs(&s).0)
+            .unwrap_or_default()
+    }
+
+    fn sync_needs_whole(&self, payload: &[u8]) -> bool {
+        sync::check(payload).is_ok_and(|s| sync::needs(&s).1)
+    }
+
+    fn check_sync(&self, payload: &[u8]) -> Result<(), InvalidState> {
+        sync::check(payload).map(drop)
+    }
+
+    fn on_sync(&self, cx: &mut SyncCx<'_>, from: NodeId, payload: &[u8]) {
+        if let Ok(say) = sync::check(payload) {
+            sync::on_sync(cx, from, say);
+        }
+    }
+
+    fn on_wake(&self, cx: &mut SyncCx<'_>) {
+        sync::wake(cx);
     }
 
     fn flat(&self) -> Option<&dyn Flat> {
@@ -164,8 +196,11 @@ impl RowType for Events {
                 missing.insert(link);
             }
         }
+        let heads_moved = ids(cx.local(HEADS)) != heads;
+        let missing_now = !missing.is_empty();
         cx.set_local(HEADS, ids_state(&heads));
         cx.set_local(MISSING, ids_state(&missing));
+        sync::changed(cx, heads_moved, missing_now);
     }
 }
 
