@@ -330,7 +330,7 @@ pub struct View;
 
 impl KindApi for Contacts {
     const ROUTE: &'static str = "contacts";
-    const EVENTS: bool = true;
+    const EVENTS: Option<&'static str> = Some("events");
     type View = View;
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {

@@ -117,7 +117,7 @@ pub struct View {
 
 impl KindApi for Counter {
     const ROUTE: &'static str = "counters";
-    const EVENTS: bool = true;
+    const EVENTS: Option<&'static str> = Some("events");
     type View = View;
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {

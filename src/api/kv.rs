@@ -411,7 +411,7 @@ pub struct View {
 
 impl KindApi for Register {
     const ROUTE: &'static str = "kv";
-    const EVENTS: bool = false;
+    const EVENTS: Option<&'static str> = None;
     type View = View;
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {

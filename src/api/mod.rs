@@ -17,6 +17,7 @@ pub mod http;
 pub mod kv;
 pub mod kv_list;
 pub mod set;
+pub mod stream;
 pub mod traffic;
 
 use crate::engine::ObjectId;
@@ -75,8 +76,9 @@ pub enum CacheUse {
 pub trait KindApi: Kind {
     /// The URL segment: `/api/{ROUTE}/:name`.
     const ROUTE: &'static str;
-    /// Whether `GET /api/{ROUTE}/:name/events` streams its changes.
-    const EVENTS: bool;
+    /// The path segment, if any, whose `GET /api/{ROUTE}/:name/{EVENTS}`
+    /// streams an object's changes (`events`).
+    const EVENTS: Option<&'static str>;
     /// How to show an outcome: what the request asked that the node need
     /// not know (a reply format option, a filter).
     type View: Serialize + DeserializeOwned;
@@ -154,8 +156,8 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
     match req.segments().as_slice() {
         ["api", route, path @ ..] => {
             let kind = kinds::by_route(route).ok_or_else(|| ApiError::not_found(&req.path))?;
-            if let [_, "events"] = path {
-                if kind.events() {
+            if let [_, segment] = path {
+                if kind.events() == Some(*segment) {
                     return match req.method {
                         Method::Get => Ok((0, None)),
                         ref m => Err(ApiError::method(m.as_str(), "GET")),
@@ -180,8 +182,8 @@ pub fn route(req: &HttpRequest, bench: bool) -> Result<Routed, ApiError> {
         ["api", route, rest @ ..] => {
             let kind = kinds::by_route(route).ok_or_else(|| ApiError::not_found(&req.path))?;
             let node = parse_node_hint(req)?;
-            if let [name, "events"] = rest {
-                if kind.events() {
+            if let [name, segment] = rest {
+                if kind.events() == Some(*segment) {
                     return subscribe(kind, req, name, node);
                 }
             }

@@ -369,7 +369,7 @@ pub struct View {
 
 impl KindApi for Set {
     const ROUTE: &'static str = "sets";
-    const EVENTS: bool = true;
+    const EVENTS: Option<&'static str> = Some("events");
     type View = View;
 
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError> {

@@ -82,6 +82,11 @@ impl Exec<'_> {
         self.node.table.meta(&self.object).map_or(0, |m| m.log_next)
     }
 
+    /// Whether this node is one of the object's replicas.
+    pub fn replicates(&self) -> bool {
+        self.node.replicas(&self.object).contains(&self.node.id)
+    }
+
     /// How many rows the object holds (needs the object loaded).
     pub fn row_count(&self) -> u32 {
         self.node.table.meta(&self.object).map_or(0, |m| m.rows)

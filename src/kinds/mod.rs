@@ -60,6 +60,9 @@ pub trait OpHost {
         limit: usize,
     ) -> Result<RowStates, ApiError>;
 
+    /// Moves the operation to `object` (a fan-out that reads several).
+    fn on(&mut self, object: ObjectId);
+
     /// Up to `limit` entries of the operation's object's log numbered
     /// after `after`, in order, with their numbers.
     fn log_after(&mut self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ApiError>;
@@ -114,6 +117,10 @@ impl<S: Store> OpHost for Call<'_, S> {
         Ok(listed)
     }
 
+    fn on(&mut self, object: ObjectId) {
+        self.object = Some(object);
+    }
+
     fn log_after(&mut self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ApiError> {
         let object = self
             .object
@@ -139,8 +146,8 @@ pub trait AnyKind: Sync {
     fn event(&self, rows: &[(RowKey, Vec<u8>)]) -> String;
     /// The URL segment of its API (`counters`).
     fn route(&self) -> &'static str;
-    /// Whether its objects stream their changes.
-    fn events(&self) -> bool;
+    /// The path segment under which its objects stream their changes.
+    fn events(&self) -> Option<&'static str>;
     /// The body limit and secret of a request; see [`crate::api::KindApi::preflight`].
     fn preflight(
         &self,
@@ -194,7 +201,7 @@ impl<K: crate::api::KindApi> AnyKind for Registered<K> {
         K::ROUTE
     }
 
-    fn events(&self) -> bool {
+    fn events(&self) -> Option<&'static str> {
         K::EVENTS
     }
 
@@ -226,6 +233,7 @@ pub static KINDS: &[&dyn AnyKind] = &[
     &Registered::<set::Set>::NEW,
     &Registered::<register::Register>::NEW,
     &Registered::<contacts::Contacts>::NEW,
+    &Registered::<stream::Stream>::NEW,
 ];
 
 /// The kind with `prefix`.

@@ -20,7 +20,32 @@ use crate::engine::{
 use crate::NodeId;
 use std::collections::BTreeSet;
 
+pub mod ops;
 pub mod sync;
+
+/// The event-stream kind: `stream:TOPIC`.
+pub struct Stream;
+
+impl crate::kinds::Kind for Stream {
+    const PREFIX: &'static str = "stream";
+    type Op = ops::Op;
+    type Outcome = ops::Outcome;
+
+    fn rows() -> &'static dyn RowType {
+        &Events
+    }
+
+    fn execute(
+        op: ops::Op,
+        host: &mut dyn crate::kinds::OpHost,
+    ) -> Result<ops::Outcome, crate::error::ApiError> {
+        ops::execute(op, host)
+    }
+
+    fn event(rows: &[(RowKey, Vec<u8>)]) -> String {
+        ops::event_data(rows)
+    }
+}
 
 /// A topic's events, with heads and missing links kept per arrival.
 pub struct Events;
