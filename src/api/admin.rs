@@ -35,6 +35,9 @@ pub enum AdminRoute {
     Autoscale(SizingQuery),
     /// `PUT /admin/partition` (groups) or `DELETE /admin/partition` (none)
     Partition(Vec<NodeSet>),
+    /// `POST /admin/nodes/:id/peer`: a raw peer frame, delivered to that
+    /// node's `/peer` as if a peer sent it (to test what a node refuses)
+    Peer(NodeId),
 }
 
 /// The sizing policy's overrides in a query: applied to the configured policy.
@@ -87,6 +90,10 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
             Method::Get => Ok(AdminRoute::Node(parse_node(id)?)),
             Method::Delete => Ok(AdminRoute::Retire(parse_node(id)?)),
             _ => wrong(NODE),
+        },
+        ["nodes", id, "peer"] => match m {
+            Method::Post => Ok(AdminRoute::Peer(parse_node(id)?)),
+            _ => wrong("POST"),
         },
         ["nodes", id, "retire"] => match m {
             Method::Post => Ok(AdminRoute::Retire(parse_node(id)?)),

@@ -166,6 +166,7 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
             }
             kind.preflight(req, path)
         }
+        ["admin", "nodes", _, "peer"] => Ok((crate::codec::MAX_FRAME, Some(Secret::Admin))),
         ["admin", ..] => Ok((MAX_BODY, Some(Secret::Admin))),
         ["bench", "naive", "increment" | "push"] if bench => match req.method {
             Method::Post => Ok((contacts::MAX_PUSH_BODY, None)),

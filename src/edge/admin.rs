@@ -80,7 +80,33 @@ pub(crate) async fn handle(
             json(status, &view)
         }
         AdminRoute::Partition(groups) => json(200, &partition(env, settings, groups).await?),
+        AdminRoute::Peer(id) => {
+            let path = format!("/peer/{}", id.0);
+            let (status, body) = super::post(env, id, &path, http.body.clone()).await?;
+            if status != 200 {
+                let reply = Reply {
+                    status,
+                    content_type: "application/json",
+                    body,
+                };
+                return Ok(respond(&reply, &[])?);
+            }
+            json(
+                200,
+                &Delivered {
+                    delivered: true,
+                    reply_bytes: body.len(),
+                },
+            )
+        }
     }
+}
+
+/// A frame a node took: the size of its answer.
+#[derive(Serialize)]
+struct Delivered {
+    delivered: bool,
+    reply_bytes: usize,
 }
 
 /// The view of an active node: each node in the router's table is asked
