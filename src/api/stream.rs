@@ -12,7 +12,7 @@ use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
 use super::{named_object, CacheUse, KindApi, Request, Secret};
 use crate::codec;
-use crate::crdt::stream::{Cid, Event};
+use crate::crdt::stream::{Cid, Event, IdText};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::stream::ops::{Direction, Op, Outcome, Page, Query, MAX_PAGE, MAX_TOPICS};
 use crate::kinds::stream::{Stream, LIMITS};
@@ -110,9 +110,8 @@ fn parse_append(req: &HttpRequest) -> Result<Op, ApiError> {
 /// A content id from the API, or 400 with `code`.
 pub fn parse_cid(text: &str, code: ErrorCode) -> Result<Cid, ApiError> {
     let clipped: String = text.chars().take(80).collect();
-    let cid: Cid = text
-        .parse()
-        .map_err(|_| bad(code, format!("`{clipped}` is not a content id")))?;
+    let cid = Cid::from_text(text)
+        .ok_or_else(|| bad(code, format!("`{clipped}` is not a content id in base32")))?;
     let ok = cid.version() == cid::Version::V1
         && cid.codec() == crate::crdt::stream::DAG_CBOR
         && cid.hash().code() == crate::crdt::stream::SHA2_256;
@@ -369,7 +368,7 @@ pub(crate) fn page_json(node: Option<NodeId>, page: &Page) -> json::PageJson {
             .iter()
             .filter_map(|(id, b)| EventJson::of(id, b))
             .collect(),
-        cursor: page.cursor.map(|c| c.to_string()),
+        cursor: page.cursor.map(|c| c.text()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{event_of, page_json, postcard, View, CAR, DAG_CBOR};
 use crate::api::http::{Format, Reply};
-use crate::crdt::stream::Cid;
+use crate::crdt::stream::{Cid, IdText};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::stream::ops::{Outcome, Page};
 use crate::NodeId;
@@ -71,18 +71,18 @@ impl EventJson {
     pub fn of(id: &Cid, block: &[u8]) -> Option<EventJson> {
         let e = event_of(block)?;
         Some(EventJson {
-            cid: id.to_string(),
+            cid: id.text(),
             topic: e.topic,
             timestamp_ns: Nanos(e.timestamp_ns),
             message: String::from_utf8(e.message.clone()).ok(),
             message_base64: base64::engine::general_purpose::STANDARD.encode(&e.message),
-            links: e.links.iter().map(Cid::to_string).collect(),
+            links: e.links.iter().map(Cid::text).collect(),
         })
     }
 }
 
 fn texts(ids: &[Cid]) -> Vec<String> {
-    ids.iter().map(Cid::to_string).collect()
+    ids.iter().map(Cid::text).collect()
 }
 
 /// A page in JSON.
@@ -138,7 +138,7 @@ pub(super) fn reply(format: Format, view: View, outcome: Outcome) -> Result<Repl
         Outcome::Event(_, cid, None) => {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
-                format!("the topic holds no event {cid}"),
+                format!("the topic holds no event {}", cid.text()),
             ));
         }
         Outcome::Event(_, _, Some(block)) if view.block => Reply {
@@ -159,7 +159,7 @@ pub(super) fn reply(format: Format, view: View, outcome: Outcome) -> Result<Repl
             heads,
         } => Reply::json(&Appended {
             node,
-            cid: cid.to_string(),
+            cid: cid.text(),
             links: texts(&links),
             heads: texts(&heads),
         }),
@@ -180,7 +180,7 @@ pub(super) fn reply(format: Format, view: View, outcome: Outcome) -> Result<Repl
                 .iter()
                 .map(|(seq, id, b)| Entry {
                     seq: *seq,
-                    cid: id.to_string(),
+                    cid: id.text(),
                     block: b64(b),
                 })
                 .collect(),

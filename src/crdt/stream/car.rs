@@ -4,6 +4,7 @@
 //! Varints are unsigned LEB128.
 
 use super::event::block_id;
+use super::text::IdText;
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,7 @@ pub fn read_car(bytes: &[u8]) -> Result<(Vec<Cid>, Vec<(Cid, Vec<u8>)>), String>
         let data = &block[cid.encoded_len()..];
         let actual = block_id(data);
         if actual != cid {
-            return Err(format!("block {cid} hashes to {actual}"));
+            return Err(format!("block {} hashes to {}", cid.text(), actual.text()));
         }
         blocks.push((cid, data.to_vec()));
     }

@@ -10,11 +10,12 @@
 //! let first = Event::new("chat", 1_000, b"hello".to_vec(), Vec::new());
 //! let block = first.encode();
 //! let id = first.id();
-//! assert_eq!(id.to_string().get(..4), Some("bafy"));
+//! assert_eq!(id.text().get(..4), Some("bafy"));
 //! let back = Event::from_block(&block, Some(&id), &Limits::default(), u64::MAX).unwrap();
 //! assert_eq!(back, first);
 //! ```
 
+use super::text::IdText;
 use cid::Cid;
 use multihash::Multihash;
 use serde::{Deserialize, Serialize};
@@ -160,8 +161,8 @@ impl Event {
             let actual = block_id(block);
             if actual != *claimed {
                 return Err(BadEvent::WrongId {
-                    claimed: claimed.to_string(),
-                    actual: actual.to_string(),
+                    claimed: claimed.text(),
+                    actual: actual.text(),
                 });
             }
         }
@@ -172,7 +173,7 @@ impl Event {
     /// Checks the links and the limits.
     pub fn check(&self, limits: &Limits, now_ns: u64) -> Result<(), BadEvent> {
         if let Some(bad) = self.links.iter().find(|l| !is_event_id(l)) {
-            return Err(BadEvent::BadLink(bad.to_string()));
+            return Err(BadEvent::BadLink(bad.text()));
         }
         if self.links.windows(2).any(|w| w[0] >= w[1]) {
             return Err(BadEvent::Malformed("links not sorted and distinct".into()));

@@ -6,8 +6,10 @@
 mod car;
 mod dag;
 mod event;
+mod text;
 
 pub use car::{car, read_car};
 pub use cid::Cid;
 pub use dag::Dag;
 pub use event::{block_id, BadEvent, Event, Limits, DAG_CBOR, SHA2_256};
+pub use text::IdText;

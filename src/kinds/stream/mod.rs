@@ -12,7 +12,7 @@
 //! Replicas catch up beyond gossip by their own sync ([`sync`]): backfill
 //! by content id and rebroadcast of a dormant topic's heads.
 
-use crate::crdt::stream::{BadEvent, Cid, Event, Limits};
+use crate::crdt::stream::{BadEvent, Cid, Event, IdText, Limits};
 use crate::crdt::{Hlc, InvalidState};
 use crate::engine::{
     Cell, CellType, Exec, Flat, Merged, Policy, RowError, RowKey, RowType, SyncCx, Table,
@@ -94,7 +94,7 @@ fn ids_state(ids: &BTreeSet<String>) -> Option<Vec<u8>> {
 pub fn heads(x: &Exec<'_>) -> Vec<Cid> {
     ids(x.local(HEADS))
         .iter()
-        .filter_map(|id| id.parse().ok())
+        .filter_map(|id| Cid::from_text(id))
         .collect()
 }
 
@@ -106,7 +106,7 @@ pub fn append(x: &mut Exec<'_>, message: Vec<u8>, timestamp_ns: u64) -> (Cid, Ev
     let event = Event::new(&topic, timestamp_ns, message, heads(x));
     let block = event.encode();
     let id = crate::crdt::stream::block_id(&block);
-    x.put_bytes(&id.to_string(), block);
+    x.put_bytes(&id.text(), block);
     (id, event)
 }
 
@@ -139,14 +139,8 @@ impl RowType for Events {
 
     /// The block decodes, checks, and its id is its key.
     fn check(&self, key: &str, row: &[u8]) -> Result<(), InvalidState> {
-        let id: Cid = key
-            .parse()
-            .map_err(|_| InvalidState(format!("`{key}` is not a content id")))?;
-        if id.to_string() != key {
-            return Err(InvalidState(format!(
-                "`{key}` is not a canonical content id"
-            )));
-        }
+        let id = Cid::from_text(key)
+            .ok_or_else(|| InvalidState(format!("`{key}` is not a content id in base32")))?;
         check_block(&id, row)
     }
 
@@ -198,7 +192,7 @@ impl RowType for Events {
     /// The events it links: whether each is held decides the missing links.
     fn reads(&self, _: &str, delta: &[u8]) -> Vec<RowKey> {
         event(delta)
-            .map(|e| e.links.iter().map(Cid::to_string).collect())
+            .map(|e| e.links.iter().map(Cid::text).collect())
             .unwrap_or_default()
     }
 
@@ -213,7 +207,7 @@ impl RowType for Events {
         if !missing.remove(row) {
             heads.insert(row.to_owned());
         }
-        for link in arrived.links.iter().map(Cid::to_string) {
+        for link in arrived.links.iter().map(Cid::text) {
             heads.remove(&link);
             // Arrivals load what they link (`reads`); an append links
             // only heads, which are held.
@@ -255,7 +249,7 @@ impl Flat for Events {
         let e = event(state)?;
         let ts = i64::try_from(e.timestamp_ns)
             .map_err(|_| InvalidState(format!("timestamp {} ns", e.timestamp_ns)))?;
-        let links: Vec<String> = e.links.iter().map(Cid::to_string).collect();
+        let links: Vec<String> = e.links.iter().map(Cid::text).collect();
         Ok(vec![
             Cell::Text(e.topic),
             Cell::Int(ts),
@@ -272,7 +266,7 @@ impl Flat for Events {
         };
         let links = links
             .split_whitespace()
-            .map(|l| l.parse().map_err(|_| bad("links")))
+            .map(|l| Cid::from_text(l).ok_or_else(|| bad("links")))
             .collect::<Result<Vec<Cid>, _>>()?;
         let ts = u64::try_from(*ts).map_err(|_| bad("timestamp"))?;
         Ok(Event::new(topic, ts, message.clone(), links).encode())

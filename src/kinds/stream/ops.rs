@@ -4,7 +4,7 @@
 //! order (for followers), and the topic as a CAR file.
 
 use super::{append, event, heads, Events};
-use crate::crdt::stream::{car, Cid, Dag, Event};
+use crate::crdt::stream::{car, Cid, Dag, Event, IdText};
 use crate::engine::{Exec, ObjectId, RowKey, RowType};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{Kind, OpHost};
@@ -125,9 +125,9 @@ pub fn execute(op: Op, host: &mut dyn OpHost) -> Result<Outcome, ApiError> {
             Ok(Outcome::Heads(x.node(), heads(&x)))
         }
         Op::Get(cid) => {
-            host.prepare(&[cid.to_string()], false)?;
+            host.prepare(&[cid.text()], false)?;
             let x = host.exec()?;
-            let block = x.row(&cid.to_string()).map(|b| ByteBuf::from(b.to_vec()));
+            let block = x.row(&cid.text()).map(|b| ByteBuf::from(b.to_vec()));
             Ok(Outcome::Event(x.node(), cid, block))
         }
         Op::Query(q) => {
@@ -145,7 +145,7 @@ pub fn execute(op: Op, host: &mut dyn OpHost) -> Result<Outcome, ApiError> {
             let blocks = dag
                 .order()
                 .into_iter()
-                .filter_map(|id| Some((id, x.row(&id.to_string())?.to_vec())));
+                .filter_map(|id| Some((id, x.row(&id.text())?.to_vec())));
             Ok(Outcome::Car(x.node(), ByteBuf::from(car(&roots, blocks))))
         }
     }
@@ -189,7 +189,7 @@ fn add(
 fn dag(x: &Exec<'_>) -> Dag {
     let mut dag = Dag::default();
     for (key, block) in x.rows() {
-        if let (Ok(id), Ok(e)) = (key.parse(), event(block)) {
+        if let (Some(id), Ok(e)) = (Cid::from_text(key), event(block)) {
             dag.insert(id, e);
         }
     }
@@ -207,7 +207,7 @@ fn query(x: &Exec<'_>, q: &Query) -> Result<Page, ApiError> {
     let (ids, cursor) = page(&ordered, q)?;
     let events = ids
         .into_iter()
-        .filter_map(|id| Some((id, ByteBuf::from(x.row(&id.to_string())?.to_vec()))))
+        .filter_map(|id| Some((id, ByteBuf::from(x.row(&id.text())?.to_vec()))))
         .collect();
     Ok(Page { events, cursor })
 }
@@ -233,7 +233,10 @@ pub fn page(ordered: &[(Cid, u64)], q: &Query) -> Result<(Vec<Cid>, Option<Cid>)
         Some(c) => match range.iter().position(|id| id == c) {
             Some(at) => at + 1,
             None => {
-                let e = format!("the cursor {c} names no event of this query's range");
+                let e = format!(
+                    "the cursor {} names no event of this query's range",
+                    c.text()
+                );
                 return Err(error(ErrorCode::InvalidCursor, e));
             }
         },
@@ -272,16 +275,16 @@ fn log(after: u64, limit: usize, host: &mut dyn OpHost) -> Result<Outcome, ApiEr
     let entries = host.log_after(after, limit.clamp(1, MAX_PAGE))?;
     let ids: Vec<(u64, Cid)> = entries
         .iter()
-        .filter_map(|(seq, e)| Some((*seq, std::str::from_utf8(e).ok()?.parse().ok()?)))
+        .filter_map(|(seq, e)| Some((*seq, Cid::from_text(std::str::from_utf8(e).ok()?)?)))
         .collect();
-    let keys: Vec<RowKey> = ids.iter().map(|(_, id)| id.to_string()).collect();
+    let keys: Vec<RowKey> = ids.iter().map(|(_, id)| id.text()).collect();
     host.prepare(&keys, false)?;
     let x = host.exec()?;
     let last = entries.last().map_or(after, |(seq, _)| *seq);
     let more = last + 1 < x.log_next();
     let out = ids
         .into_iter()
-        .filter_map(|(seq, id)| Some((seq, id, ByteBuf::from(x.row(&id.to_string())?.to_vec()))))
+        .filter_map(|(seq, id)| Some((seq, id, ByteBuf::from(x.row(&id.text())?.to_vec()))))
         .collect();
     Ok(Outcome::Log(x.node(), out, more))
 }

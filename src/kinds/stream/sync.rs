@@ -15,7 +15,7 @@
 //! handled ([`check`]).
 
 use super::{event, ids, HEADS, MISSING};
-use crate::crdt::stream::{Cid, Dag};
+use crate::crdt::stream::{Cid, Dag, IdText};
 use crate::crdt::InvalidState;
 use crate::engine::{RowKey, SyncCx};
 use crate::NodeId;
@@ -95,7 +95,7 @@ fn encode(say: &Say) -> Vec<u8> {
 }
 
 fn cids(ids: &BTreeSet<String>) -> Vec<Cid> {
-    ids.iter().filter_map(|id| id.parse().ok()).collect()
+    ids.iter().filter_map(|id| Cid::from_text(id)).collect()
 }
 
 fn others(cx: &SyncCx<'_>) -> Vec<NodeId> {
@@ -127,8 +127,7 @@ pub(super) fn wake(cx: &mut SyncCx<'_>) {
     let mut st = before.clone();
     let others = others(cx);
     let missing = cids(&ids(cx.local(MISSING)));
-    st.pending
-        .retain(|(_, id)| cx.row(&id.to_string()).is_none());
+    st.pending.retain(|(_, id)| cx.row(&id.text()).is_none());
     let backfill = !missing.is_empty() || !st.pending.is_empty();
     if backfill && !others.is_empty() {
         ask(cx, &mut st, &others, missing);
@@ -176,7 +175,7 @@ fn ask(cx: &mut SyncCx<'_>, st: &mut SyncState, others: &[NodeId], missing: Vec<
 fn dag(cx: &SyncCx<'_>) -> Dag {
     let mut dag = Dag::default();
     for (key, block) in cx.rows() {
-        if let (Ok(id), Ok(e)) = (key.parse(), event(block)) {
+        if let (Some(id), Ok(e)) = (Cid::from_text(key), event(block)) {
             dag.insert(id, e);
         }
     }
@@ -197,7 +196,7 @@ pub(super) fn on_sync(cx: &mut SyncCx<'_>, from: NodeId, say: Say) {
             let (mut blocks, mut size) = (Vec::new(), 0);
             let mut rest = Vec::new();
             for id in dag.closure(&want, &frontier) {
-                let Some(block) = cx.row(&id.to_string()) else {
+                let Some(block) = cx.row(&id.text()) else {
                     continue;
                 };
                 if size + block.len() > ANSWER_BYTES {
@@ -213,7 +212,7 @@ pub(super) fn on_sync(cx: &mut SyncCx<'_>, from: NodeId, say: Say) {
         }
         Say::Blocks { blocks, rest } => {
             for (id, block) in blocks {
-                cx.apply(&id.to_string(), &block);
+                cx.apply(&id.text(), &block);
             }
             pend(cx, from, rest);
         }
@@ -233,7 +232,7 @@ fn on_heads(cx: &mut SyncCx<'_>, from: NodeId, theirs: Vec<Cid>, answer: bool) {
     }
     let unknown: Vec<Cid> = theirs
         .iter()
-        .filter(|id| cx.row(&id.to_string()).is_none())
+        .filter(|id| cx.row(&id.text()).is_none())
         .copied()
         .collect();
     pend(cx, from, unknown);
@@ -274,19 +273,19 @@ fn agree(cx: &mut SyncCx<'_>, peer: NodeId) {
 /// The rows handling `say` reads: those it names (and so the local rows);
 /// a backfill request reads the whole topic.
 pub(super) fn needs(say: &Say) -> (Vec<RowKey>, bool) {
-    let keys = |ids: &[Cid]| ids.iter().map(Cid::to_string).collect::<Vec<_>>();
+    let keys = |ids: &[Cid]| ids.iter().map(Cid::text).collect::<Vec<_>>();
     match say {
         Say::Heads { heads, .. } | Say::Same(heads) => (keys(heads), false),
         Say::Want { .. } => (Vec::new(), true),
         Say::Blocks { blocks, .. } => {
             let mut rows = Vec::new();
             for (id, block) in blocks {
-                rows.push(id.to_string());
+                rows.push(id.text());
                 rows.extend(
                     event(block)
                         .into_iter()
                         .flat_map(|e| e.links)
-                        .map(|l| l.to_string()),
+                        .map(|l| l.text()),
                 );
             }
             (rows, false)
