@@ -267,6 +267,7 @@ impl SqlStore {
             Effect::StoreMembers(m) => self.set_meta("members", codec::encode(m)),
             Effect::StorePartition(p) => self.set_meta("partition", codec::encode(p)),
             Effect::StoreClock(floor) => self.set_meta("clock", codec::encode(floor)),
+            Effect::StoreWakes(w) => self.set_meta("wakes", codec::encode(w)),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => Ok(()),
         }
     }
@@ -326,6 +327,7 @@ impl Store for SqlStore {
             members: self.decoded("members")?,
             partition: self.decoded("partition")?,
             clock: self.decoded("clock")?,
+            wakes: self.decoded("wakes")?.unwrap_or_default(),
             leaves,
         })
     }

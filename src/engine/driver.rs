@@ -98,10 +98,12 @@ impl<S: Store> Engine<S> {
             members,
             partition,
             clock,
+            wakes,
             leaves,
         } = store.restore(catalog)?;
         let mut node = Node::new(id, config, catalog);
         node.restore(members, partition, clock, leaves);
+        node.restore_wakes(wakes);
         Ok(Engine {
             node,
             store,

@@ -294,9 +294,8 @@ impl<'a> SyncCx<'a> {
 
     /// Asks for [`RowType::on_wake`](super::RowType::on_wake) on this
     /// object at the node's first tick `delay_ms` from now (or sooner, if
-    /// already asked), with every row loaded if `whole`. Wakes are kept
-    /// in memory: a restarted node wakes an object again once an input
-    /// touches it.
+    /// already asked), with every row loaded if `whole`. Which objects
+    /// have a wake is stored: a restarted node wakes them at once.
     pub fn wake_in(&mut self, delay_ms: u64, whole: bool) {
         let at = self.node.now.saturating_add(delay_ms);
         self.node.wakes.ask(self.object, at, whole);

@@ -138,6 +138,9 @@ pub enum Effect {
     StorePartition(Partition),
     /// Persist a floor for the node's clock.
     StoreClock(u64),
+    /// Persist the objects with a wake asked for, and whether each reads
+    /// every row: a restarted node wakes them at once.
+    StoreWakes(Vec<(ObjectId, bool)>),
     /// Push changed rows of `object` to its subscribers.
     Publish {
         /// the object
@@ -280,6 +283,11 @@ impl Node {
         for (leaf, row) in leaves {
             self.leaves.restore(leaf, row);
         }
+    }
+
+    /// Asks again for the wakes a stopped node had asked for, at once.
+    pub fn restore_wakes(&mut self, wakes: Vec<(ObjectId, bool)>) {
+        self.wakes.restore(wakes);
     }
 
     /// This node's id.
@@ -433,6 +441,9 @@ impl Node {
 
     /// Takes the queued effects, in the order they arose.
     pub fn take_effects(&mut self) -> Vec<Effect> {
+        if let Some(wakes) = self.wakes.changed() {
+            self.effects.push(Effect::StoreWakes(wakes));
+        }
         std::mem::take(&mut self.effects)
     }
 

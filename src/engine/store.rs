@@ -45,6 +45,8 @@ pub struct Restored {
     pub partition: Option<Partition>,
     /// the clock floor, if stored
     pub clock: Option<u64>,
+    /// the objects with a wake asked for
+    pub wakes: Vec<(ObjectId, bool)>,
     /// every non-empty leaf
     pub leaves: Vec<(Leaf, LeafRow)>,
 }
@@ -99,6 +101,7 @@ pub fn coalesce(effects: &[Effect]) -> Vec<&Effect> {
                 Effect::StoreMembers(_) => (3, "", "", 0),
                 Effect::StorePartition(_) => (4, "", "", 0),
                 Effect::StoreClock(_) => (5, "", "", 0),
+                Effect::StoreWakes(_) => (6, "", "", 0),
                 Effect::Append { .. } | Effect::TrimLog { .. } => return true,
                 Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => return false,
             };
@@ -117,6 +120,7 @@ pub struct MemoryStore {
     members: Option<Membership>,
     partition: Option<Partition>,
     clock: Option<u64>,
+    wakes: Vec<(ObjectId, bool)>,
     objects: BTreeMap<ObjectId, ObjectMeta>,
     by_leaf: BTreeMap<Leaf, BTreeSet<ObjectId>>,
     rows: BTreeMap<(ObjectId, RowKey), StoredRow>,
@@ -186,6 +190,7 @@ impl MemoryStore {
             Effect::StoreMembers(m) => self.members = Some(m.clone()),
             Effect::StorePartition(p) => self.partition = Some(p.clone()),
             Effect::StoreClock(floor) => self.clock = Some(*floor),
+            Effect::StoreWakes(w) => self.wakes = w.clone(),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => {}
         }
         Ok(())
@@ -242,6 +247,7 @@ impl Store for MemoryStore {
             members: self.members.clone(),
             partition: self.partition.clone(),
             clock: self.clock,
+            wakes: self.wakes.clone(),
             leaves: self.leaves().collect(),
         })
     }

@@ -19,6 +19,8 @@ pub(super) struct Wakes {
     asked: VecMap<ObjectId, (u64, bool)>,
     /// due, loading what they read
     due: VecMap<ObjectId, bool>,
+    /// the objects (and whole or not) as last stored
+    stored: Vec<(ObjectId, bool)>,
 }
 
 impl Wakes {
@@ -29,6 +31,29 @@ impl Wakes {
             .asked
             .get_or_insert_with(object.clone(), || (at, whole));
         *wake = (wake.0.min(at), wake.1 || whole);
+    }
+
+    /// A restarted node's stored wakes: due at its first tick.
+    pub(super) fn restore(&mut self, wakes: Vec<(ObjectId, bool)>) {
+        for (object, whole) in &wakes {
+            self.ask(object, 0, *whole);
+        }
+        self.stored = wakes;
+    }
+
+    /// The objects with a wake, if they are not the ones last stored.
+    pub(super) fn changed(&mut self) -> Option<Vec<(ObjectId, bool)>> {
+        let asked = self.asked.iter().map(|(o, (_, whole))| (o, *whole));
+        let due = self.due.iter().map(|(o, whole)| (o, *whole));
+        let mut now: Vec<(ObjectId, bool)> =
+            asked.chain(due).map(|(o, w)| (o.clone(), w)).collect();
+        now.sort_unstable();
+        now.dedup_by(|a, b| a.0 == b.0);
+        if now == self.stored {
+            return None;
+        }
+        self.stored = now.clone();
+        Some(now)
     }
 
     /// The earliest wake asked for.
@@ -90,6 +115,19 @@ impl Node {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn the_set_of_wakes_is_stored_when_it_changes_and_restored_due_at_once() {
+        let mut w = Wakes::default();
+        let a = ObjectId::new("stream", "a").unwrap();
+        w.ask(&a, 50, false);
+        assert_eq!(w.changed(), Some(vec![(a.clone(), false)]));
+        w.ask(&a, 40, false);
+        assert_eq!(w.changed(), None, "a new time alone is not stored");
+        let mut back = Wakes::default();
+        back.restore(vec![(a.clone(), true)]);
+        assert_eq!((back.next(), back.changed()), (Some(0), None));
+    }
 
     #[test]
     fn two_asks_keep_the_earlier_time_and_any_whole() {

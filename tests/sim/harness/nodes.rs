@@ -15,7 +15,7 @@ use crate::oracle::{check_held_register, check_held_set};
 /// A node's engine, or after a crash only its disk.
 pub enum Host {
     Up(Box<Engine<Disk>>),
-    Down(Disk),
+    Down(Box<Disk>),
 }
 
 pub struct Slot {
@@ -99,11 +99,11 @@ impl Sim {
         self.check_disk(id);
         let restart_at = self.now.saturating_add(down_for);
         let slot = self.slots.get_mut(&id).expect("a node");
-        slot.host = match std::mem::replace(&mut slot.host, Host::Down(Disk::default())) {
+        slot.host = match std::mem::replace(&mut slot.host, Host::Down(Box::default())) {
             Host::Up(engine) => {
                 slot.restart_at = restart_at;
                 self.stats.crashes += 1;
-                Host::Down(engine.store)
+                Host::Down(Box::new(engine.store))
             }
             down => down,
         };
@@ -120,14 +120,13 @@ impl Sim {
             self.slots.get_mut(&id).expect("a node").skew = skew;
         }
         let slot = self.slots.get_mut(&id).expect("a node");
-        let Host::Down(disk) = std::mem::replace(&mut slot.host, Host::Down(Disk::default()))
-        else {
+        let Host::Down(disk) = std::mem::replace(&mut slot.host, Host::Down(Box::default())) else {
             unreachable!("checked down");
         };
         slot.restarted = true;
         slot.reaped = 0;
         let mut engine =
-            Engine::start(id, self.config.clone(), CATALOG, disk).expect("a disk it wrote");
+            Engine::start(id, self.config.clone(), CATALOG, *disk).expect("a disk it wrote");
         let effects = engine.node.take_effects();
         slot.host = Host::Up(Box::new(engine));
         if !effects.is_empty() {
