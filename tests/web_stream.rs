@@ -209,13 +209,17 @@ fn bad_links_limits_ids_and_entries_are_refused() {
     let block = e.encode();
     let upper = id.to_string_of_base(Base::Base32Upper).unwrap();
     let data = format!("[{}]", entry(&upper, &block));
-    refused(&mut replica, &data, &upper, "not a canonical content id");
     refused(
         &mut replica,
-        &format!("[{}]", entry("bafyzzz", &block)),
-        "bafyzzz",
-        "not a content id",
+        &data,
+        &upper,
+        "not a content id in canonical text",
     );
+    let short = format!("[{}]", entry("bafyzzz", &block));
+    refused(&mut replica, &short, "bafyzzz", "not a content id");
+    let padded = format!("{id}=");
+    let data = format!("[{}]", entry(&padded, &block));
+    refused(&mut replica, &data, &padded, "not a content id");
     let data = format!(r#"[{{"cid":"{id}","block":"!!"}}]"#);
     refused(&mut replica, &data, &id.to_string(), "block");
     let (_, _, reasons) = receive(&mut replica, r#"[{"cid":"x"}, 7, {"block":"AA=="}]"#);

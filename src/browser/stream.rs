@@ -19,8 +19,8 @@ use super::{describe, local_storage, to_js, warn};
 use crate::codec;
 use crate::crdt::stream::{BadEvent, Cid, Dag, Event};
 use crate::kinds::stream::LIMITS;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use js_sys::{Array, Reflect, JSON};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 const KEY_PREFIX: &str = "edge-crdt/stream/";
@@ -32,21 +32,21 @@ const MAX_BLOCK: usize = 64 << 10;
 const MAX_SAVED: usize = 16 << 20;
 
 /// Where the page follows a node's log: the last `seq` taken from `node`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 struct Cursor {
     node: String,
     seq: u64,
 }
 
 /// An event as carried by `/live`, `/log` and storage.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Block {
     cid: String,
     block: String,
 }
 
-/// What `localStorage` holds for a topic.
-#[derive(Serialize, Deserialize)]
+/// What `localStorage` holds for a topic, as JSON.
+#[derive(Serialize)]
 struct Saved {
     topic: String,
     cursor: Option<Cursor>,
@@ -84,27 +84,82 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&format!("edge-crdt: {e}"))
 }
 
+/// JSON text parsed by the page's own `JSON`: the module carries no
+/// JSON parser.
+fn parse(text: &str) -> Result<JsValue, String> {
+    JSON::parse(text).map_err(|e| describe(&e))
+}
+
+/// A property of an object; `undefined` for anything else.
+fn field(value: &JsValue, name: &str) -> JsValue {
+    if !value.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
 /// The entries of `/live` data (an array) or of a `/log` page (an object
 /// with `entries`).
-fn entries_of(data: &str) -> Result<Vec<Value>, String> {
-    match serde_json::from_str::<Value>(data).map_err(|e| e.to_string())? {
-        Value::Array(list) => Ok(list),
-        Value::Object(mut page) => match page.remove("entries") {
-            Some(Value::Array(list)) => Ok(list),
-            _ => Err("an object without an `entries` array".to_owned()),
-        },
+fn entries_of(value: JsValue) -> Result<Array, String> {
+    if value.is_array() {
+        return Ok(value.unchecked_into());
+    }
+    let entries = field(&value, "entries");
+    match (value.is_object(), entries.is_array()) {
+        (_, true) => Ok(entries.unchecked_into()),
+        (true, false) => Err("an object without an `entries` array".to_owned()),
         _ => Err("neither an array of events nor a page of them".to_owned()),
     }
 }
 
 /// The `cid` and `block` texts of one entry.
-fn fields(entry: &Value) -> Result<(&str, &str), String> {
-    let text = |name: &str| entry.get(name).and_then(Value::as_str);
-    match (text("cid"), text("block")) {
+fn fields(entry: &JsValue) -> Result<(String, String), String> {
+    match (
+        field(entry, "cid").as_string(),
+        field(entry, "block").as_string(),
+    ) {
         (Some(cid), Some(block)) => Ok((cid, block)),
         (None, _) => Err("an entry without a `cid` text".to_owned()),
         (_, None) => Err("an entry without a `block` text".to_owned()),
     }
+}
+
+/// The saved cursor, if it is one.
+fn cursor_of(value: &JsValue) -> Option<Cursor> {
+    let node = field(value, "node").as_string()?;
+    let seq = field(value, "seq").as_f64().filter(|s| whole(*s))?;
+    Some(Cursor {
+        node,
+        seq: seq as u64,
+    })
+}
+
+fn whole(n: f64) -> bool {
+    n.is_finite() && n >= 0.0 && n.fract() == 0.0
+}
+
+/// An event id from its text, `b` and lowercase base32 without padding
+/// (how a CIDv1 is written), decoded here: `Cid`'s parser would bring
+/// every multibase decoder into the module.
+fn parse_cid(text: &str) -> Option<Cid> {
+    let digits = text.strip_prefix('b')?;
+    let mut bytes = Vec::with_capacity(digits.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in digits.bytes() {
+        let v = match c {
+            b'a'..=b'z' => c - b'a',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Cid::try_from(bytes.as_slice()).ok()
 }
 
 impl StreamReplica {
@@ -112,10 +167,9 @@ impl StreamReplica {
     /// base64 of a canonical DAG-CBOR event whose recomputed id is the
     /// one claimed, of this topic, within the limits, linking event ids.
     fn verify(&self, cid: &str, block: &str) -> Result<(Cid, Event), String> {
-        let id: Cid = cid.parse().map_err(|_| "not a content id".to_owned())?;
-        if id.to_string() != cid {
-            return Err("not a canonical content id".to_owned());
-        }
+        let id = parse_cid(cid)
+            .filter(|id| id.to_string() == cid)
+            .ok_or("not a content id in canonical text (`b`, base32)")?;
         let bytes = codec::from_base64(block, MAX_BLOCK).map_err(|e| format!("block: {e}"))?;
         // The server stamps events: the page does not judge its clock.
         let event =
@@ -128,15 +182,12 @@ impl StreamReplica {
 
     /// Checks and keeps each entry (its `cid` and `block`, or why it has
     /// none).
-    fn take<'a>(
-        &mut self,
-        entries: impl IntoIterator<Item = Result<(&'a str, &'a str), String>>,
-    ) -> Received {
+    fn take(&mut self, entries: &Array) -> Received {
         let mut out = Received::default();
-        for entry in entries {
-            let checked = entry.and_then(|(cid, block)| {
-                self.verify(cid, block)
-                    .map_err(|why| format!("{}: {why}", crate::clip(cid)))
+        for entry in entries.iter() {
+            let checked = fields(&entry).and_then(|(cid, block)| {
+                self.verify(&cid, &block)
+                    .map_err(|why| format!("{}: {why}", crate::clip(&cid)))
             });
             match checked {
                 Ok((id, event)) => {
@@ -156,21 +207,24 @@ impl StreamReplica {
         if text.len() > MAX_SAVED {
             return (replica, Some(format!("{} bytes", text.len())));
         }
-        let saved: Saved = match serde_json::from_str(text) {
+        let saved = match parse(text) {
             Ok(saved) => saved,
-            Err(e) => return (replica, Some(e.to_string())),
+            Err(why) => return (replica, Some(why)),
         };
-        if saved.topic != replica.topic {
-            return (replica, Some(format!("it is topic `{}`", saved.topic)));
+        if field(&saved, "topic").as_string().as_ref() != Some(&replica.topic) {
+            return (replica, Some("it is not of this topic".to_owned()));
         }
-        let entries = saved.events.iter().map(|b| Ok((&*b.cid, &*b.block)));
-        let refused = replica.take(entries).refused;
-        replica.cursor = saved.cursor;
+        let refused = match entries_of(field(&saved, "events")) {
+            Ok(entries) => replica.take(&entries).refused,
+            Err(why) => vec![why],
+        };
+        replica.cursor = cursor_of(&field(&saved, "cursor"));
         let why = (!refused.is_empty()).then(|| format!("dropped {}", refused.join("; ")));
         (replica, why)
     }
 
-    fn saved_text(&self) -> String {
+    /// The replica as JSON text: its events' blocks in order, its cursor.
+    fn saved_text(&self) -> Result<String, String> {
         let events = self
             .dag
             .order()
@@ -186,7 +240,10 @@ impl StreamReplica {
             cursor: self.cursor.clone(),
             events,
         };
-        serde_json::to_string(&saved).unwrap_or_default()
+        let value = to_js(&saved).map_err(|e| describe(&e.into()))?;
+        JSON::stringify(&value)
+            .map(String::from)
+            .map_err(|e| describe(&e))
     }
 }
 
@@ -235,9 +292,9 @@ impl StreamReplica {
     /// whether they were written (a `console.warn` says why not).
     pub fn save(&self) -> bool {
         let key = self.storage_key();
-        let text = self.saved_text();
-        let result =
-            local_storage().and_then(|s| s.set_item(&key, &text).map_err(|e| describe(&e)));
+        let result = self.saved_text().and_then(|text| {
+            local_storage().and_then(|s| s.set_item(&key, &text).map_err(|e| describe(&e)))
+        });
         result
             .map_err(|why| warn(&format!("edge-crdt: cannot save `{key}`: {why}")))
             .is_ok()
@@ -261,8 +318,8 @@ impl StreamReplica {
     /// valid, how many of those were new, and `"<cid>: <why>"` for each
     /// one refused (never kept). Throws when `data` is not such JSON.
     pub fn receive(&mut self, data: &str) -> Result<JsValue, JsError> {
-        let entries = entries_of(data).map_err(js_error)?;
-        to_js(&self.take(entries.iter().map(fields)))
+        let entries = parse(data).and_then(entries_of).map_err(js_error)?;
+        to_js(&self.take(&entries))
     }
 
     /// The events in the one total order (each after what it links, ties
@@ -307,15 +364,15 @@ impl StreamReplica {
 
     /// Whether it holds the event `cid`.
     pub fn has(&self, cid: &str) -> bool {
-        cid.parse::<Cid>()
-            .is_ok_and(|id| self.dag.get(&id).is_some())
+        parse_cid(cid).is_some_and(|id| self.dag.get(&id).is_some())
     }
 
     /// Records that `node`'s log was taken up to `seq`.
     #[wasm_bindgen(js_name = setCursor)]
     pub fn set_cursor(&mut self, node: String, seq: f64) -> Result<(), JsError> {
-        if !(seq.is_finite() && seq >= 0.0 && seq.fract() == 0.0) {
-            return Err(js_error(format!("seq {seq} is not a whole number")));
+        if !whole(seq) {
+            // Not `{seq}`: formatting a float costs the module 15 KiB.
+            return Err(js_error("a cursor's seq is a whole number, 0 or more"));
         }
         self.cursor = Some(Cursor {
             node,
