@@ -31,9 +31,10 @@ fi
 say "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 # One module per page, so each page loads only its replicas: the counter
 # page edge_crdt (feature browser), the address book edge_crdt_contacts
-# (feature browser-contacts). wasm-pack passes everything after its own
+# (feature browser-contacts), the event stream edge_crdt_stream (feature
+# browser-stream). wasm-pack passes everything after its own
 # options to cargo, so --features comes last.
-for module in edge_crdt:browser edge_crdt_contacts:browser-contacts; do
+for module in edge_crdt:browser edge_crdt_contacts:browser-contacts edge_crdt_stream:browser-stream; do
     args=(build --target web --release --out-dir www/pkg --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --features "${module##*:}")
     say "wasm-pack ${args[*]}"
     wasm-pack "${args[@]}"
@@ -50,6 +51,6 @@ done
 
 say "built:"
 ls -l www/pkg/
-for wasm in www/pkg/edge_crdt_bg.wasm www/pkg/edge_crdt_contacts_bg.wasm; do
+for wasm in www/pkg/edge_crdt_bg.wasm www/pkg/edge_crdt_contacts_bg.wasm www/pkg/edge_crdt_stream_bg.wasm; do
     say "$wasm: $(wc -c <"$wasm") bytes, $(gzip -9c "$wasm" | wc -c) bytes gzipped"
 done

@@ -19,14 +19,14 @@ step "lint: clippy, native"
 cargo clippy --all-targets --features contacts-cli -- -D warnings
 step "lint: clippy, wasm32 with feature edge"
 cargo clippy --target wasm32-unknown-unknown --features edge -- -D warnings
-step "lint: clippy, wasm32 with feature browser"
-cargo clippy --target wasm32-unknown-unknown --features browser-contacts --all-targets -- -D warnings
+step "lint: clippy, wasm32 with the browser features"
+cargo clippy --target wasm32-unknown-unknown --features "browser-contacts browser-stream" --all-targets -- -D warnings
 
 step "native tests: unit, doc, property laws, cluster simulator"
 run cargo test
 
 step "wasm tests in headless Chromium (wasm-pack test)"
-CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome --features browser-contacts
+CARGO_TARGET_DIR="$ROOT/target/browser" run wasm-pack test --headless --chrome --features "browser-contacts browser-stream"
 
 step "build: Worker and browser module"
 bash scripts/build-worker.sh

@@ -1,8 +1,9 @@
 //! The browser replicas: thin wasm-bindgen layers over the core's CRDTs,
-//! one per kind that has one ([`counter`], [`contacts`]). A web page is a passive replica:
-//! it merges the whole states it receives (server-sent events, HTTP
-//! replies) and keeps its state in `localStorage`, so the value it shows
-//! never goes down, across reloads too. All CRDT logic is in the core; this
+//! one per kind that has one ([`counter`], [`contacts`], [`stream`]). A
+//! web page is a passive replica: it merges the whole states it receives
+//! (server-sent events, HTTP replies) and keeps its state in
+//! `localStorage`, so the value it shows never goes down, across reloads
+//! too. All CRDT logic is in the core; this
 //! module only moves text between JavaScript, [`codec`](crate::codec) and
 //! `localStorage`.
 //!
@@ -13,10 +14,14 @@
 #[cfg(feature = "browser-contacts")]
 pub mod contacts;
 pub mod counter;
+#[cfg(feature = "browser-stream")]
+pub mod stream;
 
 #[cfg(feature = "browser-contacts")]
 pub use contacts::ContactsReplica;
 pub use counter::CounterReplica;
+#[cfg(feature = "browser-stream")]
+pub use stream::StreamReplica;
 
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
