@@ -17,7 +17,7 @@
 
 use super::{describe, local_storage, to_js, warn};
 use crate::codec;
-use crate::crdt::stream::{BadEvent, Cid, Dag, Event};
+use crate::crdt::stream::{BadEvent, Cid, Dag, Event, IdText};
 use crate::kinds::stream::LIMITS;
 use js_sys::{Array, Reflect, JSON};
 use serde::Serialize;
@@ -138,38 +138,12 @@ fn whole(n: f64) -> bool {
     n.is_finite() && n >= 0.0 && n.fract() == 0.0
 }
 
-/// An event id from its text, `b` and lowercase base32 without padding
-/// (how a CIDv1 is written), decoded here: `Cid`'s parser would bring
-/// every multibase decoder into the module.
-fn parse_cid(text: &str) -> Option<Cid> {
-    let digits = text.strip_prefix('b')?;
-    let mut bytes = Vec::with_capacity(digits.len() * 5 / 8);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in digits.bytes() {
-        let v = match c {
-            b'a'..=b'z' => c - b'a',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => return None,
-        };
-        acc = (acc << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Cid::try_from(bytes.as_slice()).ok()
-}
-
 impl StreamReplica {
     /// Checks one event: the id parses (canonical text), the block is
     /// base64 of a canonical DAG-CBOR event whose recomputed id is the
     /// one claimed, of this topic, within the limits, linking event ids.
     fn verify(&self, cid: &str, block: &str) -> Result<(Cid, Event), String> {
-        let id = parse_cid(cid)
-            .filter(|id| id.to_string() == cid)
-            .ok_or("not a content id in canonical text (`b`, base32)")?;
+        let id = Cid::from_text(cid).ok_or("not a content id in canonical text (`b`, base32)")?;
         let bytes = codec::from_base64(block, MAX_BLOCK).map_err(|e| format!("block: {e}"))?;
         // The server stamps events: the page does not judge its clock.
         let event =
@@ -231,7 +205,7 @@ impl StreamReplica {
             .into_iter()
             .filter_map(|id| self.dag.get(&id).map(|e| (id, e)))
             .map(|(id, e)| Block {
-                cid: id.to_string(),
+                cid: id.text(),
                 block: codec::to_base64(&e.encode()),
             })
             .collect();
@@ -248,7 +222,7 @@ impl StreamReplica {
 }
 
 fn texts<'a>(ids: impl IntoIterator<Item = &'a Cid>) -> Vec<String> {
-    ids.into_iter().map(Cid::to_string).collect()
+    ids.into_iter().map(Cid::text).collect()
 }
 
 #[wasm_bindgen]
@@ -332,7 +306,7 @@ impl StreamReplica {
             .into_iter()
             .filter_map(|id| self.dag.get(&id).map(|e| (id, e)))
             .map(|(id, e)| EventJson {
-                cid: id.to_string(),
+                cid: id.text(),
                 timestamp_ns: e.timestamp_ns.to_string(),
                 message: String::from_utf8_lossy(&e.message).into_owned(),
                 links: texts(&e.links),
@@ -364,7 +338,7 @@ impl StreamReplica {
 
     /// Whether it holds the event `cid`.
     pub fn has(&self, cid: &str) -> bool {
-        parse_cid(cid).is_some_and(|id| self.dag.get(&id).is_some())
+        Cid::from_text(cid).is_some_and(|id| self.dag.get(&id).is_some())
     }
 
     /// Records that `node`'s log was taken up to `seq`.
