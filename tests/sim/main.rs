@@ -48,4 +48,5 @@ mod resize;
 mod restart;
 mod retire;
 mod split_brain;
+mod streams;
 mod tombstones;

@@ -12,6 +12,7 @@ use edge_crdt::kinds::contacts::{self, Contacts};
 use edge_crdt::kinds::counter::{self, Counter};
 use edge_crdt::kinds::register::{self, Register};
 use edge_crdt::kinds::set::{self, Set};
+use edge_crdt::kinds::stream::{ops as stream, Stream};
 use edge_crdt::kinds::{Call, Kind};
 use edge_crdt::{ApiError, ErrorCode, NodeId};
 use std::collections::BTreeSet;
@@ -95,6 +96,19 @@ impl Sim {
         op: contacts::Op,
     ) -> Option<Result<contacts::Outcome, ApiError>> {
         let result = self.execute::<Contacts>(id, object, op)?;
+        self.finish(id, result.is_err());
+        Some(result)
+    }
+
+    /// An event-stream operation at node `id`, as the host runs it;
+    /// `None` when the node is down.
+    pub fn stream(
+        &mut self,
+        id: NodeId,
+        object: &ObjectId,
+        op: stream::Op,
+    ) -> Option<Result<stream::Outcome, ApiError>> {
+        let result = self.execute::<Stream>(id, object, op)?;
         self.finish(id, result.is_err());
         Some(result)
     }

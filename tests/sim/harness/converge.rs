@@ -27,6 +27,13 @@ pub struct RegisterCounts {
 }
 
 /// A node's counter and set rows on disk.
+/// Whether `object`'s kind lives on ring replicas (registers, topics).
+fn on_ring(object: &ObjectId) -> bool {
+    edge_crdt::kinds::CATALOG
+        .row_type(object.prefix())
+        .is_some_and(|k| k.policy() == edge_crdt::engine::Policy::Ring)
+}
+
 type Rows<'a> = BTreeMap<(&'a ObjectId, &'a String), &'a [u8]>;
 
 impl Sim {
@@ -83,26 +90,19 @@ impl Sim {
             log.check_final(&set)
                 .map_err(|why| format!("{id}: {key}: {why}"))?;
         }
-        let rows = engine
-            .store
-            .tables
-            .rows()
-            .filter(|(o, _, _)| o.prefix() != "kv");
+        let rows = engine.store.tables.rows().filter(|(o, _, _)| !on_ring(o));
         let rows = rows.map(|(o, r, s)| ((o, r), &s.state[..])).collect();
         Ok((engine.node.members(), rows))
     }
 
-    /// Every register is held alike by its replicas, and by no other active node.
+    /// Every register is held alike by its replicas, and no ring object
+    /// (a register, a topic) by another active node.
     fn registers_placed(&self, members: &Membership) -> Result<(), String> {
         // Each active node's register rows on disk.
         let held: BTreeMap<NodeId, BTreeMap<&ObjectId, &[u8]>> = members
             .active()
             .map(|id| {
-                let rows = self
-                    .disk(id)
-                    .tables
-                    .rows()
-                    .filter(|(o, _, _)| o.prefix() == "kv");
+                let rows = self.disk(id).tables.rows().filter(|(o, _, _)| on_ring(o));
                 (id, rows.map(|(o, _, s)| (o, &s.state[..])).collect())
             })
             .collect();
