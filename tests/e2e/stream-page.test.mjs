@@ -80,13 +80,19 @@ async function same(a, b, n, what, timeoutMs = 30_000) {
   throw new Error(`${what}: ${JSON.stringify(seen.map((s) => s.messages))}`);
 }
 
-/** The `{cid, block}` entries of `node`'s log of `topic` (every page). */
+/**
+ * The `{cid, block}` entries of a replica's log of `topic` (every page): the
+ * one `?node=` reaches (a node that does not replicate the topic passes the
+ * request to one that does), then pinned to it.
+ */
 async function log(topic, node) {
   const entries = [];
+  let at = node;
   for (let after = 0, more = true; more;) {
-    const res = await cluster.request('GET', `/api/streams/${topic}/log?after=${after}&limit=100&node=${node}`);
+    const res = await cluster.request('GET', `/api/streams/${topic}/log?after=${after}&limit=100&node=${at}`);
     assert.equal(res.status, 200, JSON.stringify(res.data));
-    assert.equal(res.data.node, node);
+    if (after === 0) at = res.data.node;
+    assert.equal(res.data.node, at, 'a log read stays at its replica');
     entries.push(...res.data.entries);
     more = res.data.more && res.data.entries.length > 0;
     after = res.data.entries.at(-1)?.seq ?? after;
@@ -108,7 +114,7 @@ test('two browsers on two nodes list the same events in the same order, also aft
   const held = await cluster.until(async () => {
     const cids = (await log(topic, 'node-0')).map((e) => e.cid).sort();
     return cids.length === 6 && cids;
-  }, 'node-0 logs the six events');
+  }, 'the replica that node-0 reaches logs the six events');
   assert.deepEqual([...both.cids].sort(), held);
 
   // Reload A with the API unreachable: the events come back from localStorage at once.
