@@ -251,7 +251,7 @@ fn a_replica_that_missed_a_gap_backfills_it_in_one_round_trip() {
     append_at(&mut c, on[0], &topic, 1, |_, _, _| false);
     let (mut round, mut trips) = (0, 0);
     c.pass_checked(
-        c.config.gossip_interval_ms * 4,
+        3_000,
         |from, to, m| {
             if (from, to) == (behind, on[0]) && backfills(m) > 0 {
                 trips += 1;

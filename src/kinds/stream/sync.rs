@@ -29,6 +29,9 @@ pub const SYNC: &str = "~sync";
 pub const REBROADCAST_MS: u64 = 2_000;
 /// The longest wait between rebroadcasts of a dormant topic, ms.
 pub const REBROADCAST_MAX_MS: u64 = 10 * 60_000;
+/// How long links may stay missing before a backfill: what gossip has in
+/// flight usually arrives first, and a backfill reads the whole topic.
+pub const BACKFILL_DELAY_MS: u64 = 1_000;
 /// The most block bytes in one answer: the rest is named for next time.
 pub const ANSWER_BYTES: usize = 512 << 10;
 
@@ -75,6 +78,8 @@ pub struct SyncState {
     pub pending: Vec<(NodeId, Cid)>,
     /// backfills asked so far: the next asks the next replica
     pub asked: u32,
+    /// the next wake reads the whole topic and asks
+    pub loading: bool,
 }
 
 fn state(cx: &SyncCx<'_>) -> SyncState {
@@ -114,7 +119,7 @@ pub(super) fn changed(cx: &mut SyncCx<'_>, heads_moved: bool, missing: bool) {
         cx.wake_in(REBROADCAST_MS, false);
     }
     if missing {
-        cx.wake_in(0, true);
+        cx.wake_in(BACKFILL_DELAY_MS, false);
     }
     save(cx, &before, &after);
 }
@@ -130,8 +135,16 @@ pub(super) fn wake(cx: &mut SyncCx<'_>) {
     st.pending.retain(|(_, id)| cx.row(&id.text()).is_none());
     let backfill = !missing.is_empty() || !st.pending.is_empty();
     if backfill && !others.is_empty() {
+        if !st.loading {
+            // Still missing: read the whole topic at the next tick, then ask.
+            st.loading = true;
+            cx.wake_in(0, true);
+            save(cx, &before, &st);
+            return;
+        }
         ask(cx, &mut st, &others, missing);
     }
+    st.loading = false;
     let heads = cids(&ids(cx.local(HEADS)));
     let mut told = false;
     for peer in others.iter().filter(|p| !st.agreed.contains(p)) {
@@ -144,7 +157,7 @@ pub(super) fn wake(cx: &mut SyncCx<'_>) {
     }
     if told || backfill {
         st.interval_ms = (st.interval_ms.max(REBROADCAST_MS / 2) * 2).min(REBROADCAST_MAX_MS);
-        cx.wake_in(st.interval_ms, backfill);
+        cx.wake_in(st.interval_ms, false);
     }
     save(cx, &before, &st);
 }
@@ -257,6 +270,7 @@ fn pend(cx: &mut SyncCx<'_>, from: NodeId, ids: Vec<Cid>) {
             st.pending.push((from, id));
         }
     }
+    st.loading = true;
     cx.wake_in(0, true);
     save(cx, &before, &st);
 }
