@@ -85,10 +85,7 @@ fn closure(events: &[(Cid, Vec<u8>)]) -> Traffic {
     for page in events.chunks(200) {
         let rows = vec![(
             topic(),
-            page.to_vec()
-                .into_iter()
-                .map(|(c, bl)| (c.text(), bl))
-                .collect(),
+            page.iter().map(|(c, bl)| (c.text(), bl.clone())).collect(),
         )];
         a.receive(
             B,

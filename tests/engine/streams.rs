@@ -216,7 +216,7 @@ fn a_restarted_node_takes_up_its_rebroadcasts_from_storage() {
 }
 
 /// The backfill messages among `m`'s sync payloads.
-fn backfills(m: &Message) -> usize {
+fn backfills_in(m: &Message) -> usize {
     let Message::Sync { payloads } = m else {
         return 0;
     };
@@ -253,10 +253,10 @@ fn a_replica_that_missed_a_gap_backfills_it_in_one_round_trip() {
     c.pass_checked(
         3_000,
         |from, to, m| {
-            if (from, to) == (behind, on[0]) && backfills(m) > 0 {
+            if (from, to) == (behind, on[0]) && backfills_in(m) > 0 {
                 trips += 1;
             }
-            round += backfills(m);
+            round += backfills_in(m);
             false
         },
         |c| check_locals(c, &topic, &on),
@@ -269,4 +269,43 @@ fn a_replica_that_missed_a_gap_backfills_it_in_one_round_trip() {
         "the new event arrived, and its past"
     );
     assert_eq!((trips, round), (1, 2), "one request, one answer");
+}
+
+#[test]
+fn a_node_added_receives_its_topics_in_bulk_pages_not_by_walking_links() {
+    let config = Config {
+        initial_nodes: 4,
+        frame_bytes: 8 << 10,
+        ..Config::default()
+    };
+    let mut c = Cluster::new(config, kinds::catalog());
+    let topic = crate::harness::joined_by_node_4("stream", "boot");
+    let on = replicas(&topic);
+    append_at(&mut c, on[0], &topic, 400, |_, _, _| false);
+    c.pass(2_000);
+    let full = stored(&c, on[0], &topic).0;
+    assert_eq!(full.len(), 400);
+    c.spawn(NodeId(4));
+    c.with(NodeId(0), |e, now| e.node.add_node(NodeId(4), now).unwrap());
+    let (mut pages, mut backfills) = (0, 0);
+    c.pass_checked(
+        20_000,
+        |_, to, m| {
+            if to == NodeId(4) {
+                pages += usize::from(matches!(m, Message::Transfer { .. }));
+                backfills += backfills_in(m);
+            }
+            false
+        },
+        |_| {},
+    );
+    assert_eq!(
+        stored(&c, NodeId(4), &topic).0,
+        full,
+        "node-4 holds the topic"
+    );
+    let (_, heads, missing) = stored(&c, NodeId(4), &topic);
+    assert_eq!((heads, missing.len()), (texts(full.heads()), 0));
+    assert!(pages >= 4, "{pages} transfer pages of at most 8 KiB");
+    assert_eq!(backfills, 0, "no link was fetched one by one");
 }
