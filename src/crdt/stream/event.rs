@@ -6,7 +6,7 @@
 //! its hash.
 //!
 //! ```
-//! use edge_crdt::crdt::stream::{Event, Limits};
+//! use edge_crdt::crdt::stream::{Event, IdText, Limits};
 //! let first = Event::new("chat", 1_000, b"hello".to_vec(), Vec::new());
 //! let block = first.encode();
 //! let id = first.id();

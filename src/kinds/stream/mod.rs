@@ -12,7 +12,7 @@
 //! Replicas catch up beyond gossip by their own sync ([`sync`]): backfill
 //! by content id and rebroadcast of a dormant topic's heads.
 
-use crate::crdt::stream::{BadEvent, Cid, Event, IdText, Limits};
+use crate::crdt::stream::{BadEvent, Cid, Dag, Event, IdText, Limits};
 use crate::crdt::{Hlc, InvalidState};
 use crate::engine::{
     Cell, CellType, Exec, Flat, Merged, Policy, RowError, RowKey, RowType, SyncCx, Table,
@@ -70,6 +70,17 @@ fn invalid(e: BadEvent) -> InvalidState {
 /// against).
 fn event(block: &[u8]) -> Result<Event, InvalidState> {
     Event::from_block(block, None, &LIMITS, u64::MAX).map_err(invalid)
+}
+
+/// A topic's rows (events by id) as a DAG.
+fn dag_of<'a>(rows: impl Iterator<Item = (&'a RowKey, &'a [u8])>) -> Dag {
+    let mut dag = Dag::default();
+    for (key, block) in rows {
+        if let (Some(id), Ok(e)) = (Cid::from_text(key), event(block)) {
+            dag.insert(id, e);
+        }
+    }
+    dag
 }
 
 /// Checks a block against the id it arrived under, and the limits.
@@ -162,13 +173,13 @@ impl RowType for Events {
     }
 
     fn sync_needs(&self, payload: &[u8]) -> Vec<RowKey> {
-        sync::check(payload)
+        sync::decode(payload)
             .map(|s| sync::needs(&s).0)
             .unwrap_or_default()
     }
 
     fn sync_needs_whole(&self, payload: &[u8]) -> bool {
-        sync::check(payload).is_ok_and(|s| sync::needs(&s).1)
+        sync::decode(payload).is_ok_and(|s| sync::needs(&s).1)
     }
 
     fn check_sync(&self, payload: &[u8]) -> Result<(), InvalidState> {
@@ -176,7 +187,7 @@ impl RowType for Events {
     }
 
     fn on_sync(&self, cx: &mut SyncCx<'_>, from: NodeId, payload: &[u8]) {
-        if let Ok(say) = sync::check(payload) {
+        if let Ok(say) = sync::decode(payload) {
             sync::on_sync(cx, from, say);
         }
     }

@@ -3,7 +3,7 @@
 //! cursor, either direction), several topics at once, the node's arrival
 //! order (for followers), and the topic as a CAR file.
 
-use super::{append, event, heads, Events};
+use super::{append, heads, Events};
 use crate::crdt::stream::{car, Cid, Dag, Event, IdText};
 use crate::engine::{Exec, ObjectId, RowKey, RowType};
 use crate::error::{ApiError, ErrorCode};
@@ -187,13 +187,7 @@ fn add(
 
 /// The topic's loaded events.
 fn dag(x: &Exec<'_>) -> Dag {
-    let mut dag = Dag::default();
-    for (key, block) in x.rows() {
-        if let (Some(id), Ok(e)) = (Cid::from_text(key), event(block)) {
-            dag.insert(id, e);
-        }
-    }
-    dag
+    super::dag_of(x.rows())
 }
 
 /// A page of the topic's events in the total order.

@@ -186,13 +186,7 @@ fn ask(cx: &mut SyncCx<'_>, st: &mut SyncState, others: &[NodeId], missing: Vec<
 
 /// The topic's loaded events as a DAG.
 fn dag(cx: &SyncCx<'_>) -> Dag {
-    let mut dag = Dag::default();
-    for (key, block) in cx.rows() {
-        if let (Some(id), Ok(e)) = (Cid::from_text(key), event(block)) {
-            dag.insert(id, e);
-        }
-    }
-    dag
+    super::dag_of(cx.rows())
 }
 
 /// Handles what a replica said.
@@ -307,10 +301,15 @@ pub(super) fn needs(say: &Say) -> (Vec<RowKey>, bool) {
     }
 }
 
+/// Decodes a payload (checked with its frame by [`check`]).
+pub(super) fn decode(payload: &[u8]) -> Result<Say, InvalidState> {
+    postcard::from_bytes(payload)
+        .map_err(|e| InvalidState(format!("not a stream sync message: {e}")))
+}
+
 /// Decodes a payload and checks every block in it against its id.
 pub(super) fn check(payload: &[u8]) -> Result<Say, InvalidState> {
-    let say: Say = postcard::from_bytes(payload)
-        .map_err(|e| InvalidState(format!("not a stream sync message: {e}")))?;
+    let say = decode(payload)?;
     if let Say::Blocks { blocks, .. } = &say {
         for (id, block) in blocks {
             super::check_block(id, block)?;
