@@ -52,6 +52,20 @@ proptest! {
 }
 
 #[test]
+fn a_whole_float_past_2_pow_53_is_its_integer() {
+    for (float, int) in [
+        (9_298_636_376_005_328.0_f64, "9298636376005328"),
+        (-4.611_686_018_427_388e18, "-4611686018427387904"),
+        (1.152_921_504_606_847e19, "11529215046068469760"),
+    ] {
+        let e = Element::from_json(&serde_json::json!(float)).unwrap();
+        assert_eq!(e, Element::Num(int.into()));
+        let spelled = LwwSet::default().insert([Element::Num(format!("{int}.0"))], 1);
+        assert!(spelled.validate().is_err(), "{int}.0 is not canonical");
+    }
+}
+
+#[test]
 fn validate_rejects_bad_elements_and_stamps() {
     let ok = |e: Element| LwwSet::default().insert([e], 1).validate();
     for text in [
