@@ -114,10 +114,11 @@ fn canonical_number(n: &serde_json::Number) -> Option<String> {
     let f = n.as_f64().filter(|f| f.is_finite())?;
     // A whole float within the 64-bit integers is the integer: both
     // spellings (`2^60` and `2^60.0`) name one element.
-    if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_808e18 {
+    let two_63 = (1u64 << 63) as f64;
+    if f.fract() == 0.0 && f.abs() < two_63 {
         return Some((f as i64).to_string());
     }
-    if f.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+    if f.fract() == 0.0 && (0.0..2.0 * two_63).contains(&f) {
         return Some((f as u64).to_string());
     }
     serde_json::Number::from_f64(f).map(|n| n.to_string())
