@@ -112,10 +112,7 @@ pub fn parse_cid(text: &str, code: ErrorCode) -> Result<Cid, ApiError> {
     let clipped: String = text.chars().take(80).collect();
     let cid = Cid::from_text(text)
         .ok_or_else(|| bad(code, format!("`{clipped}` is not a content id in base32")))?;
-    let ok = cid.version() == cid::Version::V1
-        && cid.codec() == crate::crdt::stream::DAG_CBOR
-        && cid.hash().code() == crate::crdt::stream::SHA2_256;
-    if !ok {
+    if !crate::crdt::stream::is_event_id(&cid) {
         return Err(bad(
             code,
             format!("`{clipped}` is not a DAG-CBOR sha2-256 CIDv1"),

@@ -178,17 +178,7 @@ impl Node {
                     }
                 })
             }
-            Message::Sync { payloads } => payloads.iter().fold(Needs::default(), |n, (o, p)| {
-                let Some(kind) = self.row_type(o) else {
-                    return n;
-                };
-                let named = self.need_rows(o, &kind.sync_needs(p));
-                let whole = match kind.sync_needs_whole(p) {
-                    true => self.needs_object(o, &[], true),
-                    false => Needs::default(),
-                };
-                n.and(named).and(whole)
-            }),
+            Message::Sync { payloads } => self.need_sync(payloads),
             Message::Digest { .. }
             | Message::Buckets { .. }
             | Message::Transferred { .. }
@@ -196,6 +186,22 @@ impl Node {
             | Message::HandoffDone
             | Message::Reaped { .. } => Needs::default(),
         }
+    }
+
+    /// For [`Message::Sync`]: what each kind names for its payload, or
+    /// its whole object.
+    fn need_sync(&self, payloads: &[(ObjectId, Vec<u8>)]) -> Needs {
+        payloads.iter().fold(Needs::default(), |n, (o, p)| {
+            let Some(kind) = self.row_type(o) else {
+                return n;
+            };
+            let named = self.need_rows(o, &kind.sync_needs(p));
+            let whole = match kind.sync_needs_whole(p) {
+                true => self.needs_object(o, &[], true),
+                false => Needs::default(),
+            };
+            n.and(named).and(whole)
+        })
     }
 
     /// For [`Message::Objects`]: the shared leaves' objects, then the

@@ -112,7 +112,8 @@ pub fn block_id(block: &[u8]) -> Cid {
     Cid::new_v1(DAG_CBOR, hash)
 }
 
-fn is_event_id(cid: &Cid) -> bool {
+/// Whether `cid` can name an event: a CIDv1 of DAG-CBOR, sha2-256.
+pub fn is_event_id(cid: &Cid) -> bool {
     cid.version() == cid::Version::V1
         && cid.codec() == DAG_CBOR
         && cid.hash().code() == SHA2_256

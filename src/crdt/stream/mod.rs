@@ -11,5 +11,5 @@ mod text;
 pub use car::{car, read_car};
 pub use cid::Cid;
 pub use dag::Dag;
-pub use event::{block_id, BadEvent, Event, Limits, DAG_CBOR, SHA2_256};
+pub use event::{block_id, is_event_id, BadEvent, Event, Limits, DAG_CBOR, SHA2_256};
 pub use text::IdText;
