@@ -12,6 +12,8 @@
 //   BENCH_LUA        the wrk script (scripts/bench-post.lua)
 //   BENCH_BUNDLE     the --outdir of `wrangler deploy --dry-run`
 //   BENCH_DRYRUN_LOG that command's output (for its "Total Upload" line)
+//   BENCH_BUNDLE_CORE, BENCH_DRYRUN_CORE_LOG  the same for the Worker built
+//                    with counters, sets and registers only (WORKER_KINDS=)
 //   BENCH_BROWSER_WASM  the browser module's .wasm
 //   BENCH_CONFIG     the wrangler config the server runs with
 //   BENCH_OUT        where to write the JSON
@@ -456,9 +458,8 @@ function gzipSize(buf) {
   return r.stdout.length;
 }
 
-function sizes() {
-  step("sizes: the Worker bundle (wrangler deploy --dry-run) and the browser module");
-  const dir = need("BENCH_BUNDLE");
+/** The upload modules in a `wrangler deploy --dry-run --outdir` and their sizes. */
+function bundle(what, dir, logFile) {
   // The upload is the modules, not the sourcemap or wrangler's README.
   const files = readdirSync(dir)
     .filter((f) => !f.endsWith(".map") && f !== "README.md")
@@ -477,16 +478,23 @@ function sizes() {
     upload_gzip9: gzipSize(all),
     upload_gzip9_note: "gzip -9 of all upload modules concatenated",
   };
-  const dryLog = env.BENCH_DRYRUN_LOG ? readFileSync(env.BENCH_DRYRUN_LOG, "utf8") : "";
+  const dryLog = logFile ? readFileSync(logFile, "utf8") : "";
   const m = dryLog.match(/Total Upload: ([\d.]+ \w+) \/ gzip: ([\d.]+ \w+)/);
   worker.wrangler_reports = m ? `Total Upload: ${m[1]} / gzip: ${m[2]}` : null;
-  for (const mod of modules) log(`worker ${mod.file}: ${mod.bytes} bytes, ${mod.gzip9} gzip -9`);
-  log(`worker upload: ${worker.upload_bytes} bytes, ${worker.upload_gzip9} gzip -9 (wrangler: ${worker.wrangler_reports ?? "n/a"})`);
+  for (const mod of modules) log(`worker (${what}) ${mod.file}: ${mod.bytes} bytes, ${mod.gzip9} gzip -9`);
+  log(`worker (${what}) upload: ${worker.upload_bytes} bytes, ${worker.upload_gzip9} gzip -9 (wrangler: ${worker.wrangler_reports ?? "n/a"})`);
+  return worker;
+}
+
+function sizes() {
+  step("sizes: the Worker bundle (wrangler deploy --dry-run) and the browser module");
+  const worker = bundle("every kind", need("BENCH_BUNDLE"), env.BENCH_DRYRUN_LOG);
+  const workerCore = bundle("counters, sets, registers", need("BENCH_BUNDLE_CORE"), env.BENCH_DRYRUN_CORE_LOG);
   const wasmPath = need("BENCH_BROWSER_WASM");
   const bw = readFileSync(wasmPath);
   const browser = { file: "www/pkg/edge_crdt_bg.wasm", bytes: bw.length, gzip9: gzipSize(bw) };
   log(`browser ${browser.file}: ${browser.bytes} bytes, ${browser.gzip9} gzip -9`);
-  return { worker, browser };
+  return { worker, worker_core: workerCore, browser };
 }
 
 // ---------------------------------------------------------------- report
@@ -525,6 +533,8 @@ function table(r) {
     ["worker bundle (dry-run)", `${kib(s.worker.upload_bytes)}, gzip -9 ${kib(s.worker.upload_gzip9)}`],
     ["  worker .wasm", `${kib(s.worker.wasm_bytes)}, gzip -9 ${kib(s.worker.wasm_gzip9)}`],
     ["  wrangler says", s.worker.wrangler_reports ?? "n/a"],
+    ["worker, counters/sets/registers", `${kib(s.worker_core.upload_bytes)}, gzip -9 ${kib(s.worker_core.upload_gzip9)}`],
+    ["  wrangler says", s.worker_core.wrangler_reports ?? "n/a"],
     ["browser edge_crdt_bg.wasm", `${kib(s.browser.bytes)}, gzip -9 ${kib(s.browser.gzip9)}`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -4,7 +4,8 @@
 #     POST /bench/naive/increment (wrk, same settings, alternating rounds),
 #   - gossip bytes and frames per increment at a steady write rate,
 #   - time for every node to read the acknowledged total after a burst,
-#   - the Worker bundle's and the browser module's sizes, raw and gzip -9.
+#   - the Worker bundle's sizes, raw and gzip -9, with every kind and with
+#     counters, sets and registers only, and the browser module's.
 # Prints a summary table and writes the same figures to bench-results/latest.json.
 #
 # Usage: bash scripts/bench.sh
@@ -23,6 +24,12 @@ cd "$ROOT"
 bench_init bench wrk node gzip curl setsid
 
 # ---------------------------------------------------------------- build
+# The Worker with the kinds of issue 10's baseline (counters, sets and
+# registers: WORKER_KINDS empty), then the default build with every kind.
+step "wrangler deploy --dry-run, counters, sets and registers only (WORKER_KINDS=)"
+WORKER_KINDS= WRANGLER_LOG=log wrangler deploy --dry-run --outdir "$TMP/bundle-core" >"$TMP/dryrun-core.log" 2>&1 \
+    || { cat "$TMP/dryrun-core.log" >&2; exit 1; }
+grep -E 'Total Upload' "$TMP/dryrun-core.log" || true
 bash scripts/build-worker.sh
 step "building the browser module (scripts/build-browser.sh)"
 bash scripts/build-browser.sh
@@ -50,6 +57,7 @@ curl -sf -o /dev/null -X POST "$BASE/bench/naive/increment" \
 status=0
 BENCH_BASE="$BASE" BENCH_TOKEN="$ADMIN" BENCH_LUA="$ROOT/scripts/bench-post.lua" \
 BENCH_BUNDLE="$TMP/bundle" BENCH_DRYRUN_LOG="$TMP/dryrun.log" \
+BENCH_BUNDLE_CORE="$TMP/bundle-core" BENCH_DRYRUN_CORE_LOG="$TMP/dryrun-core.log" \
 BENCH_BROWSER_WASM="$BROWSER_WASM" BENCH_CONFIG="$CONFIG" BENCH_SERVER_PGID="$WRANGLER_PGID" \
 BENCH_OUT="$ROOT/bench-results/latest.json" \
     node scripts/bench.mjs || status=$?

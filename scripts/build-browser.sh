@@ -35,7 +35,7 @@ say "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 # browser-stream). wasm-pack passes everything after its own
 # options to cargo, so --features comes last.
 for module in edge_crdt:browser edge_crdt_contacts:browser-contacts edge_crdt_stream:browser-stream; do
-    args=(build --target web --release --out-dir www/pkg --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --features "${module##*:}")
+    args=(build --target web --release --out-dir www/pkg --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --no-default-features --features "${module##*:}")
     say "wasm-pack ${args[*]}"
     wasm-pack "${args[@]}"
 done

@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
 # The Worker build (wrangler.toml's [build] command): worker-build with local
-# tools, skipped when build/ is newer than every source file.
+# tools, skipped when build/ is newer than every source file and was built
+# with the same kinds.
+#
+# WORKER_KINDS: the optional kinds compiled in, as cargo features (default
+# "contacts streams"; empty for counters, sets and key-value registers only).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
+kinds="${WORKER_KINDS-contacts streams}"
+for kind in $kinds; do
+  case "$kind" in
+    contacts | streams) ;;
+    *) echo "build-worker: unknown kind '$kind' in WORKER_KINDS (known: contacts streams)" >&2; exit 2 ;;
+  esac
+done
 out=build/worker/shim.mjs
+stamp=build/kinds
 # src/bin holds native tools (the chaos clients), not Worker code.
-if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock -path src/bin -prune -o -newer "$out" -print -quit)" ]; then
-  step "Worker build is up to date ($out)"
+if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$kinds" ] \
+  && [ -z "$(find src Cargo.toml Cargo.lock -path src/bin -prune -o -newer "$out" -print -quit)" ]; then
+  step "Worker build is up to date ($out, kinds: ${kinds:-none beyond counters, sets, registers})"
   exit 0
 fi
-step "building the Worker (worker-build --release --features edge, opt-level z)"
+step "building the Worker (worker-build --release, features: edge ${kinds}; opt-level z)"
 # Smallest code for the Worker only: native release builds (the simulator's
 # soak, the benchmarks) keep the release profile's speed.
-CARGO_PROFILE_RELEASE_OPT_LEVEL=z RUST_BACKTRACE=0 worker-build --release --features edge
+CARGO_PROFILE_RELEASE_OPT_LEVEL=z RUST_BACKTRACE=0 \
+  worker-build --release --no-default-features --features "edge $kinds"
 # The name section (function names for stack traces) is a fifth of the
 # gzipped module: it goes. A panic still logs its message and location.
 step "stripping the name section (wasm-opt --strip-debug)"
@@ -22,4 +36,4 @@ named="${CARGO_TARGET_DIR:-target}/index_bg.named.wasm"
 mkdir -p "$(dirname "$named")"
 cp build/index_bg.wasm "$named"
 "$WASM_OPT_BIN" --strip-debug build/index_bg.wasm -o build/index_bg.wasm
-
+printf '%s' "$kinds" >"$stamp"

@@ -19,6 +19,8 @@ step "lint: clippy, native"
 cargo clippy --all-targets --features contacts-cli -- -D warnings
 step "lint: clippy, wasm32 with feature edge"
 cargo clippy --target wasm32-unknown-unknown --features edge -- -D warnings
+step "lint: clippy, wasm32 with feature edge and only counters, sets and registers (WORKER_KINDS=)"
+cargo clippy --target wasm32-unknown-unknown --no-default-features --features edge -- -D warnings
 step "lint: clippy, wasm32 with the browser features"
 cargo clippy --target wasm32-unknown-unknown --features "browser-contacts browser-stream" --all-targets -- -D warnings
 

@@ -3,12 +3,14 @@
 //! delta that is itself a (small) state of the same type.
 
 mod causal;
+#[cfg(feature = "contacts")]
 pub mod contacts;
 mod g_counter;
 mod hlc;
 mod lww_set;
 mod mv_register;
 mod pn_counter;
+#[cfg(feature = "streams")]
 pub mod stream;
 
 pub use causal::{CausalContext, Dot};

@@ -181,7 +181,7 @@ impl<R> Rows<R> {
 }
 
 /// Decodes a whole row: no bytes may follow it.
-pub(crate) fn decode<R: Crdt>(bytes: &[u8]) -> Result<R, InvalidState> {
+pub fn decode<R: Crdt>(bytes: &[u8]) -> Result<R, InvalidState> {
     match postcard::take_from_bytes::<R>(bytes) {
         Ok((row, [])) => Ok(row),
         Ok((_, rest)) => Err(InvalidState(format!("{} bytes after the row", rest.len()))),

@@ -50,7 +50,7 @@ mod wake;
 pub use driver::{Engine, EngineError, Outputs, Publish};
 pub use exec::{Exec, NotAccepting, SyncCx};
 pub use flat::{Cell, CellType, Flat, Table, ENGINE_COLUMNS, ENGINE_TABLES};
-pub(crate) use kind::decode as decode_row;
+pub use kind::decode as decode_row;
 pub use kind::{flat_of, Catalog, Merged, Policy, RowError, RowType, Rows};
 pub use leaves::{LeafRow, BUCKET_LEAVES};
 pub use membership::{Membership, Partition, Status};

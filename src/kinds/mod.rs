@@ -9,10 +9,12 @@
 //! gossip, storage, host or dispatch code changes: the engine reaches it
 //! through [`CATALOG`], the node object and the router through [`KINDS`].
 
+#[cfg(feature = "contacts")]
 pub mod contacts;
 pub mod counter;
 pub mod register;
 pub mod set;
+#[cfg(feature = "streams")]
 pub mod stream;
 pub mod v1;
 
@@ -232,7 +234,9 @@ pub static KINDS: &[&dyn AnyKind] = &[
     &Registered::<counter::Counter>::NEW,
     &Registered::<set::Set>::NEW,
     &Registered::<register::Register>::NEW,
+    #[cfg(feature = "contacts")]
     &Registered::<contacts::Contacts>::NEW,
+    #[cfg(feature = "streams")]
     &Registered::<stream::Stream>::NEW,
 ];
 
