@@ -58,7 +58,7 @@ else
   apt-get install -y -q "${missing[@]}"
 fi
 
-for secret in ADMIN_TOKEN SYNC_TOKEN; do
+for secret in ADMIN_TOKEN SYNC_TOKEN WRITE_TOKEN; do
   step "$secret in .dev.vars"
   if [ -f .dev.vars ] && grep -q "^$secret=" .dev.vars; then
     echo "present"

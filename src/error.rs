@@ -43,7 +43,7 @@ pub enum ErrorCode {
     BadCid,
     BadTime,
     BadDirection,
-    // 401, 404, 405, 413, 415, 422
+    // 401, 404, 405, 413, 415, 422, 429
     Unauthorized,
     NotFound,
     MethodNotAllowed,
@@ -52,6 +52,7 @@ pub enum ErrorCode {
     RegisterTooLarge,
     UnsupportedMediaType,
     BadTimestamp,
+    RateLimited,
     // 409: the state does not allow it
     AlreadyCreated,
     Overflow,
@@ -82,6 +83,7 @@ impl ErrorCode {
             BodyTooLarge | ValueTooLarge | RegisterTooLarge => 413,
             UnsupportedMediaType => 415,
             BadTimestamp => 422,
+            RateLimited => 429,
             AlreadyCreated | Overflow | TooManySiblings | StaleFrame | NotActive | CannotAdd
             | CannotRetire | SequenceGap | BookFull => 409,
             Internal => 500,
@@ -128,6 +130,7 @@ impl ErrorCode {
             RegisterTooLarge => "register_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             BadTimestamp => "bad_timestamp",
+            RateLimited => "rate_limited",
             AlreadyCreated => "already_created",
             Overflow => "overflow",
             TooManySiblings => "too_many_siblings",

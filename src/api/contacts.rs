@@ -16,7 +16,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{named_object, CacheUse, KindApi, Request, Secret};
+use super::{named_object, Access, CacheUse, KindApi, Request, Secret};
 use crate::codec;
 use crate::crdt::contacts::{ClockId, Column, ContactId, ContactRow, HlcStamp, Value};
 use crate::error::{ApiError, ErrorCode};
@@ -338,6 +338,13 @@ impl KindApi for Contacts {
             [_, "push"] => expect(req, &["POST"]).map(|_| (MAX_PUSH_BODY, None)),
             [_] | [_, _] => expect(req, &["GET"]).map(|_| (0, None)),
             _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn access(op: &Op) -> Access {
+        match op {
+            Op::Push { .. } => Access::Write,
+            Op::Changes { .. } | Op::Get(_) | Op::List { .. } => Access::Open,
         }
     }
 

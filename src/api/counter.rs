@@ -12,7 +12,7 @@
 use super::http::{
     check_body_size, json_object, postcard_body, Format, HttpRequest, Method, Reply,
 };
-use super::{named_object, CacheUse, KindApi, Request, Secret, MAX_BODY};
+use super::{named_object, Access, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::PnCounter;
 use crate::error::{ApiError, ErrorCode};
@@ -128,6 +128,15 @@ impl KindApi for Counter {
         }
     }
 
+    fn access(op: &Op) -> Access {
+        match op {
+            Op::Read => Access::Open,
+            // a visit: what the public page does
+            Op::Increment { by: 1 } => Access::Write,
+            Op::Increment { .. } => Access::Privileged,
+        }
+    }
+
     fn parse(
         req: &HttpRequest,
         name: Option<&str>,
@@ -188,6 +197,15 @@ pub(crate) fn expect(req: &HttpRequest, allowed: &[&str]) -> Result<(), ApiError
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn only_a_visit_is_an_anonymous_write() {
+        assert_eq!(Counter::access(&Op::Read), Access::Open);
+        assert_eq!(Counter::access(&Op::Increment { by: 1 }), Access::Write);
+        for by in [2, -1, -MAX_STEP, MAX_STEP] {
+            assert_eq!(Counter::access(&Op::Increment { by }), Access::Privileged);
+        }
+    }
 
     #[test]
     fn rejects_bad_bodies() {

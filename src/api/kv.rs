@@ -18,7 +18,7 @@
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
 use super::kv_list::{self, Listing};
-use super::{CacheUse, KindApi, Request, Secret, MAX_BODY};
+use super::{Access, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{CausalContext, Dot, MvRegister, Payload, Versioned};
 use crate::engine::{ObjectId, MAX_NAME};
@@ -430,6 +430,13 @@ impl KindApi for Register {
                 ))
             }
             _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn access(op: &Op) -> Access {
+        match op {
+            Op::Read | Op::List { .. } => Access::Open,
+            Op::Put { .. } | Op::Delete { .. } => Access::Write,
         }
     }
 

@@ -42,6 +42,9 @@ pub enum Secret {
     Admin,
     /// `SYNC_TOKEN`: a set replica's `/update`
     Sync,
+    /// `WRITE_TOKEN`: the writes a deployment protects, and a counter step
+    /// other than +1 (`ADMIN_TOKEN` does as well)
+    Write,
 }
 
 impl Secret {
@@ -50,7 +53,101 @@ impl Secret {
         match self {
             Secret::Admin => "ADMIN_TOKEN",
             Secret::Sync => "SYNC_TOKEN",
+            Secret::Write => "WRITE_TOKEN",
         }
+    }
+}
+
+/// Who may run an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// anyone: a read, or a write under its own secret (a set's `/update`)
+    Open,
+    /// a write: anyone, unless the deployment protects the kind
+    Write,
+    /// a write no anonymous client may make (a counter step other than +1)
+    Privileged,
+}
+
+/// How the router admits a kind's request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// it runs
+    Open,
+    /// an anonymous write: it runs within the client's rate limit
+    Limited,
+    /// it runs only with `Authorization: Bearer <WRITE_TOKEN or ADMIN_TOKEN>`
+    Token,
+}
+
+impl Access {
+    /// How a request of this access is admitted, when its kind is
+    /// `protected` (listed in `WRITE_PROTECTED`) and `WRITE_TOKEN` is set
+    /// or not (`token_set`). A privileged write needs a token even where
+    /// none is set: then only `ADMIN_TOKEN` can make it.
+    ///
+    /// ```
+    /// use edge_crdt::api::{Access, Admit};
+    /// assert_eq!(Access::Write.admit(true, true), Admit::Token);
+    /// assert_eq!(Access::Write.admit(true, false), Admit::Limited);
+    /// assert_eq!(Access::Write.admit(false, true), Admit::Limited);
+    /// assert_eq!(Access::Privileged.admit(false, false), Admit::Token);
+    /// assert_eq!(Access::Open.admit(true, true), Admit::Open);
+    /// ```
+    pub fn admit(self, protected: bool, token_set: bool) -> Admit {
+        match self {
+            Access::Open => Admit::Open,
+            Access::Privileged => Admit::Token,
+            Access::Write if protected && token_set => Admit::Token,
+            Access::Write => Admit::Limited,
+        }
+    }
+}
+
+/// The kinds whose writes need `WRITE_TOKEN` when it is set
+/// (`WRITE_PROTECTED`): their routes, or `all`.
+///
+/// ```
+/// use edge_crdt::api::Protected;
+/// let p = Protected::parse("sets, kv").unwrap();
+/// assert!(p.covers("kv") && p.covers("sets") && !p.covers("counters"));
+/// assert!(Protected::parse("all").unwrap().covers("counters"));
+/// assert!(!Protected::parse(" ").unwrap().covers("kv"));
+/// assert!(Protected::parse("sets kvv").unwrap_err().contains("kvv"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Protected {
+    all: bool,
+    routes: Vec<&'static str>,
+}
+
+impl Protected {
+    /// Every kind: what a deployment gets when its list does not parse.
+    pub const ALL: Protected = Protected {
+        all: true,
+        routes: Vec::new(),
+    };
+
+    /// Reads a list of kinds' routes separated by spaces or commas, or `all`.
+    pub fn parse(text: &str) -> Result<Protected, String> {
+        let mut out = Protected::default();
+        for name in text.split([' ', ',']).filter(|n| !n.is_empty()) {
+            if name == "all" {
+                out.all = true;
+                continue;
+            }
+            let kind = kinds::by_route(name).ok_or_else(|| {
+                let known: Vec<_> = kinds::KINDS.iter().map(|k| k.route()).collect();
+                format!("no kind `{name}` (known: {}, or all)", known.join(", "))
+            })?;
+            out.routes.push(kind.route());
+        }
+        Ok(out)
+    }
+
+    /// Whether the kind at `route` is protected.
+    pub fn covers(&self, route: &str) -> bool {
+        self.all || self.routes.contains(&route)
     }
 }
 
@@ -92,6 +189,9 @@ pub trait KindApi: Kind {
     /// `path` is what follows `/api/{ROUTE}` (the name first).
     fn preflight(req: &HttpRequest, path: &[&str]) -> Result<(usize, Option<Secret>), ApiError>;
 
+    /// Who may run `op`.
+    fn access(op: &Self::Op) -> Access;
+
     /// Parses a request on object `name` (`None`: the kind's own route,
     /// `/api/{ROUTE}`), `rest` being the path after it.
     fn parse(
@@ -120,6 +220,8 @@ pub struct Parsed {
     pub view: Vec<u8>,
     /// what it does with the read cache
     pub cache: CacheUse,
+    /// who may run it
+    pub access: Access,
 }
 
 /// Where a request goes.
@@ -254,6 +356,7 @@ pub fn parse_kind<K: KindApi>(req: &HttpRequest, rest: &[&str]) -> Result<Parsed
     };
     let r = K::parse(req, name, rest)?;
     Ok(Parsed {
+        access: K::access(&r.op),
         object: r.object,
         op: crate::codec::encode(&r.op),
         view: crate::codec::encode(&r.view),

@@ -11,7 +11,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{named_object, CacheUse, KindApi, Request, Secret, MAX_BODY};
+use super::{named_object, Access, CacheUse, KindApi, Request, Secret, MAX_BODY};
 use crate::codec;
 use crate::crdt::{Bias, Element, Hlc, LwwSet};
 use crate::error::{ApiError, ErrorCode};
@@ -379,6 +379,14 @@ impl KindApi for Set {
             [_, "update"] => expect(req, &["POST"]).map(|_| (MAX_REPLICA_BODY, Some(Secret::Sync))),
             [_, "updates"] => expect(req, &["GET"]).map(|_| (0, None)),
             _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn access(op: &Op) -> Access {
+        match op {
+            // `/update` needs SYNC_TOKEN already
+            Op::Read | Op::Update(_) => Access::Open,
+            Op::Create { .. } | Op::Insert(_) | Op::Delete(_) => Access::Write,
         }
     }
 

@@ -10,7 +10,7 @@
 
 use super::counter::expect;
 use super::http::{check_body_size, json_object, postcard_body, Format, HttpRequest, Reply};
-use super::{named_object, CacheUse, KindApi, Request, Secret};
+use super::{named_object, Access, CacheUse, KindApi, Request, Secret};
 use crate::codec;
 use crate::crdt::stream::{Cid, Event, IdText};
 use crate::error::{ApiError, ErrorCode};
@@ -293,6 +293,15 @@ impl KindApi for Stream {
                 expect(req, &["GET"]).map(|_| (0, None))
             }
             _ => Err(ApiError::not_found(&req.path)),
+        }
+    }
+
+    fn access(op: &Op) -> Access {
+        match op {
+            Op::Append { .. } => Access::Write,
+            Op::Heads | Op::Get(_) | Op::Query(_) | Op::Batch(_) | Op::Log { .. } | Op::Export => {
+                Access::Open
+            }
         }
     }
 

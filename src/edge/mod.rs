@@ -20,6 +20,7 @@ mod sse;
 use crate::api::call::{NodeReply, NodeRequest};
 use crate::api::http::{ApiSettings, Reply};
 use crate::api::kv;
+use crate::api::Protected;
 use crate::codec::{self, MAX_FRAME};
 use crate::engine::{Config, Sizing};
 use crate::error::{ApiError, ErrorCode};
@@ -50,6 +51,12 @@ pub(crate) struct Settings {
     pub autoscale: bool,
     /// `BENCH_BASELINE` (`on`): the naive baseline's route is open.
     pub bench: bool,
+    /// `WRITE_PROTECTED`: the kinds whose writes need `WRITE_TOKEN` when it
+    /// is set (every kind when the list names an unknown one).
+    pub write_protected: Protected,
+    /// `WRITE_RATE_LIMIT` (`on`): anonymous writes go through the
+    /// `WRITE_LIMITER` binding, per client address.
+    pub write_limit: bool,
 }
 
 thread_local! {
@@ -102,6 +109,14 @@ impl Settings {
             },
             autoscale: text("AUTOSCALE").is_some_and(|v| v.trim() == "on"),
             bench: text("BENCH_BASELINE").is_some_and(|v| v.trim() == "on"),
+            write_protected: Protected::parse(&text("WRITE_PROTECTED").unwrap_or_default())
+                .unwrap_or_else(|e| {
+                    worker::console_error!(
+                        "WRITE_PROTECTED: {e}; every kind's writes are protected"
+                    );
+                    Protected::ALL
+                }),
+            write_limit: text("WRITE_RATE_LIMIT").is_some_and(|v| v.trim() == "on"),
         }
     }
 

@@ -12,7 +12,7 @@ use super::cache::ReadCache;
 use super::{admin, call_node, call_raw, now_ms, respond, Failure, Outcome, Settings};
 use crate::api::call::{NodeRequest, Target};
 use crate::api::http::{HttpRequest, Method, Reply};
-use crate::api::{self, CacheUse, Parsed, Routed, Secret};
+use crate::api::{self, Admit, CacheUse, Parsed, Routed, Secret};
 use crate::engine::{Membership, ObjectId, Placement, Policy, Status};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::AnyKind;
@@ -76,10 +76,18 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
     }
     http.body = read_body(&mut req, limit).await?;
     match api::route(&http, settings.bench)? {
-        Routed::Kind { kind, parsed, node } => match parsed.object.clone() {
-            Some(object) => object_op(env, &settings, &http, kind, parsed, object, node).await,
-            None => fan_out(env, &settings, &http, kind, parsed).await,
-        },
+        Routed::Kind { kind, parsed, node } => {
+            let protected = settings.write_protected.covers(kind.route());
+            if let Some(refused) =
+                admit(&req, env, &settings, &http, parsed.access, protected).await?
+            {
+                return Ok(refused);
+            }
+            match parsed.object.clone() {
+                Some(object) => object_op(env, &settings, &http, kind, parsed, object, node).await,
+                None => fan_out(env, &settings, &http, kind, parsed).await,
+            }
+        }
         Routed::Subscribe { object, node } => subscribe(env, &settings, object, node).await,
         Routed::Admin(route) => admin::handle(env, &settings, &http, route).await,
         Routed::Bench(api::Baseline::Increment) => {
@@ -115,26 +123,89 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
 /// Checks `Authorization: Bearer <secret>`, in constant time.
 fn authorized(req: &HttpRequest, env: &Env, secret: Secret) -> Result<(), ApiError> {
     let name = secret.name();
-    let Ok(token) = env.secret(name).map(|s| s.to_string()) else {
+    let Some(token) = secret_of(env, name) else {
         return Err(ApiError::new(
             ErrorCode::Disabled,
             format!("{name} is not set"),
         ));
     };
-    let given = req.authorization.as_deref().unwrap_or_default().as_bytes();
-    let expected = format!("Bearer {token}");
-    let expected = expected.as_bytes();
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if token.is_empty() || !same {
+    if !bearer_is(req, &token) {
         let e = format!("this needs `Authorization: Bearer <{name}>`");
         return Err(ApiError::new(ErrorCode::Unauthorized, e));
     }
     Ok(())
+}
+
+/// A Worker secret, unless unset or empty.
+fn secret_of(env: &Env, name: &str) -> Option<String> {
+    let token = env.secret(name).ok()?.to_string();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Whether the request says `Authorization: Bearer <token>`: every byte is
+/// compared whatever the first difference, so the time says nothing of
+/// where it is.
+fn bearer_is(req: &HttpRequest, token: &str) -> bool {
+    let given = req.authorization.as_deref().unwrap_or_default().as_bytes();
+    let expected = format!("Bearer {token}");
+    let expected = expected.as_bytes();
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Seconds a client over the write limit waits: the period of the
+/// `WRITE_LIMITER` binding in wrangler.toml.
+const RATE_PERIOD_S: &str = "10";
+
+/// Admits a kind's request by its access ([`api::Access::admit`]): a
+/// write that needs a token is 401 without `WRITE_TOKEN` or `ADMIN_TOKEN`;
+/// an anonymous write over its client's limit gets the 429 returned.
+async fn admit(
+    req: &Request,
+    env: &Env,
+    settings: &Settings,
+    http: &HttpRequest,
+    access: api::Access,
+    protected: bool,
+) -> Result<Option<Response>, Failure> {
+    let write = secret_of(env, Secret::Write.name());
+    let tokens = [write.clone(), secret_of(env, Secret::Admin.name())];
+    // Both compared, so the time does not say which one matched.
+    let holds = tokens
+        .iter()
+        .flatten()
+        .fold(false, |ok, t| bearer_is(http, t) | ok);
+    match access.admit(protected, write.is_some()) {
+        Admit::Open => Ok(None),
+        Admit::Token if holds => Ok(None),
+        Admit::Token => {
+            let unset = if write.is_none() {
+                " (WRITE_TOKEN is not set: ADMIN_TOKEN)"
+            } else {
+                ""
+            };
+            let e = format!("this write needs `Authorization: Bearer <WRITE_TOKEN>`{unset}");
+            Err(ApiError::new(ErrorCode::Unauthorized, e).into())
+        }
+        Admit::Limited if holds || !settings.write_limit => Ok(None),
+        Admit::Limited => {
+            let client = req.headers().get("cf-connecting-ip")?.unwrap_or_default();
+            let limiter = env.rate_limiter("WRITE_LIMITER")?;
+            if limiter.limit(format!("write:{client}")).await?.success {
+                return Ok(None);
+            }
+            let e = format!("too many writes from this client: try again in {RATE_PERIOD_S} s");
+            let reply = Reply::error(&ApiError::new(ErrorCode::RateLimited, e));
+            Ok(Some(super::respond(
+                &reply,
+                &[("retry-after", RATE_PERIOD_S)],
+            )?))
+        }
+    }
 }
 
 /// The active nodes as last reported, or the initial ones before any reply.

@@ -67,7 +67,7 @@ test('bad input gets a 4xx JSON error that names the problem, and changes nothin
 test('postcard bodies and replies', async () => {
   // Envelope version 1, then postcard of Increment { by: 3 }: zigzag varint 6.
   const res = await cluster.request('POST', '/api/counters/binary/increment?node=node-2', {
-    body: new Uint8Array([1, 6]),
+    body: new Uint8Array([1, 6]), write: true,
     headers: { 'content-type': 'application/x-postcard' },
   });
   assert.equal(res.status, 200);

@@ -64,9 +64,12 @@ export class Cluster {
   constructor(vars = {}) {
     this.token = randomBytes(12).toString('hex');
     this.syncToken = randomBytes(12).toString('hex');
+    this.writeToken = randomBytes(12).toString('hex');
     this.vars = {
-      GOSSIP_INTERVAL_MS: '100', ANTI_ENTROPY_INTERVAL_MS: '500',
-      ADMIN_TOKEN: this.token, SYNC_TOKEN: this.syncToken, ...vars,
+      // Every test's load comes from 127.0.0.1: the write limit is off
+      // except where a test turns it on.
+      GOSSIP_INTERVAL_MS: '100', ANTI_ENTROPY_INTERVAL_MS: '500', WRITE_RATE_LIMIT: 'off',
+      ADMIN_TOKEN: this.token, SYNC_TOKEN: this.syncToken, WRITE_TOKEN: this.writeToken, ...vars,
     };
     this.dir = mkdtempSync(join(tmpdir(), 'edge-crdt-e2e-'));
     this.proc = null;
@@ -131,9 +134,11 @@ export class Cluster {
     return out;
   }
 
-  async request(method, path, { body, headers = {}, admin = false } = {}) {
+  /** `admin`: with ADMIN_TOKEN; `write`: with WRITE_TOKEN. */
+  async request(method, path, { body, headers = {}, admin = false, write = false } = {}) {
     const h = { ...headers };
     if (admin) h.authorization = `Bearer ${this.token}`;
+    if (write) h.authorization = `Bearer ${this.writeToken}`;
     let payload = body;
     if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
       payload = JSON.stringify(body);
@@ -145,9 +150,10 @@ export class Cluster {
     return { status: res.status, data, headers: res.headers };
   }
 
+  /** A visit (`by` undefined), or a step of `by` with WRITE_TOKEN. */
   increment(name, by, node) {
     const q = node ? `?node=${node}` : '';
-    return this.request('POST', `/api/counters/${encodeURIComponent(name)}/increment${q}`, by === undefined ? {} : { body: { by } });
+    return this.request('POST', `/api/counters/${encodeURIComponent(name)}/increment${q}`, by === undefined ? {} : { body: { by }, write: true });
   }
 
   read(name, node) {

@@ -16,7 +16,9 @@ const USAGE: &str = "usage: contacts --db PATH [--url URL] [--book NAME] [--seco
   --seed N        seed of the random choices (default: from the clock; printed)
   --check         no generating: sync, then compare the database with every node's book until they agree
   --nodes K       nodes node-0..node-{K-1} the check compares with (default 4)
-  --timeout S     how long the final sync and the check may take (default 60)";
+  --timeout S     how long the final sync and the check may take (default 60)
+Pushes carry `Authorization: Bearer $WRITE_TOKEN` when that variable is set
+(a deployment with contacts in WRITE_PROTECTED takes no other).";
 
 struct Options {
     db: String,

@@ -32,6 +32,8 @@ impl std::fmt::Display for Failure {
 pub struct Server {
     agent: ureq::Agent,
     api: String,
+    /// `$WRITE_TOKEN`, sent with pushes (a deployment may protect the books)
+    token: Option<String>,
 }
 
 impl Server {
@@ -44,6 +46,7 @@ impl Server {
         Server {
             agent: ureq::Agent::new_with_config(config),
             api: format!("{}/api/contacts/{book}", url.trim_end_matches('/')),
+            token: std::env::var("WRITE_TOKEN").ok().filter(|t| !t.is_empty()),
         }
     }
 
@@ -72,12 +75,15 @@ impl Server {
 
     /// Pushes `push`.
     pub fn push(&self, push: &PushPostcard) -> Result<Outcome, Failure> {
-        let res = self
+        let mut req = self
             .agent
             .post(format!("{}/push", self.api))
             .header("content-type", POSTCARD)
-            .header("accept", POSTCARD)
-            .send(codec::encode(push));
+            .header("accept", POSTCARD);
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let res = req.send(codec::encode(push));
         Self::finish(res)
     }
 
