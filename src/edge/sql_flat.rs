@@ -110,7 +110,7 @@ impl KindTable {
     ) -> Result<(), StoreError> {
         let cells = self
             .flat
-            .cells(state)
+            .stored_cells(state)
             .map_err(|e| StoreError(format!("{object} row `{row}`: {e}")))?;
         let mut args = vec![V::from(object.as_str()), V::from(row)];
         args.extend(cells.iter().map(cell_value));

@@ -22,7 +22,7 @@ use crate::crdt::InvalidState;
 pub enum Cell {
     /// no value (a field never written)
     Null,
-    /// an integer
+    /// an integer, at most [`MAX_CELL_INT`] either way
     Int(i64),
     /// text
     Text(String),
@@ -30,7 +30,27 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
+/// The largest integer a cell holds exactly: a Durable Object's SQLite
+/// values cross to JavaScript as numbers.
+pub const MAX_CELL_INT: i64 = (1 << 53) - 1;
+
 impl Cell {
+    /// Whether a store gives this cell back exactly.
+    ///
+    /// ```
+    /// use edge_crdt::engine::{Cell, MAX_CELL_INT};
+    /// assert!(Cell::Int(-MAX_CELL_INT).check().is_ok());
+    /// assert!(Cell::Int(MAX_CELL_INT + 1).check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), InvalidState> {
+        match self {
+            Cell::Int(i) if i.unsigned_abs() > MAX_CELL_INT as u64 => Err(InvalidState(format!(
+                "the integer {i} is beyond 2^53, which stored values cannot cross to JavaScript exactly"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The text, if the cell holds text.
     pub fn as_text(&self) -> Option<&str> {
         match self {
@@ -110,9 +130,17 @@ pub trait Flat: Sync {
     /// `state(cells(s)) == s` for every state the kind stores.
     fn state(&self, cells: &[Cell]) -> Result<Vec<u8>, InvalidState>;
 
-    /// `state(cells(state))`: what a store gives back of what it was given.
+    /// The cells a store writes: [`Flat::cells`], each one it can give back
+    /// exactly ([`Cell::check`]).
+    fn stored_cells(&self, state: &[u8]) -> Result<Vec<Cell>, InvalidState> {
+        let cells = self.cells(state)?;
+        cells.iter().try_for_each(Cell::check)?;
+        Ok(cells)
+    }
+
+    /// `state(stored_cells(state))`: what a store gives back of what it was given.
     fn round_trip(&self, state: &[u8]) -> Result<Vec<u8>, InvalidState> {
-        self.state(&self.cells(state)?)
+        self.state(&self.stored_cells(state)?)
     }
 }
 

@@ -49,7 +49,7 @@ mod wake;
 
 pub use driver::{Engine, EngineError, Outputs, Publish};
 pub use exec::{Exec, NotAccepting, SyncCx};
-pub use flat::{Cell, CellType, Flat, Table, ENGINE_COLUMNS, ENGINE_TABLES};
+pub use flat::{Cell, CellType, Flat, Table, ENGINE_COLUMNS, ENGINE_TABLES, MAX_CELL_INT};
 pub use kind::decode as decode_row;
 pub use kind::{flat_of, Catalog, Merged, Policy, RowError, RowType, Rows};
 pub use leaves::{LeafRow, BUCKET_LEAVES};

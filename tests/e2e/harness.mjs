@@ -109,6 +109,16 @@ export class Cluster {
     try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
   }
 
+  /** SIGKILLs wrangler and workerd at once (their process group): no shutdown of any kind. */
+  async crash() {
+    if (!this.proc) return;
+    const proc = this.proc;
+    this.proc = null;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    process.kill(-proc.pid, 'SIGKILL');
+    await exited;
+  }
+
   async destroy() {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });

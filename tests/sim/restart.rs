@@ -1,7 +1,7 @@
 //! Crashes and restarts: a node that was down a long time catches up, and
 //! a restarted node stamps its writes after what it stored.
 
-use crate::harness::{blog, config, home, set_key, Faults, Sim};
+use crate::harness::{blog, config, home, kv_key, set_key, Ctx, Faults, Sim};
 use crate::oracle::SetOp;
 use edge_crdt::crdt::Element;
 use edge_crdt::NodeId;
@@ -124,4 +124,31 @@ fn a_restarted_node_stamps_writes_after_the_stamps_it_stored() {
         !sim.members_at(NodeId(0), &key).contains(&x),
         "an acknowledged remove of a present element has no effect"
     );
+}
+
+#[test]
+fn every_node_killed_at_once_loses_no_acknowledged_register() {
+    // Every node crashes in the same instant (kill -9 of the one process
+    // holding them all): whatever sat in gossip buffers is gone, and only
+    // anti-entropy can bring each acknowledged write to all its replicas.
+    let mut sim = Sim::new(11, config(4), Faults::calm());
+    for i in 0..40u64 {
+        assert!(sim.kv_request(NodeId((i % 4) as u32), &kv_key(i), Ctx::Blind, false));
+    }
+    for id in sim.ids() {
+        sim.crash(id, u64::MAX);
+    }
+    let lost = sim.net.take(|_| true).len();
+    assert!(lost > 0, "gossip was in flight when the process died");
+    for id in sim.ids() {
+        sim.restart(id);
+    }
+    let start = sim.now;
+    while let Err(why) = sim.converged(true) {
+        assert!(
+            sim.now - start < 30_000,
+            "not repaired after the crash: {why}"
+        );
+        sim.step(10, false);
+    }
 }

@@ -7,7 +7,7 @@
 //! missing links in two local rows, moved as each event arrives from any
 //! source, reading only the rows the event links; its log numbers the
 //! events in the order they arrived here. Events are stored flattened in
-//! the `event` table (`cid, topic, timestamp_ns, message, links`).
+//! the `event` table (`cid, topic, timestamp_ns` (8 bytes big-endian), `message, links`).
 //!
 //! Replicas catch up beyond gossip by their own sync ([`sync`]): backfill
 //! by content id and rebroadcast of a dormant topic's heads.
@@ -241,7 +241,9 @@ pub static EVENT_TABLE: Table = Table {
     key: "cid",
     columns: &[
         ("topic", CellType::Text),
-        ("timestamp_ns", CellType::Int),
+        // 8 bytes big-endian: nanoseconds are beyond what an INTEGER
+        // brings back exactly (`engine::MAX_CELL_INT`)
+        ("timestamp_ns", CellType::Blob),
         ("message", CellType::Blob),
         ("links", CellType::Text),
     ],
@@ -258,12 +260,10 @@ impl Flat for Events {
 
     fn cells(&self, state: &[u8]) -> Result<Vec<Cell>, InvalidState> {
         let e = event(state)?;
-        let ts = i64::try_from(e.timestamp_ns)
-            .map_err(|_| InvalidState(format!("timestamp {} ns", e.timestamp_ns)))?;
         let links: Vec<String> = e.links.iter().map(Cid::text).collect();
         Ok(vec![
             Cell::Text(e.topic),
-            Cell::Int(ts),
+            Cell::Blob(e.timestamp_ns.to_be_bytes().to_vec()),
             Cell::Blob(e.message),
             Cell::Text(links.join(" ")),
         ])
@@ -271,15 +271,21 @@ impl Flat for Events {
 
     fn state(&self, cells: &[Cell]) -> Result<Vec<u8>, InvalidState> {
         let bad = |what: &str| InvalidState(format!("an event's {what}"));
-        let [Cell::Text(topic), Cell::Int(ts), Cell::Blob(message), Cell::Text(links)] = cells
-        else {
+        let [Cell::Text(topic), ts, Cell::Blob(message), Cell::Text(links)] = cells else {
             return Err(bad("cells"));
+        };
+        let ts = match ts {
+            Cell::Blob(b) => {
+                u64::from_be_bytes(b.as_slice().try_into().map_err(|_| bad("timestamp"))?)
+            }
+            // the first layout's INTEGER (exact only up to 2^53)
+            Cell::Int(i) => u64::try_from(*i).map_err(|_| bad("timestamp"))?,
+            _ => return Err(bad("timestamp")),
         };
         let links = links
             .split_whitespace()
             .map(|l| Cid::from_text(l).ok_or_else(|| bad("links")))
             .collect::<Result<Vec<Cid>, _>>()?;
-        let ts = u64::try_from(*ts).map_err(|_| bad("timestamp"))?;
         Ok(Event::new(topic, ts, message.clone(), links).encode())
     }
 }
