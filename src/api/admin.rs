@@ -35,6 +35,8 @@ pub enum AdminRoute {
     Autoscale(SizingQuery),
     /// `PUT /admin/partition` (groups) or `DELETE /admin/partition` (none)
     Partition(Vec<NodeSet>),
+    /// `GET /admin/live`: every member's view each second, as server-sent events
+    Live,
     /// `POST /admin/nodes/:id/peer`: a raw peer frame, delivered to that
     /// node's `/peer` as if a peer sent it (to test what a node refuses)
     Peer(NodeId),
@@ -106,6 +108,10 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
         ["autoscale"] => match m {
             Method::Post => Ok(AdminRoute::Autoscale(parse_sizing(req)?)),
             _ => wrong("POST"),
+        },
+        ["live"] => match m {
+            Method::Get => Ok(AdminRoute::Live),
+            _ => wrong("GET"),
         },
         ["partition"] => match m {
             Method::Put => Ok(AdminRoute::Partition(parse_groups(&req.body)?)),

@@ -139,6 +139,11 @@ pub struct NodeView {
     pub refused_states: u64,
     /// peer traffic
     pub sent: Sent,
+    /// peer traffic by peer: frames this node sent it, and the bytes of
+    /// those and of its answers to the peer's frames
+    pub sent_to: NodeMap<Sent>,
+    /// rows pushed or asked for by anti-entropy since the object started
+    pub repaired_rows: u64,
     /// client traffic
     pub requests: Requests,
     /// tombstones held

@@ -80,6 +80,7 @@ pub(crate) async fn handle(
             json(status, &view)
         }
         AdminRoute::Partition(groups) => json(200, &partition(env, settings, groups).await?),
+        AdminRoute::Live => live(env.clone(), settings.clone()),
         AdminRoute::Peer(id) => {
             let path = format!("/peer/{}", id.0);
             let (status, body) = super::post(env, id, &path, http.body.clone()).await?;
@@ -100,6 +101,53 @@ pub(crate) async fn handle(
             )
         }
     }
+}
+
+/// How often `/admin/live` sends the cluster's views.
+const LIVE_EVERY_MS: u64 = 1_000;
+
+/// One `/admin/live` event: when, and each member's view (`None`: it did
+/// not answer).
+#[derive(Serialize)]
+struct Snapshot {
+    at: u64,
+    nodes: NodeMap<Option<NodeView>>,
+}
+
+/// `GET /admin/live`: a stream of [`Snapshot`]s, the first at once, then
+/// one each [`LIVE_EVERY_MS`] while the client reads.
+fn live(env: Env, settings: Settings) -> Outcome {
+    let ticks =
+        futures_util::stream::unfold((env, settings, true), |(env, settings, first)| async move {
+            if !first {
+                worker::Delay::from(std::time::Duration::from_millis(LIVE_EVERY_MS)).await;
+            }
+            let event = snapshot(&env, &settings).await;
+            Some((
+                Ok::<_, worker::Error>(event.into_bytes()),
+                (env, settings, false),
+            ))
+        });
+    let headers = worker::Headers::new();
+    headers.set("content-type", "text/event-stream")?;
+    headers.set("cache-control", "no-store")?;
+    Ok(worker::Response::from_stream(ticks)?.with_headers(headers))
+}
+
+/// Every member's view as one event, or an `error` event.
+async fn snapshot(env: &Env, settings: &Settings) -> String {
+    let members = match active_view(env, settings).await {
+        Ok(view) => view.members,
+        Err(e) => return format!("event: error\ndata: {}\n\n", e.into_api().to_json()),
+    };
+    let mut nodes = NodeMap::new();
+    for id in members.keys() {
+        let answer = ask(env, *id, AdminOp::View).await.ok();
+        nodes.insert(*id, answer.and_then(|a| outcome::<NodeView>(a).ok()));
+    }
+    let at = super::now_ms();
+    let data = serde_json::to_string(&Snapshot { at, nodes }).unwrap_or_default();
+    format!("data: {data}\n\n")
 }
 
 /// A frame a node took: the size of its answer.

@@ -19,7 +19,7 @@ use crate::engine::{
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, CATALOG};
-use crate::NodeId;
+use crate::{NodeId, NodeMap};
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use worker::{Env, Response, ScheduledTime, State};
@@ -49,6 +49,7 @@ pub(crate) struct Host {
     alarm_at: Cell<Option<u64>>,
     /// Peer traffic since this object started.
     sent: Cell<Sent>,
+    sent_to: RefCell<NodeMap<Sent>>,
     /// Client requests this node served since the object started.
     requests: RefCell<RequestMeter>,
 }
@@ -69,6 +70,7 @@ impl Host {
             streams: Streams::default(),
             alarm_at: Cell::new(None),
             sent: Cell::new(Sent::default()),
+            sent_to: RefCell::new(NodeMap::new()),
             requests: RefCell::new(RequestMeter::new(REQUEST_WINDOW_MS)),
         }
     }
@@ -239,11 +241,7 @@ impl Host {
             message,
         };
         let bytes = codec::encode(&frame);
-        let sent = self.sent.get();
-        self.sent.set(Sent {
-            frames: sent.frames + 1,
-            bytes: sent.bytes + bytes.len() as u64,
-        });
+        self.count_sent(to, 1, bytes.len());
         let result = async {
             let (status, body) =
                 super::post(&self.env, to, &format!("/peer/{}", to.0), bytes).await?;
@@ -280,6 +278,18 @@ impl Host {
         }
     }
 
+    /// Counts `frames` and `bytes` sent to `peer`.
+    fn count_sent(&self, peer: NodeId, frames: u64, bytes: usize) {
+        let add = |s: &mut Sent| {
+            s.frames += frames;
+            s.bytes += bytes as u64;
+        };
+        let mut total = self.sent.get();
+        add(&mut total);
+        self.sent.set(total);
+        add(self.sent_to.borrow_mut().get_or_default(peer));
+    }
+
     /// `/peer`: a frame from another node; the answer carries its replies.
     pub async fn peer(&self, body: &[u8]) -> Result<Response, ApiError> {
         let opened = self.with(|e| e.receive_frame(body, now_ms()));
@@ -299,11 +309,7 @@ impl Host {
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let body = codec::encode(&replies);
-        let sent = self.sent.get();
-        self.sent.set(Sent {
-            frames: sent.frames,
-            bytes: sent.bytes + body.len() as u64,
-        });
+        self.count_sent(from, 0, body.len());
         let res = Response::from_bytes(body)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         Ok(res)
@@ -376,6 +382,8 @@ impl Host {
                 leaves_moving: moving as u64,
                 refused_states: n.refused(),
                 sent: self.sent.get(),
+                sent_to: self.sent_to.borrow().clone(),
+                repaired_rows: n.repaired_rows(),
                 requests: Requests {
                     total: requests.total(),
                     per_second: requests.per_second(now_ms()),

@@ -433,6 +433,11 @@ impl Node {
         self.refused
     }
 
+    /// Rows this node has pushed or asked for by anti-entropy since it started.
+    pub fn repaired_rows(&self) -> u64 {
+        self.repair.repaired_rows
+    }
+
     /// How many stored rows are tombstones, and how many this node has
     /// collected since it started.
     pub fn tombstone_counts(&self) -> (u64, u64) {

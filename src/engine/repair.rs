@@ -53,6 +53,8 @@ pub(crate) struct Repair {
     recheck: Option<NodeId>,
     /// Peers probed again: their answer asks for no further recheck.
     rechecked: NodeSet,
+    /// Rows this node has pushed or asked for by anti-entropy.
+    pub repaired_rows: u64,
 }
 
 impl Repair {
@@ -366,6 +368,8 @@ impl Node {
                 want.push((range.object.clone(), w));
             }
         }
+        let rows = |refs: &RowRefs| refs.iter().map(|(_, keys)| keys.len() as u64).sum::<u64>();
+        self.repair.repaired_rows += rows(&push) + rows(&want);
         let states = self.states_of(push);
         if !states.is_empty() || !want.is_empty() {
             self.became_busy();

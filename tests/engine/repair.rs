@@ -101,9 +101,15 @@ pub fn diverge_and_repair(replicas: u32, rows: usize, writes: &[(usize, u32)]) -
         matches!(m, Message::Gossip { .. })
     });
     let differ = differing(&c, &table);
+    let repaired = |c: &Cluster| -> u64 { c.nodes.values().map(|e| e.node.repaired_rows()).sum() };
+    let before = repaired(&c);
     c.reset_tally();
     c.pass(60_000);
     assert!(differing(&c, &table).is_empty(), "converged");
+    assert!(
+        repaired(&c) - before >= differ.len() as u64,
+        "the nodes count the rows anti-entropy moved"
+    );
     assert_eq!(c.tally.of("transfer"), 0);
     let extra: Vec<_> = c.tally.distinct.difference(&differ).collect();
     assert!(
