@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The browser replica: wasm-pack builds src/browser (feature `browser`) into
-# www/pkg/edge_crdt.js, edge_crdt_bg.wasm and edge_crdt.d.ts, which
-# www/app.js imports as an ES module (no bundler).
+# The browser replicas as an npm package, @edge-crdt/browser:
+# - wasm-pack builds src/browser into three modules in target/wasm-pack/
+#   (each its .js, _bg.wasm and .d.ts);
+# - scripts/browser-package.mjs assembles them into the package, pkg/
+#   (package.json with subpath exports, npm/README.md);
+# - npm pack packs pkg/ into target/pkg/edge-crdt-browser-<version>.tgz;
+# - the tarball is unpacked into www/pkg/, the copy of the package that the
+#   pages import by name through their import maps (no bundler).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -f "$ROOT/scripts/env.sh" ]; then
@@ -29,28 +34,62 @@ else
 fi
 
 say "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+# wasm-pack's output (gitignored, like pkg/ and www/pkg/).
+wasm_pack_out=target/wasm-pack
+packed=target/pkg
+
 # One module per page, so each page loads only its replicas: the counter
 # page edge_crdt (feature browser), the address book edge_crdt_contacts
 # (feature browser-contacts), the event stream edge_crdt_stream (feature
 # browser-stream). wasm-pack passes everything after its own
 # options to cargo, so --features comes last.
-for module in edge_crdt:browser edge_crdt_contacts:browser-contacts edge_crdt_stream:browser-stream; do
-    args=(build --target web --release --out-dir www/pkg --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --no-default-features --features "${module##*:}")
-    say "wasm-pack ${args[*]}"
-    wasm-pack "${args[@]}"
-done
+modules=(edge_crdt:browser edge_crdt_contacts:browser-contacts edge_crdt_stream:browser-stream)
+# cargo recompiles the crate for each module (its features differ from the
+# last build's), so wasm-pack is skipped when its output is newer than
+# every source file and this script. src/bin holds native tools only.
+stamp="$wasm_pack_out/.built"
+if [ -f "$stamp" ] && [ -z "$(find src Cargo.toml Cargo.lock scripts/build-browser.sh -path src/bin -prune -o -newer "$stamp" -print -quit)" ]; then
+    say "wasm-pack output is up to date ($wasm_pack_out)"
+else
+    rm -f "$stamp"
+    for module in "${modules[@]}"; do
+        args=(build --target web --release --out-dir "$wasm_pack_out" --out-name "${module%%:*}" ${opt[@]+"${opt[@]}"} --no-default-features --features "${module##*:}")
+        say "wasm-pack ${args[*]}"
+        wasm-pack "${args[@]}"
+    done
+    touch "$stamp"
+fi
 
-# wasm-pack also writes npm packaging files; the page does not use them and
-# /www/pkg/ is gitignored at the top level.
-for f in package.json README.md .gitignore; do
-    if [ -e "www/pkg/$f" ]; then
-        say "removing www/pkg/$f"
-        rm -f "www/pkg/$f"
-    fi
-done
+say "assembling the package in pkg/ (scripts/browser-package.mjs)"
+node scripts/browser-package.mjs "$wasm_pack_out" pkg
 
-say "built:"
-ls -l www/pkg/
-for wasm in www/pkg/edge_crdt_bg.wasm www/pkg/edge_crdt_contacts_bg.wasm www/pkg/edge_crdt_stream_bg.wasm; do
-    say "$wasm: $(wc -c <"$wasm") bytes, $(gzip -9c "$wasm" | wc -c) bytes gzipped"
+say "npm pack pkg/ into $packed/"
+rm -rf "$packed"
+mkdir -p "$packed"
+# --json: the tarball's name on stdout, without npm's notices.
+tarball="$packed/$(npm pack ./pkg --pack-destination "$packed" --json --no-update-notifier | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8"))[0].filename)')"
+[ -f "$tarball" ] || { echo "build-browser: npm pack wrote no $tarball" >&2; exit 1; }
+
+say "unpacking $tarball into www/pkg/ (the pages' copy of the package)"
+rm -rf www/pkg
+mkdir -p www/pkg
+tar -xzf "$tarball" -C www/pkg --strip-components=1
+
+say "the package $(node -p 'const p = require("./www/pkg/package.json"); `${p.name}@${p.version}`'): $tarball, $(wc -c <"$tarball") bytes"
+total=0
+total_gz=0
+say "$(printf '%9s %9s  %s' bytes 'gzip -9' file)"
+for file in $(cd www/pkg && find . -type f | sed 's|^\./||' | sort); do
+    raw=$(wc -c <"www/pkg/$file")
+    gz=$(gzip -9c "www/pkg/$file" | wc -c)
+    total=$((total + raw))
+    total_gz=$((total_gz + gz))
+    say "$(printf '%9d %9d  %s' "$raw" "$gz" "$file")"
+done
+say "$(printf '%9d %9d  %s' "$total" "$total_gz" 'in all')"
+# What a page loads: its module's .js and .wasm.
+for module in "${modules[@]%%:*}"; do
+    js_gz=$(gzip -9c "www/pkg/$module.js" | wc -c)
+    wasm_gz=$(gzip -9c "www/pkg/${module}_bg.wasm" | wc -c)
+    say "$module: a page loads $((js_gz + wasm_gz)) bytes gzip -9 ($module.js $js_gz + ${module}_bg.wasm $wasm_gz)"
 done

@@ -3,7 +3,7 @@
 // events, other tabs) into a CounterReplica kept in localStorage, and shows
 // only the replica's value, so the number never goes down.
 
-import init, { CounterReplica } from "./pkg/edge_crdt.js";
+import init, { CounterReplica } from "@edge-crdt/browser";
 
 const MIN_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;

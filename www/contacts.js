@@ -4,7 +4,7 @@
 // changes after the cursor whenever the network allows, and server-sent
 // events bring other clients' changes live.
 
-import init, { ContactsReplica } from "./pkg/edge_crdt_contacts.js";
+import init, { ContactsReplica } from "@edge-crdt/browser/contacts";
 
 const SYNC_EVERY_MS = 2_000;
 const MAX_BACKOFF_MS = 30_000;

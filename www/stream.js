@@ -5,7 +5,7 @@
 // shows what was saved, catches up through the node's log from the saved
 // cursor, then follows /live (server-sent events).
 
-import init, { StreamReplica } from "./pkg/edge_crdt_stream.js";
+import init, { StreamReplica } from "@edge-crdt/browser/stream";
 
 const LOG_PAGE = 500;
 const MAX_PAGES = 10_000;

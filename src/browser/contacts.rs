@@ -3,7 +3,7 @@
 //! page moves pushes and pulls over HTTP and hands the parsed JSON here.
 //!
 //! ```js
-//! import init, { ContactsReplica } from "./pkg/edge_crdt.js";
+//! import init, { ContactsReplica } from "@edge-crdt/browser/contacts";
 //! await init();
 //! const book = ContactsReplica.load("family");
 //! book.edit(crypto.randomUUID(), "name", "Bob", Date.now());
@@ -26,6 +26,42 @@ const KEY_PREFIX: &str = "edge-crdt:contacts:";
 
 /// The largest saved replica read back (localStorage holds about 5 MB).
 const MAX_SAVED: usize = 8 << 20;
+
+// The TypeScript types of the objects the replica hands out.
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** A contact's column. */
+export type ContactColumn = "name" | "phone" | "email" | "tombstone";
+
+/** A contact not deleted, each column with its stamp (`undefined`: never written). */
+export interface Contact {
+    id: string;
+    name: string | undefined;
+    name_ts: string | undefined;
+    phone: string | undefined;
+    phone_ts: string | undefined;
+    email: string | undefined;
+    email_ts: string | undefined;
+    tombstone: boolean;
+    tombstone_ts: string | undefined;
+}
+
+/** One edit waiting for the server, numbered by `seq`. */
+export interface ContactDelta {
+    id: string;
+    column: ContactColumn;
+    value: string | boolean;
+    timestamp: string;
+    seq: number;
+}
+
+/** The body of a push, `POST /api/contacts/<book>/push`. */
+export interface ContactsPush {
+    client: string;
+    deltas: ContactDelta[];
+    cursor: string;
+}
+"#;
 
 /// The replica of one address book in a page.
 #[wasm_bindgen]
@@ -142,8 +178,8 @@ impl ContactsReplica {
     pub fn edit(
         &mut self,
         id: &str,
-        column: &str,
-        value: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ContactColumn")] column: &str,
+        #[wasm_bindgen(unchecked_param_type = "string | boolean")] value: JsValue,
         now_ms: f64,
     ) -> Result<(), JsError> {
         let id: ContactId = id.parse().map_err(js_error)?;
@@ -155,7 +191,7 @@ impl ContactsReplica {
 
     /// The body of the next push (an object to send as JSON), or `null`
     /// when nothing waits.
-    #[wasm_bindgen(js_name = pushBody)]
+    #[wasm_bindgen(js_name = pushBody, unchecked_return_type = "ContactsPush | null")]
     pub fn push_body(&self) -> Result<JsValue, JsError> {
         let Some(batch) = self.replica.push(MAX_PUSH) else {
             return Ok(JsValue::NULL);
@@ -193,8 +229,8 @@ impl ContactsReplica {
     pub fn merge_change(
         &mut self,
         id: &str,
-        column: &str,
-        value: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ContactColumn")] column: &str,
+        #[wasm_bindgen(unchecked_param_type = "string | boolean")] value: JsValue,
         timestamp: &str,
     ) -> Result<bool, JsError> {
         let change = Change {
@@ -220,6 +256,7 @@ impl ContactsReplica {
 
     /// The contacts not deleted, as `{id, name, phone, email, …}` objects
     /// sorted by id.
+    #[wasm_bindgen(unchecked_return_type = "Contact[]")]
     pub fn contacts(&self) -> Result<JsValue, JsError> {
         let list: Vec<ContactJson> = self
             .replica

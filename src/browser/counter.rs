@@ -1,7 +1,7 @@
 //! The visit counter's replica: a [`PnCounter`] a page merges and saves.
 //!
 //! ```js
-//! import init, { CounterReplica } from "./pkg/edge_crdt.js";
+//! import init, { CounterReplica } from "@edge-crdt/browser";
 //! await init();
 //! const replica = CounterReplica.load("home");
 //! source.onmessage = (e) => {

@@ -5,7 +5,7 @@
 //! moves `/log` pages and `/live` events and hands their JSON here.
 //!
 //! ```js
-//! import init, { StreamReplica } from "./pkg/edge_crdt_stream.js";
+//! import init, { StreamReplica } from "@edge-crdt/browser/stream";
 //! await init();
 //! const stream = StreamReplica.load("chat");
 //! live.onmessage = (e) => {
@@ -71,6 +71,32 @@ struct EventJson {
     message: String,
     links: Vec<String>,
 }
+
+// The TypeScript types of the objects the replica hands out: the
+// serialized `Received`, `EventJson` and `Cursor`.
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** What `receive` did: how many events were valid, how many of those were new, and why each refused one was. */
+export interface StreamReceived {
+    accepted: number;
+    added: number;
+    refused: string[];
+}
+
+/** An event as listed by `events()`: `timestamp_ns` decimal text, `message` UTF-8 text. */
+export interface StreamEvent {
+    cid: string;
+    timestamp_ns: string;
+    message: string;
+    links: string[];
+}
+
+/** Where the page follows a node's log: the last `seq` taken from `node`. */
+export interface StreamCursor {
+    node: string;
+    seq: number;
+}
+"#;
 
 /// The replica of one topic in a page.
 #[wasm_bindgen]
@@ -291,6 +317,7 @@ impl StreamReplica {
     /// its entries. Returns `{accepted, added, refused}`: how many were
     /// valid, how many of those were new, and `"<cid>: <why>"` for each
     /// one refused (never kept). Throws when `data` is not such JSON.
+    #[wasm_bindgen(unchecked_return_type = "StreamReceived")]
     pub fn receive(&mut self, data: &str) -> Result<JsValue, JsError> {
         let entries = parse(data).and_then(entries_of).map_err(js_error)?;
         to_js(&self.take(&entries))
@@ -299,6 +326,7 @@ impl StreamReplica {
     /// The events in the one total order (each after what it links, ties
     /// by time then id), as `{cid, timestamp_ns, message, links}` with
     /// `timestamp_ns` decimal text and `message` UTF-8 text (lossy).
+    #[wasm_bindgen(unchecked_return_type = "StreamEvent[]")]
     pub fn events(&self) -> Result<JsValue, JsError> {
         let list: Vec<EventJson> = self
             .dag
@@ -362,6 +390,7 @@ impl StreamReplica {
     }
 
     /// The cursor `{node, seq}`, or `null` when none was set.
+    #[wasm_bindgen(unchecked_return_type = "StreamCursor | null")]
     pub fn cursor(&self) -> Result<JsValue, JsError> {
         match &self.cursor {
             Some(cursor) => to_js(cursor),
