@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs, skipping whatever is already there at the
-# right version. Only package registries are used (crates.io, npm, Debian).
+# right version. Only package registries are used (crates.io, npm, PyPI,
+# Debian).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -49,6 +50,8 @@ missing=()
 for pkg in chromium chromium-driver wrk sqlite3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# A python3 without ensurepip (Debian's own) makes venvs with python3-venv.
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "present"
 else
@@ -56,6 +59,24 @@ else
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q "${missing[@]}"
+fi
+
+# The contract test's schemathesis, from PyPI at the versions pinned in
+# tests/contract/requirements.txt, in its own venv; reinstalled when the
+# pins change.
+CONTRACT_VENV=.venv
+CONTRACT_PINS=tests/contract/requirements.txt
+ST_VERSION=$(sed -n 's/^schemathesis==//p' "$CONTRACT_PINS")
+step "python: schemathesis $ST_VERSION in $CONTRACT_VENV (from $CONTRACT_PINS)"
+if [ "$("$CONTRACT_VENV/bin/st" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+')" = "$ST_VERSION" ] \
+   && cmp -s "$CONTRACT_PINS" "$CONTRACT_VENV/pins.txt"; then
+  echo "present"
+else
+  echo "installing from PyPI (about a minute)"
+  rm -rf "$CONTRACT_VENV"
+  python3 -m venv "$CONTRACT_VENV"
+  "$CONTRACT_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$CONTRACT_PINS"
+  cp "$CONTRACT_PINS" "$CONTRACT_VENV/pins.txt"
 fi
 
 for secret in ADMIN_TOKEN SYNC_TOKEN WRITE_TOKEN; do

@@ -157,6 +157,9 @@ pub struct ApiError {
     pub error: ErrorCode,
     /// what was wrong
     pub message: String,
+    /// a 405's allowed methods, sent as the `Allow` header (not in the body)
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -165,6 +168,7 @@ impl ApiError {
         ApiError {
             error,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -189,12 +193,28 @@ impl ApiError {
         ApiError::new(ErrorCode::NotFound, format!("no route for {}", clip(path)))
     }
 
-    /// A 405 naming the methods the path allows.
-    pub fn method(method: &str, allowed: &str) -> Self {
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{} is not allowed here; use {allowed}", clip(method)),
-        )
+    /// A 405 naming the methods the path allows, in its message and in
+    /// [`allow`](Self::allow).
+    ///
+    /// ```
+    /// use edge_crdt::ApiError;
+    /// let e = ApiError::method("PATCH", &["GET", "PUT", "DELETE"]);
+    /// assert_eq!(e.message, "PATCH is not allowed here; use GET, PUT or DELETE");
+    /// assert_eq!(e.allow.as_deref(), Some("GET, PUT, DELETE"));
+    /// assert_eq!(e.to_json(), r#"{"error":"method_not_allowed","message":"PATCH is not allowed here; use GET, PUT or DELETE"}"#);
+    /// ```
+    pub fn method(method: &str, allowed: &[&str]) -> Self {
+        let named = match allowed {
+            [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => allowed.join(""),
+        };
+        ApiError {
+            allow: Some(allowed.join(", ")),
+            ..ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not allowed here; use {named}", clip(method)),
+            )
+        }
     }
 }
 

@@ -75,13 +75,13 @@ impl SizingQuery {
     }
 }
 
-const NODES: &str = "GET or POST";
-const NODE: &str = "GET or DELETE";
+const NODES: &[&str] = &["GET", "POST"];
+const NODE: &[&str] = &["GET", "DELETE"];
 
 /// Parses `/admin/{rest}`.
 pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
     let m = &req.method;
-    let wrong = |allowed: &str| Err(ApiError::method(m.as_str(), allowed));
+    let wrong = |allowed: &[&str]| Err(ApiError::method(m.as_str(), allowed));
     match rest {
         ["nodes"] => match m {
             Method::Get => Ok(AdminRoute::Nodes),
@@ -95,19 +95,19 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
         },
         ["nodes", id, "peer"] => match m {
             Method::Post => Ok(AdminRoute::Peer(parse_node(id)?)),
-            _ => wrong("POST"),
+            _ => wrong(&["POST"]),
         },
         ["nodes", id, "retire"] => match m {
             Method::Post => Ok(AdminRoute::Retire(parse_node(id)?)),
-            _ => wrong("POST"),
+            _ => wrong(&["POST"]),
         },
         ["traffic"] => match m {
             Method::Get => Ok(AdminRoute::Traffic(parse_sizing(req)?)),
-            _ => wrong("GET"),
+            _ => wrong(&["GET"]),
         },
         ["autoscale"] => match m {
             Method::Post => Ok(AdminRoute::Autoscale(parse_sizing(req)?)),
-            _ => wrong("POST"),
+            _ => wrong(&["POST"]),
         },
         ["live"] => match m {
             Method::Get => Ok(AdminRoute::Live),
@@ -116,7 +116,7 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
         ["partition"] => match m {
             Method::Put => Ok(AdminRoute::Partition(parse_groups(&req.body)?)),
             Method::Delete => Ok(AdminRoute::Partition(Vec::new())),
-            _ => wrong("PUT or DELETE"),
+            _ => wrong(&["PUT", "DELETE"]),
         },
         _ => Err(ApiError::not_found(&req.path)),
     }
@@ -191,6 +191,10 @@ mod test {
         let q = req(Method::Other("QUERY".into()), "/admin/traffic", "");
         let e = parse(&q, &["traffic"]).unwrap_err();
         assert_eq!((e.status(), e.message.contains("use GET")), (405, true));
+        let p = req(Method::Post, "/admin/partition", "");
+        let e = parse(&p, &["partition"]).unwrap_err();
+        assert_eq!(e.message, "POST is not allowed here; use PUT or DELETE");
+        assert_eq!(e.allow.as_deref(), Some("PUT, DELETE"), "the Allow header");
         assert_eq!(parse(&q, &["nope"]).unwrap_err().status(), 404);
         let bad = req(Method::Get, "/admin/nodes/node-x", "");
         assert_eq!(

@@ -267,7 +267,7 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
                 if kind.events() == Some(*segment) {
                     return match req.method {
                         Method::Get => Ok((0, None)),
-                        ref m => Err(ApiError::method(m.as_str(), "GET")),
+                        ref m => Err(ApiError::method(m.as_str(), &["GET"])),
                     };
                 }
             }
@@ -277,7 +277,7 @@ pub fn preflight(req: &HttpRequest, bench: bool) -> Result<(usize, Option<Secret
         ["admin", ..] => Ok((MAX_BODY, Some(Secret::Admin))),
         ["bench", "naive", "increment" | "push"] if bench => match req.method {
             Method::Post => Ok((MAX_BASELINE_BODY, None)),
-            ref m => Err(ApiError::method(m.as_str(), "POST")),
+            ref m => Err(ApiError::method(m.as_str(), &["POST"])),
         },
         _ => Err(ApiError::not_found(&req.path)),
     }
@@ -312,7 +312,7 @@ fn subscribe(
     node: Option<NodeId>,
 ) -> Result<Routed, ApiError> {
     if req.method != Method::Get {
-        return Err(ApiError::method(req.method.as_str(), "GET"));
+        return Err(ApiError::method(req.method.as_str(), &["GET"]));
     }
     let object = object_of(kind.prefix(), name, ErrorCode::BadName)?;
     Ok(Routed::Subscribe { object, node })

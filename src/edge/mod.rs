@@ -174,8 +174,11 @@ impl Failure {
         }
     }
 
+    /// The JSON error reply; a 405 names the allowed methods in `Allow`.
     pub fn into_response(self) -> worker::Result<Response> {
-        respond(&Reply::error(&self.into_api()), &[])
+        let e = self.into_api();
+        let allow = e.allow.as_deref().map(|methods| ("allow", methods));
+        respond(&Reply::error(&e), allow.as_slice())
     }
 }
 
