@@ -111,7 +111,7 @@ pub fn parse(req: &HttpRequest, rest: &[&str]) -> Result<AdminRoute, ApiError> {
         },
         ["live"] => match m {
             Method::Get => Ok(AdminRoute::Live),
-            _ => wrong("GET"),
+            _ => wrong(&["GET"]),
         },
         ["partition"] => match m {
             Method::Put => Ok(AdminRoute::Partition(parse_groups(&req.body)?)),
