@@ -438,3 +438,18 @@ fn a_client_whose_clock_ran_ahead_keeps_its_outbox_through_the_422_and_recovers(
     assert_eq!(client.pending(), 0);
     assert_eq!(name(&mut e, 1).as_deref(), Some("Early"));
 }
+
+#[test]
+fn a_peer_row_stamped_past_the_clock_is_ahead_of_any_limit() {
+    let stamp = HlcStamp {
+        millis: u64::MAX,
+        counter: 5,
+        writer: ClockId::client(1),
+    };
+    let row = ContactRow::of(Column::Name, Value::Text("Eve".into()), stamp).unwrap();
+    let bytes = postcard::to_allocvec(&BookRow::contact(row)).unwrap();
+    assert_eq!(
+        BookRows.merge(None, &bytes, crate::crdt::Hlc::stamp_of(NOW)),
+        Err(RowError::Ahead(u64::MAX))
+    );
+}
