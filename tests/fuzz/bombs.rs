@@ -141,11 +141,8 @@ fn decoders() -> Vec<(&'static str, usize, Decoder)> {
 
 /// `unit` repeated to `len` bytes, after `head`.
 fn repeat(head: &[u8], unit: &[u8], len: usize) -> Vec<u8> {
-    let mut out = head.to_vec();
-    while out.len() < len {
-        out.extend_from_slice(unit);
-    }
-    out
+    let times = len.saturating_sub(head.len()).div_ceil(unit.len());
+    [head, &unit.repeat(times)].concat()
 }
 
 /// Nesting bombs of `len` bytes: no decoder may take one.
@@ -180,7 +177,9 @@ fn bombs(len: usize) -> Vec<(&'static str, Vec<u8>)> {
 /// Garbage of `len` bytes: decoders may take none of it, quickly.
 fn garbage(len: usize) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = Rng::new(len as u64);
-    let random = (0..len).map(|_| rng.next_u64() as u8).collect();
+    let random = (0..len / 8)
+        .flat_map(|_| rng.next_u64().to_le_bytes())
+        .collect();
     vec![
         ("random bytes", random),
         ("endless varints", repeat(&[1], b"\xff", len)),

@@ -227,12 +227,18 @@ pub fn fuzz(targets: Vec<Target>) {
 fn describe(r: &Report) -> String {
     let mut out = format!("CRASH in fuzz target `{}`: {} crashes", r.name, r.crashes);
     for c in &r.first {
+        let head = &c.input[..c.input.len().min(64)];
+        let more = if head.len() < c.input.len() {
+            "…"
+        } else {
+            ""
+        };
         out += &format!(
-            "\n- {}\n  made as: {}\n  input ({} bytes): {}\n  replay: FUZZ_TARGET={} FUZZ_REPLAY={} cargo test --test fuzz",
+            "\n- {}\n  made as: {}\n  input ({} bytes): {}{more}\n  replay: FUZZ_TARGET={} FUZZ_REPLAY={} cargo test --test fuzz",
             c.why,
             c.how,
             c.input.len(),
-            hex(&c.input),
+            hex(head),
             r.name,
             hex(&c.input)
         );

@@ -8,13 +8,16 @@ use crate::driver::{Target, Verdict};
 use crate::props::{round_trip, same_again};
 use crate::seeds::{self, NOW_MS};
 use edge_crdt::codec;
+use edge_crdt::crdt::contacts::ClockId;
 use edge_crdt::crdt::stream::{Cid, IdText};
+use edge_crdt::crdt::Payload;
 use edge_crdt::engine::{
     open_frame, open_replies, Config, Engine, Frame, Membership, MemoryStore, Message, ObjectId,
     RowRange, RowStates, RowType, Status, BUCKET_LEAVES, LEAVES,
 };
+use edge_crdt::kinds::stream::ops::Query;
 use edge_crdt::kinds::stream::sync::Say;
-use edge_crdt::kinds::CATALOG;
+use edge_crdt::kinds::{self, contacts, counter, register, set, stream, AnyKind, Call, CATALOG};
 use edge_crdt::NodeId;
 use serde_bytes::ByteBuf;
 
@@ -188,10 +191,89 @@ fn replies() -> Target {
     })
 }
 
-/// A frame handled by node 0 of four, on an empty store, and its timers
-/// run after it.
+/// Client operations of every kind on the objects of the seed frames:
+/// each kind's operation, encoded, on its object (`None`: kind-wide).
+fn client_ops() -> Vec<(&'static dyn AnyKind, Option<ObjectId>, Vec<u8>)> {
+    let on = |prefix: &str, name: &str| Some(object(prefix, name));
+    let query = Query {
+        limit: 10,
+        ..Query::default()
+    };
+    let ops: Vec<(&str, Option<ObjectId>, Vec<u8>)> = vec![
+        (
+            "counter",
+            on("counter", "c3"),
+            codec::encode(&counter::Op::Increment { by: -5 }),
+        ),
+        (
+            "set",
+            on("set", "s1"),
+            codec::encode(&set::Op::Insert(seeds::elements())),
+        ),
+        (
+            "kv",
+            on("kv", "k"),
+            codec::encode(&register::Op::Put {
+                payload: Payload::Text("x".into()),
+                context: seeds::contexts()[2].clone(),
+            }),
+        ),
+        (
+            "kv",
+            None,
+            codec::encode(&register::Op::List {
+                prefix: "kv:".into(),
+                after: None,
+                limit: 10,
+            }),
+        ),
+        (
+            "contacts",
+            on("contacts", "book"),
+            codec::encode(&contacts::Op::Push {
+                client: ClockId::client(7),
+                deltas: seeds::pushed(7),
+                cursor: Some(seeds::cursors()[1].clone()),
+            }),
+        ),
+        (
+            "contacts",
+            on("contacts", "book"),
+            codec::encode(&contacts::Op::Changes {
+                cursor: seeds::cursors()[2].clone(),
+                limit: 100,
+            }),
+        ),
+        (
+            "stream",
+            on("stream", seeds::TOPIC),
+            codec::encode(&stream::ops::Op::Append {
+                message: ByteBuf::from(b"x".to_vec()),
+                timestamp_ns: None,
+            }),
+        ),
+        (
+            "stream",
+            on("stream", seeds::TOPIC),
+            codec::encode(&stream::ops::Op::Query(query)),
+        ),
+        (
+            "stream",
+            on("stream", seeds::TOPIC),
+            codec::encode(&stream::ops::Op::Export),
+        ),
+    ];
+    ops.into_iter()
+        .map(|(prefix, object, op)| (kinds::by_prefix(prefix).expect("a kind"), object, op))
+        .collect()
+}
+
+/// A frame handled by node 0 of four, on an empty store; then client
+/// operations of every kind read and write what it brought, and the
+/// node's timers run.
 fn engine() -> Target {
-    Target::new("peer/engine", frames(), |bytes| {
+    let ops = client_ops();
+    Target::new("peer/engine", frames(), move |bytes| {
         let mut engine = Engine::start(
             NodeId(0),
             Config::default(),
@@ -199,12 +281,20 @@ fn engine() -> Target {
             MemoryStore::default(),
         )
         .expect("an engine starts");
-        let received = engine.receive_frame(bytes, NOW_MS);
-        let ticked = engine.tick(NOW_MS + 5_000);
-        match (received, ticked) {
-            (_, Err(e)) => Verdict::Broken(format!("a memory store failed: {e}")),
-            (Ok(_), Ok(_)) => Verdict::Accepted,
-            (Err(_), Ok(_)) => Verdict::Refused,
+        if engine.receive_frame(bytes, NOW_MS).is_err() {
+            return Verdict::Refused;
+        }
+        for (kind, object, op) in &ops {
+            let mut call = Call {
+                engine: &mut engine,
+                object: object.clone(),
+                now: NOW_MS + 1,
+            };
+            let _ = kind.run(op, &mut call);
+        }
+        match engine.settle().and_then(|_| engine.tick(NOW_MS + 5_000)) {
+            Ok(_) => Verdict::Accepted,
+            Err(e) => Verdict::Broken(format!("a memory store failed: {e}")),
         }
     })
     .alloc_base(64 << 20)
