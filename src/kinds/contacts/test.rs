@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::{Catalog, Config, Engine, MemoryStore, ObjectId};
+use crate::engine::{Catalog, Config, Engine, MemoryStore, Message, ObjectId};
 use crate::kinds::Call;
 use std::collections::BTreeMap;
 
@@ -452,4 +452,22 @@ fn a_peer_row_stamped_past_the_clock_is_ahead_of_any_limit() {
         BookRows.merge(None, &bytes, crate::crdt::Hlc::stamp_of(NOW)),
         Err(RowError::Ahead(u64::MAX))
     );
+}
+
+#[test]
+fn a_push_after_a_peer_acknowledged_the_last_numbers_overflows_nothing() {
+    // Found by fuzzing peer frames: a client row acknowledged up to the
+    // last numbers made the next push's `upto + MAX_AHEAD` overflow.
+    let mut e = engine();
+    let row = postcard::to_allocvec(&BookRow::applied(1, u64::MAX - 1)).unwrap();
+    let book = ObjectId::new("contacts", "book").unwrap();
+    let rows = vec![(book, vec![(BookRow::client_key(client(1)), row)])];
+    let gossip = Message::Gossip {
+        members: None,
+        rows,
+        want: Vec::new(),
+    };
+    e.receive(NodeId(1), gossip, NOW).unwrap();
+    let pushed = push(&mut e, 1, vec![delta(1, 1, 1, Column::Name, "Bob")]);
+    assert_eq!(pushed, Ok((u64::MAX - 1, 0)), "every number was applied");
 }
