@@ -41,6 +41,7 @@ pub fn targets() -> Vec<Target> {
         envelope("codec/node_reply", MAX_FRAME, &replies()),
         kind_ops(),
         kind_outcomes(),
+        postcard_replies(),
         v1_rows(),
         base64(),
     ]
@@ -278,6 +279,36 @@ fn kind_outcomes() -> Target {
             trip::<register::Outcome>(bytes),
             trip::<contacts::Outcome>(bytes),
             trip::<stream::ops::Outcome>(bytes),
+        ])
+    })
+}
+
+/// A reply in postcard, as a client decodes it: made by the API's own
+/// reply functions.
+fn postcard_replies() -> Target {
+    use edge_crdt::api::{self, http::Format::Postcard, kv_list};
+    let node = NodeId(1);
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for c in seeds::counters() {
+        seeds.push(api::counter::reply(Postcard, "c", node, &c));
+    }
+    for s in seeds::sets() {
+        seeds.push(api::set::reply(Postcard, "s", node, &s, None));
+    }
+    for r in seeds::registers() {
+        seeds.push(api::kv::reply(Postcard, "k", node, &r, false));
+    }
+    let page = kv_list::MergedPage {
+        entries: vec![("a".into(), seeds::registers()[2].clone())],
+        cursor: Some("a".into()),
+    };
+    seeds.push(kv_list::listing_reply(Postcard, &page, &[NodeId(3)]));
+    Target::new("codec/postcard_replies", seeds, |bytes| {
+        all([
+            trip::<api::counter::CounterReply>(bytes),
+            trip::<api::set::SetReply>(bytes),
+            trip::<api::kv::RegisterWire>(bytes),
+            trip::<kv_list::ListingWire>(bytes),
         ])
     })
 }

@@ -3,8 +3,9 @@
 //! them and of the accepted mutants it keeps, splices and random bytes,
 //! and runs every input under `catch_unwind`. A panic, a broken property
 //! (a [`Verdict::Broken`]) or an allocation out of proportion to the input
-//! is a crash: reported with the target's name, the input in hex, a
-//! shortened input that still fails, and the line that replays it.
+//! is a crash: reported with the target's name, how the input was made,
+//! the shortest input found that still fails (in hex) and the line that
+//! replays it.
 //!
 //! Knobs (environment): `FUZZ_INPUTS` per target (default
 //! [`DEFAULT_INPUTS`]), `FUZZ_SECONDS` per target (then inputs are
@@ -50,13 +51,13 @@ type Check = Box<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 /// A decoder under test.
 pub struct Target {
     /// `area/decoder`
-    pub name: String,
+    name: String,
     /// valid encodings from the real encoders
-    pub seeds: Vec<Vec<u8>>,
+    seeds: Vec<Vec<u8>>,
     /// tokens of its format, for mutations
-    pub dict: &'static [&'static [u8]],
+    dict: &'static [&'static [u8]],
     /// bytes one input may allocate besides [`ALLOC_PER_BYTE`] per input byte
-    pub alloc_base: usize,
+    alloc_base: usize,
     check: Check,
 }
 
@@ -90,7 +91,7 @@ impl Target {
     }
 
     /// Runs one input: accepted or not, or why it is a crash.
-    pub fn try_input(&self, input: &[u8]) -> Result<bool, String> {
+    fn try_input(&self, input: &[u8]) -> Result<bool, String> {
         QUIET.with(|q| q.set(true));
         let ran = catch_unwind(AssertUnwindSafe(|| allocated_by(|| (self.check)(input))));
         QUIET.with(|q| q.set(false));
@@ -129,7 +130,7 @@ fn install_hook() {
 
 /// How long a run goes, from the environment.
 #[derive(Clone, Debug)]
-pub struct Budget {
+struct Budget {
     inputs: Option<u64>,
     time: Option<Duration>,
     seed: u64,
@@ -147,7 +148,7 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 impl Budget {
     /// The budget the environment sets.
-    pub fn from_env() -> Budget {
+    fn from_env() -> Budget {
         let time = env::<f64>("FUZZ_SECONDS").map(Duration::from_secs_f64);
         let inputs = env("FUZZ_INPUTS").or(time.is_none().then_some(DEFAULT_INPUTS));
         Budget {

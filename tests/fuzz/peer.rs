@@ -8,7 +8,7 @@ use crate::driver::{Target, Verdict};
 use crate::props::{round_trip, same_again};
 use crate::seeds::{self, NOW_MS};
 use edge_crdt::codec;
-use edge_crdt::crdt::contacts::ClockId;
+use edge_crdt::crdt::contacts::{BookRow, ClockId};
 use edge_crdt::crdt::stream::{Cid, IdText};
 use edge_crdt::crdt::Payload;
 use edge_crdt::engine::{
@@ -96,6 +96,12 @@ fn says() -> Vec<Say> {
     ]
 }
 
+/// The row of client 7 of the seeds, acknowledged up to its last numbers.
+fn acknowledged_to_the_end() -> (String, Vec<u8>) {
+    let row = BookRow::applied(1, u64::MAX - 1);
+    (BookRow::client_key(ClockId::client(7)), encode(&row))
+}
+
 /// One message of every variant, with real rows and digests.
 pub fn messages() -> Vec<Message> {
     let members = Membership::initial(4);
@@ -110,6 +116,11 @@ pub fn messages() -> Vec<Message> {
             members: Some(members.clone()),
             rows: rows.clone(),
             want: vec![(object("kv", "k"), vec![String::new()])],
+        },
+        Message::Gossip {
+            members: None,
+            rows: vec![(object("contacts", "book"), vec![acknowledged_to_the_end()])],
+            want: Vec::new(),
         },
         Message::Digest { root: 42 },
         Message::Buckets {
