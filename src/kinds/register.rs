@@ -147,6 +147,12 @@ fn put(register: &MvRegister, delta: MvRegister) -> Result<MvRegister, ApiError>
     if size > MAX_STATE {
         return Err(too_large(size));
     }
+    // Nor is a state stored that peers would refuse (a dot past the
+    // counters' limit, after a client's context at it).
+    after.validate().map_err(|e| {
+        let why = format!("with this context the key would break a limit: {}", e.0);
+        ApiError::new(ErrorCode::BadContext, why)
+    })?;
     Ok(delta)
 }
 
@@ -223,6 +229,26 @@ mod test {
         let mut out = r.clone();
         out.merge(&r.write(at, &CausalContext::default(), Payload::Text(text.into())));
         out
+    }
+
+    #[test]
+    fn a_write_after_a_context_at_the_counters_limit_is_refused() {
+        let mut seen = CausalContext::default();
+        seen.insert(crate::crdt::Dot {
+            node: NodeId(0),
+            counter: crate::crdt::MAX_COUNTER - 1,
+        });
+        let at = Stamp {
+            node: NodeId(0),
+            time: 1,
+            holds_own_writes: true,
+        };
+        let r = MvRegister::default();
+        let once = put(&r, r.write(at, &seen, Payload::Text("a".into()))).unwrap();
+        let mut r = r.clone();
+        r.merge(&once);
+        let twice = put(&r, r.write(at, r.context(), Payload::Text("b".into())));
+        assert_eq!(twice.unwrap_err().error, ErrorCode::BadContext);
     }
 
     #[test]
