@@ -18,10 +18,12 @@ use edge_crdt::api::{self, Routed};
 use edge_crdt::codec::{self, MAX_FRAME};
 use edge_crdt::crdt::contacts::ClockId;
 use edge_crdt::crdt::stream::IdText;
-use edge_crdt::crdt::Payload;
+use edge_crdt::crdt::{CausalContext, Dot, Payload, MAX_COUNTER};
+use edge_crdt::engine::{Config, Engine, MemoryStore, ObjectId};
 use edge_crdt::kinds::stream::ops::Query;
-use edge_crdt::kinds::{contacts, counter, register, set, stream};
+use edge_crdt::kinds::{contacts, counter, register, set, stream, AnyKind, Call, CATALOG};
 use edge_crdt::ApiError;
+use edge_crdt::NodeId;
 use serde::de::DeserializeOwned;
 
 /// Tokens of JSON bodies.
@@ -204,10 +206,19 @@ fn kv_put_json() -> Vec<Vec<u8>> {
 }
 
 fn kv_put_postcard() -> Vec<Vec<u8>> {
+    let mut contexts = seeds::contexts();
+    // a context at the counters' limit, as a client may send
+    let mut last = CausalContext::default();
+    last.insert(Dot {
+        node: NodeId(0),
+        counter: MAX_COUNTER - 1,
+    });
+    contexts.push(last);
     let payloads = [Payload::Text("hi".into()), Payload::Bytes(vec![0, 255])];
     payloads
         .into_iter()
-        .zip(seeds::contexts())
+        .cycle()
+        .zip(contexts)
         .map(|(payload, context)| codec::encode(&PutWire { payload, context }))
         .collect()
 }
@@ -282,12 +293,42 @@ fn body_target(r: &BodyRoute, postcard: bool, seeds: Vec<Vec<u8>>) -> Target {
             Err(e) => return Verdict::Broken(format!("the route is refused: {}", e.message)),
         }
         match api::route(&req, false) {
-            Ok(Routed::Kind { parsed, .. }) => again_in_postcard(&req, &parsed.op),
+            Ok(Routed::Kind { kind, parsed, .. }) => match again_in_postcard(&req, &parsed.op) {
+                Verdict::Accepted => executes(kind, parsed.object, &parsed.op),
+                other => other,
+            },
             Ok(_) => Verdict::Accepted,
             Err(e) => error_reply(&e),
         }
     })
     .dict(JSON)
+    .alloc_base(32 << 20)
+}
+
+/// The operation runs at a node of one, twice: the second time on what
+/// the first wrote.
+fn executes(kind: &dyn AnyKind, object: Option<ObjectId>, op: &[u8]) -> Verdict {
+    let config = Config {
+        initial_nodes: 1,
+        ..Config::default()
+    };
+    let mut engine = Engine::start(NodeId(0), config, CATALOG, MemoryStore::default())
+        .expect("an engine starts");
+    for now in [NOW_MS, NOW_MS + 1] {
+        let object = object.clone();
+        let _ = kind.run(
+            op,
+            &mut Call {
+                engine: &mut engine,
+                object,
+                now,
+            },
+        );
+        if let Err(e) = engine.settle() {
+            return Verdict::Broken(format!("a memory store failed: {e}"));
+        }
+    }
+    Verdict::Accepted
 }
 
 /// A refusal: its reply is JSON that says its code and message.
