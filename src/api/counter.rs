@@ -49,7 +49,7 @@ pub fn parse_increment(format: Format, body: &[u8]) -> Result<i64, ApiError> {
             Format::Postcard => postcard_body::<Increment>(body, MAX_BODY, what)?.by,
         }
     };
-    if by == 0 || by.abs() > MAX_STEP {
+    if by == 0 || !(-MAX_STEP..=MAX_STEP).contains(&by) {
         return Err(ApiError::new(
             ErrorCode::ByOutOfRange,
             format!("`by` must be a non-zero integer from -{MAX_STEP} to {MAX_STEP}, got {by}"),
@@ -215,6 +215,15 @@ mod test {
             "an array is not an increment"
         );
         assert_eq!(err(b"{\"by\": 1000001}").error, ErrorCode::ByOutOfRange);
+        // Found by the fuzzer: `abs` of the least i64 overflowed (a panic
+        // in debug; in release it stayed negative and passed the check).
+        assert_eq!(
+            err(b"{\"by\": -9223372036854775808}").error,
+            ErrorCode::ByOutOfRange
+        );
+        let least = codec::encode(&Increment { by: i64::MIN });
+        let e = parse_increment(Format::Postcard, &least).unwrap_err();
+        assert_eq!(e.error, ErrorCode::ByOutOfRange);
         assert_eq!(err(&vec![b' '; 5000]).status(), 413);
         let e = parse_increment(Format::Postcard, &[7, 1]).unwrap_err();
         assert_eq!(e.error, ErrorCode::BadPostcard);

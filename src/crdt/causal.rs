@@ -25,6 +25,10 @@ use serde::{Deserialize, Serialize};
 /// Most version-vector entries and runs one context may hold.
 const MAX_CONTEXT: usize = 4096;
 
+/// Dot counters stay below this: far above any that writes make (one
+/// more than the last, or a clock stamp), it leaves room for a next dot.
+pub const MAX_COUNTER: u64 = 1 << 63;
+
 /// One write's identity: the node and its write counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dot {
@@ -168,6 +172,13 @@ impl CausalContext {
         if self.vv.values().any(|n| *n == 0) || bad_run {
             return Err(InvalidState("dot counters start at 1".into()));
         }
+        let top = self
+            .vv
+            .values()
+            .chain(self.cloud.values().flatten().map(|(_, l)| l));
+        if top.max().is_some_and(|n| *n >= MAX_COUNTER) {
+            return Err(InvalidState("a dot counter past 2^63".into()));
+        }
         let mut compacted = self.clone();
         let nodes: Vec<NodeId> = self.cloud.keys().copied().collect();
         for node in nodes {
@@ -240,5 +251,25 @@ mod test {
             (c.vv.get(&NodeId(3)).copied(), c.cloud.len()),
             (Some(5_999), 0)
         );
+    }
+
+    #[test]
+    fn counters_leave_room_for_a_next_dot() {
+        // Found by fuzzing: a client's context with a dot at u64::MAX made
+        // the next write's `next_dot` overflow (a panic in debug; in
+        // release dot 0, a value outside its context that peers refuse).
+        let mut c = CausalContext::default();
+        c.insert(dot(0, MAX_COUNTER - 1));
+        assert!(c.validate().is_ok());
+        for counter in [MAX_COUNTER, u64::MAX] {
+            let mut c = CausalContext::default();
+            c.insert(dot(0, counter));
+            assert!(c.validate().is_err(), "{counter}");
+        }
+        let vv = CausalContext {
+            vv: [(NodeId(1), u64::MAX)].into_iter().collect(),
+            ..CausalContext::default()
+        };
+        assert!(vv.validate().is_err());
     }
 }

@@ -13,7 +13,7 @@ mod pn_counter;
 #[cfg(feature = "streams")]
 pub mod stream;
 
-pub use causal::{CausalContext, Dot};
+pub use causal::{CausalContext, Dot, MAX_COUNTER};
 pub use g_counter::{Entry, GCounter, Overflow};
 pub use hlc::{Hlc, StampError, COUNTER_BITS};
 pub use lww_set::{Bias, Element, LwwSet, MAX_ELEMENT, MAX_ELEMENTS};

@@ -309,7 +309,7 @@ fn push(
     }
     let mut applied = x.row_as::<BookRow>(&client_key).applied;
     let (first, last) = (deltas[0].seq, deltas[deltas.len() - 1].seq);
-    if first > applied.upto() + MAX_AHEAD {
+    if first > applied.upto().saturating_add(MAX_AHEAD) {
         let upto = applied.upto();
         let e = format!("acknowledged up to {upto}; a push may start at most {MAX_AHEAD} after it, not at {first}");
         return Err(error(ErrorCode::SequenceGap, e));

@@ -138,8 +138,9 @@ fn not_active() -> ApiError {
     ApiError::new(ErrorCode::NotActive, "this node takes no writes")
 }
 
-/// The delta of a write, checked against the sibling and size limits.
-fn put(register: &MvRegister, delta: MvRegister) -> Result<MvRegister, ApiError> {
+/// The delta of a write or delete, checked against the size limit and
+/// the register's invariants.
+fn checked(register: &MvRegister, delta: MvRegister) -> Result<MvRegister, ApiError> {
     let mut after = register.clone();
     after.merge(&delta);
     // A stored state over MAX_STATE would not load again.
@@ -147,6 +148,13 @@ fn put(register: &MvRegister, delta: MvRegister) -> Result<MvRegister, ApiError>
     if size > MAX_STATE {
         return Err(too_large(size));
     }
+    // Nor is a state stored that peers would refuse: a dot past the
+    // counters' limit, after a client's context at it, or a context over
+    // its size, after deletes with the contexts of many nodes.
+    after.validate().map_err(|e| {
+        let why = format!("with this context the key would break a limit: {}", e.0);
+        ApiError::new(ErrorCode::BadContext, why)
+    })?;
     Ok(delta)
 }
 
@@ -183,13 +191,17 @@ impl Kind for Register {
             Op::Put { payload, context } => {
                 register.admits(&context).map_err(refused)?;
                 let stamp = x.stamp(ROW);
-                Some(put(&register, register.write(stamp, &context, payload))?)
+                Some(checked(
+                    &register,
+                    register.write(stamp, &context, payload),
+                )?)
             }
             Op::Delete { context } => {
                 let seen = context.unwrap_or_else(|| register.context().clone());
                 let delta = register.delete(&seen);
                 // Nothing to delete and nothing new to remember: no write.
-                register.clone().merge(&delta).then_some(delta)
+                let changes = register.clone().merge(&delta);
+                changes.then(|| checked(&register, delta)).transpose()?
             }
             Op::Read | Op::List { .. } => None,
         };
@@ -212,6 +224,8 @@ impl Kind for Register {
 mod test {
     use super::*;
     use crate::crdt::Stamp;
+    use crate::engine::{Config, Engine, MemoryStore};
+    use crate::kinds::{Call, CATALOG};
 
     fn register(text: &str) -> MvRegister {
         let at = Stamp {
@@ -223,6 +237,75 @@ mod test {
         let mut out = r.clone();
         out.merge(&r.write(at, &CausalContext::default(), Payload::Text(text.into())));
         out
+    }
+
+    #[test]
+    fn a_write_after_a_context_at_the_counters_limit_is_refused() {
+        let mut seen = CausalContext::default();
+        seen.insert(crate::crdt::Dot {
+            node: NodeId(0),
+            counter: crate::crdt::MAX_COUNTER - 1,
+        });
+        let at = Stamp {
+            node: NodeId(0),
+            time: 1,
+            holds_own_writes: true,
+        };
+        let r = MvRegister::default();
+        let once = checked(&r, r.write(at, &seen, Payload::Text("a".into()))).unwrap();
+        let mut r = r.clone();
+        r.merge(&once);
+        let twice = checked(&r, r.write(at, r.context(), Payload::Text("b".into())));
+        assert_eq!(twice.unwrap_err().error, ErrorCode::BadContext);
+    }
+
+    /// Runs `op` on key `k` at a node of one.
+    fn run(e: &mut Engine<MemoryStore>, op: Op) -> Result<Outcome, ApiError> {
+        let object = Some(ObjectId::new("kv", "k").unwrap());
+        let out = Register::execute(
+            op,
+            &mut Call {
+                engine: e,
+                object,
+                now: 1_000,
+            },
+        );
+        e.settle().unwrap();
+        out
+    }
+
+    #[test]
+    fn deletes_cannot_grow_a_context_past_its_size() {
+        // Each context is within its size; their union is not.
+        let of_nodes = |first: u32| {
+            let mut c = CausalContext::default();
+            for n in first..first + 3_000 {
+                c.insert(crate::crdt::Dot {
+                    node: NodeId(n),
+                    counter: 1,
+                });
+            }
+            Some(c)
+        };
+        let config = Config {
+            initial_nodes: 1,
+            ..Config::default()
+        };
+        let mut e = Engine::start(NodeId(0), config, CATALOG, MemoryStore::default()).unwrap();
+        assert!(run(
+            &mut e,
+            Op::Delete {
+                context: of_nodes(0)
+            }
+        )
+        .is_ok());
+        let refused = run(
+            &mut e,
+            Op::Delete {
+                context: of_nodes(10_000),
+            },
+        );
+        assert_eq!(refused.unwrap_err().error, ErrorCode::BadContext);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::{Catalog, Config, Engine, MemoryStore, ObjectId};
+use crate::engine::{Catalog, Config, Engine, MemoryStore, Message, ObjectId};
 use crate::kinds::Call;
 use std::collections::BTreeMap;
 
@@ -437,4 +437,37 @@ fn a_client_whose_clock_ran_ahead_keeps_its_outbox_through_the_422_and_recovers(
     try_push(&mut e, &mut client, NOW + 5_000).unwrap();
     assert_eq!(client.pending(), 0);
     assert_eq!(name(&mut e, 1).as_deref(), Some("Early"));
+}
+
+#[test]
+fn a_peer_row_stamped_past_the_clock_is_ahead_of_any_limit() {
+    let stamp = HlcStamp {
+        millis: u64::MAX,
+        counter: 5,
+        writer: ClockId::client(1),
+    };
+    let row = ContactRow::of(Column::Name, Value::Text("Eve".into()), stamp).unwrap();
+    let bytes = postcard::to_allocvec(&BookRow::contact(row)).unwrap();
+    assert_eq!(
+        BookRows.merge(None, &bytes, crate::crdt::Hlc::stamp_of(NOW)),
+        Err(RowError::Ahead(u64::MAX))
+    );
+}
+
+#[test]
+fn a_push_after_a_peer_acknowledged_the_last_numbers_overflows_nothing() {
+    // Found by fuzzing peer frames: a client row acknowledged up to the
+    // last numbers made the next push's `upto + MAX_AHEAD` overflow.
+    let mut e = engine();
+    let row = postcard::to_allocvec(&BookRow::applied(1, u64::MAX - 1)).unwrap();
+    let book = ObjectId::new("contacts", "book").unwrap();
+    let rows = vec![(book, vec![(BookRow::client_key(client(1)), row)])];
+    let gossip = Message::Gossip {
+        members: None,
+        rows,
+        want: Vec::new(),
+    };
+    e.receive(NodeId(1), gossip, NOW).unwrap();
+    let pushed = push(&mut e, 1, vec![delta(1, 1, 1, Column::Name, "Bob")]);
+    assert_eq!(pushed, Ok((u64::MAX - 1, 0)), "every number was applied");
 }
