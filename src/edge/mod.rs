@@ -33,6 +33,9 @@ use worker::{Env, Headers, Request, Response};
 pub(crate) struct Settings {
     pub nodes: u32,
     pub gossip_interval_ms: u64,
+    /// `GOSSIP_FANOUT`: most peers one gossip flush sends to (at most 40,
+    /// so that a tick's requests stay under the free plan's 50 subrequests).
+    pub gossip_fanout: usize,
     pub anti_entropy_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub sse_retry_ms: u64,
@@ -83,6 +86,7 @@ impl Settings {
         Settings {
             nodes: num("NODES", 4, 64) as u32,
             gossip_interval_ms: num("GOSSIP_INTERVAL_MS", 250, 60_000),
+            gossip_fanout: num("GOSSIP_FANOUT", 8, 40) as usize,
             anti_entropy_interval_ms: num("ANTI_ENTROPY_INTERVAL_MS", 2_000, 600_000),
             heartbeat_interval_ms: num("HEARTBEAT_INTERVAL_MS", 15_000, 600_000),
             sse_retry_ms: num("SSE_RETRY_MS", 2_000, 600_000),
@@ -125,6 +129,7 @@ impl Settings {
         Config {
             initial_nodes: self.nodes,
             gossip_interval_ms: self.gossip_interval_ms,
+            gossip_fanout: self.gossip_fanout,
             anti_entropy_interval_ms: self.anti_entropy_interval_ms,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             max_drift_ms: self.max_drift_ms,

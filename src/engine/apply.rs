@@ -17,13 +17,14 @@ pub(crate) enum Spread {
     /// No one: the sender keeps its replicas in step (a peer's gossip, a
     /// transfer, a repair).
     Quiet,
-    /// Every other replica of the object but `except`.
+    /// The replicas this node pushes the object's deltas to
+    /// ([`Node::push_targets`]) but `except`.
     Gossip {
         /// a node that has it already
         except: Option<NodeId>,
     },
-    /// This node's own write: every other replica, and the row holds this
-    /// node's writes.
+    /// This node's own write: pushed like `Gossip`, and the row holds
+    /// this node's writes.
     Write,
 }
 
@@ -74,8 +75,8 @@ impl Node {
             Spread::Write => Some(None),
         };
         if let Some(except) = except {
-            for peer in self.replicas(object) {
-                if peer != self.id && Some(peer) != except {
+            for peer in self.push_targets(object) {
+                if Some(peer) != except {
                     self.outbox.add(peer, object, row, delta, kind);
                 }
             }

@@ -12,7 +12,7 @@ use super::apply::Spread;
 use super::kind::{RowError, RowType};
 use super::message::{RowRefs, RowStates};
 use super::node::Node;
-use super::{Membership, Message, ObjectId, Partition, RowKey};
+use super::{fanout, Membership, Message, ObjectId, Partition, RowKey};
 use crate::{NodeId, NodeMap};
 use std::collections::BTreeMap;
 
@@ -64,11 +64,12 @@ impl Outboxes {
         }
     }
 
-    /// Keeps buffers for `peers` only, each to be told the membership.
-    pub fn set_peers(&mut self, peers: &[NodeId]) {
+    /// Keeps buffers for `peers` only; those of `tell` are to be told
+    /// the membership.
+    pub fn set_peers(&mut self, peers: &[NodeId], tell: &[NodeId]) {
         self.peers.retain(|id, _| peers.contains(id));
         self.exchanged.retain(|id, _| peers.contains(id));
-        for peer in peers {
+        for peer in tell {
             self.peers.get_or_default(*peer).members = true;
         }
     }
@@ -113,8 +114,12 @@ impl Outboxes {
         (members, group(std::mem::take(&mut b.rows)))
     }
 
-    fn peers(&self) -> Vec<NodeId> {
-        self.peers.keys().copied().collect()
+    /// The peers with something buffered.
+    fn waiting(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, b)| b.members || !b.rows.is_empty())
+            .map(|(p, _)| *p)
     }
 }
 
@@ -174,19 +179,38 @@ impl Node {
             if !self.is_replica(self.leaf(&object)) {
                 continue;
             }
+            // In a group larger than the fanout, what is new here goes on.
+            let spread = match self.relays(&object) {
+                true => Spread::Gossip { except: Some(from) },
+                false => Spread::Quiet,
+            };
             for (row, delta) in rows {
                 if !self.knows_row(&object, &row) {
                     continue;
                 }
-                if let Err(RowError::Ahead(_)) =
-                    self.apply(&object, &row, &delta, limit, Spread::Quiet)
-                {
+                if let Err(RowError::Ahead(_)) = self.apply(&object, &row, &delta, limit, spread) {
                     self.refused += 1;
                 }
             }
         }
         let states = self.states_of(want);
         self.send_rows(from, None, states, Vec::new());
+    }
+
+    /// The replicas this node pushes `object`'s deltas to: every other
+    /// one, or in a group larger than the fanout its fingers.
+    pub(super) fn push_targets(&self, object: &ObjectId) -> Vec<NodeId> {
+        fanout::fingers(self.id, &self.replicas(object), self.config.gossip_fanout)
+    }
+
+    /// Whether this node passes on what a peer's gossip of `object` brings.
+    fn relays(&self, object: &ObjectId) -> bool {
+        let others = self
+            .replicas(object)
+            .iter()
+            .filter(|n| **n != self.id)
+            .count();
+        fanout::relays(others, self.config.gossip_fanout)
     }
 
     /// The states in memory of the rows named.
@@ -219,6 +243,9 @@ impl Node {
             return;
         }
         self.outbox.exchanged.insert(to, self.now);
+        if !rows.is_empty() {
+            self.repair.unconfirmed.insert(to);
+        }
         let mut pages = pages(rows, self.config.frame_bytes).into_iter();
         let first = pages.next().unwrap_or_default();
         self.send(
@@ -239,15 +266,21 @@ impl Node {
         }
     }
 
-    /// Sends every buffer whose peer this node may reach and has not
-    /// exchanged gossip with within the interval.
+    /// Sends the buffers of at most `gossip_fanout` peers this node may
+    /// reach and has not exchanged gossip with within the interval: those
+    /// it exchanged with least recently first, so each waits its turn.
     pub(super) fn flush_gossip(&mut self) {
         let recent = self.now.saturating_sub(self.config.gossip_interval_ms);
-        for peer in self.outbox.peers() {
-            if self.partition.separates(self.id, peer) || self.outbox.exchanged_after(peer, recent)
-            {
-                continue;
-            }
+        let mut due: Vec<(u64, NodeId)> = self
+            .outbox
+            .waiting()
+            .filter(|p| {
+                !self.partition.separates(self.id, *p) && !self.outbox.exchanged_after(*p, recent)
+            })
+            .map(|p| (self.outbox.exchanged.get(&p).copied().unwrap_or(0), p))
+            .collect();
+        crate::heapsort::sort(&mut due);
+        for (_, peer) in due.into_iter().take(self.config.gossip_fanout.max(1)) {
             self.send_buffer(peer);
         }
     }

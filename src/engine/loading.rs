@@ -184,6 +184,7 @@ impl Node {
             | Message::Transferred { .. }
             | Message::Handoff { .. }
             | Message::HandoffDone
+            | Message::Same
             | Message::Reaped { .. } => Needs::default(),
         }
     }

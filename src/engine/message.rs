@@ -143,6 +143,9 @@ pub enum Message {
         /// the objects, each with what its kind says
         payloads: Vec<(ObjectId, Vec<u8>)>,
     },
+    /// The answer to a [`Message::Digest`] whose root the receiver shares:
+    /// the two agree on all they both replicate.
+    Same,
 }
 
 impl Message {
@@ -168,6 +171,7 @@ impl Message {
             Message::Reaped { .. } => "reaped",
             Message::Forget { .. } => "forget",
             Message::Sync { .. } => "sync",
+            Message::Same => "same",
         }
     }
 }

@@ -24,6 +24,7 @@ mod apply;
 mod clock;
 mod driver;
 mod exec;
+pub mod fanout;
 mod flat;
 mod gossip;
 mod kind;

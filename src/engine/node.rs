@@ -44,6 +44,9 @@ pub struct Config {
     pub vnodes: u32,
     /// Most row bytes one message carries: larger batches go in pages.
     pub frame_bytes: usize,
+    /// Most peers one gossip flush sends to; larger groups relay
+    /// ([`fanout`](super::fanout)).
+    pub gossip_fanout: usize,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             replicas: 3,
             vnodes: 64,
             frame_bytes: 1 << 20,
+            gossip_fanout: 8,
         }
     }
 }
@@ -215,6 +219,9 @@ pub struct Node {
     pub(super) now: u64,
     /// Gossiped rows refused for stamps beyond the drift.
     pub(super) refused: u64,
+    /// What this anti-entropy round may still send for transfers,
+    /// handoffs and collection ([`Node::spend`]).
+    pub(super) requests_left: usize,
 }
 
 impl std::fmt::Debug for Node {
@@ -242,6 +249,7 @@ impl Node {
         Node {
             id,
             members: Membership::initial(config.initial_nodes),
+            requests_left: round_budget(&config),
             placement: Placement::new(config.replicas, config.vnodes),
             config,
             catalog,
@@ -478,12 +486,17 @@ impl Node {
         if !self.is_member() || !self.status().is_live() {
             return;
         }
+        // One tick flushes gossip or runs an anti-entropy round, never
+        // both: each sends at most `gossip_fanout + 2` requests (the
+        // round: a probe and its three follow-ups, and `fanout - 2` for
+        // transfers, handoffs and collection). A round that waits for a
+        // flush runs at the next tick.
         if now >= self.outbox.next_flush {
             self.flush_gossip();
             self.flush_publish();
             self.outbox.next_flush = now + self.config.gossip_interval_ms;
-        }
-        if now >= self.repair.next_round {
+        } else if now >= self.repair.next_round {
+            self.requests_left = round_budget(&self.config);
             self.anti_entropy_round();
             self.move_leaves(false);
             if !self.transfers.is_empty() {
@@ -531,6 +544,7 @@ impl Node {
             Message::Transferred { pages } => self.on_transferred(from, &pages),
             Message::Handoff { members } => self.on_handoff(from, &members),
             Message::HandoffDone => self.on_handoff_done(from),
+            Message::Same => self.on_same(from),
             Message::Reap { round, rows } => self.on_reap(from, round, rows),
             Message::Reaped {
                 round,
@@ -595,7 +609,7 @@ impl Node {
     }
 
     /// Joins a membership in; a change restarts collections, may move
-    /// leaves, and is gossiped to every peer.
+    /// leaves, and is gossiped on.
     pub(super) fn merge_members(&mut self, other: &Membership) {
         if !self.members.merge(other) {
             return;
@@ -605,8 +619,11 @@ impl Node {
         self.reaper.restart();
         self.effects
             .push(Effect::StoreMembers(self.members.clone()));
+        // The news goes to this node's fingers among the live nodes, and
+        // on from each: every node hears it once per finger pointing at it.
         let peers: Vec<NodeId> = self.peers().collect();
-        self.outbox.set_peers(&peers);
+        let tell = super::fanout::fingers(self.id, &peers, self.config.gossip_fanout);
+        self.outbox.set_peers(&peers, &tell);
         // Replicas may have changed: hand off what this node no longer keeps.
         self.move_leaves(false);
     }
@@ -622,9 +639,22 @@ impl Node {
         self.members.live().filter(move |n| *n != self.id)
     }
 
+    /// Takes one request of the round's budget, if any is left.
+    pub(super) fn spend(&mut self) -> bool {
+        let left = self.requests_left > 0;
+        self.requests_left = self.requests_left.saturating_sub(1);
+        left
+    }
+
     pub(super) fn send(&mut self, to: NodeId, message: Message) {
         self.effects.push(Effect::Send { to, message });
     }
+}
+
+/// What one anti-entropy round may send for transfers, handoffs and
+/// collection: the fanout less the probe's follow-ups beyond it.
+fn round_budget(config: &Config) -> usize {
+    config.gossip_fanout.saturating_sub(2).max(1)
 }
 
 /// The node that absorbs a draining node whose chosen heir is `heir`:

@@ -1,7 +1,7 @@
 //! Tombstone collection. A tombstone is a row that only keeps removed
 //! values removed (a deleted register's causal context). The first replica
-//! of its leaf collects it: every anti-entropy round it asks every live
-//! node ([`Message::Reap`]) whether it holds the row with the same digest,
+//! of its leaf collects it: it asks every live node, as many each
+//! anti-entropy round as the round's budget allows ([`Message::Reap`]), whether it holds the row with the same digest,
 //! or, not a replica, nothing of its leaf. An answer counts only from a
 //! node with the asker's membership; a membership change starts over.
 //! When every node agreed, the collector waits the tombstone grace, asks
@@ -146,8 +146,20 @@ impl Node {
                 }
             }
         }
-        for ((to, round), rows) in asks {
-            self.send(to, Message::Reap { round, rows });
+        // As many nodes as the round's budget allows, starting at another
+        // place each round: the others are asked in the next rounds.
+        let asks: Vec<((NodeId, u64), Vec<Asked>)> = asks.into_iter().collect();
+        let start = self.repair_turn() % asks.len().max(1);
+        let (later, first) = asks.split_at(start);
+        for ((to, round), rows) in first.iter().chain(later) {
+            if !self.spend() {
+                break;
+            }
+            let message = Message::Reap {
+                round: *round,
+                rows: rows.clone(),
+            };
+            self.send(*to, message);
         }
         self.agreed(done);
     }
@@ -197,6 +209,11 @@ impl Node {
         // Every Reap of a round to a peer names all its rows that still
         // wait for that peer: the answer covers them.
         let refused: VecSet<RowId> = refused.into_iter().collect();
+        if !refused.is_empty() {
+            // The two differ: anti-entropy probes the peer soon.
+            self.repair.unconfirmed.insert(from);
+            self.became_busy();
+        }
         let mut done = Vec::new();
         for (key, r) in &mut self.reaper.reaping {
             if r.round == round

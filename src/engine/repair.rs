@@ -1,7 +1,7 @@
 //! Anti-entropy: a Merkle tree of digest sums over what two nodes both
 //! replicate, compared one level per message. Every anti-entropy interval
-//! (slower while the node is idle) the node sends its root to the next
-//! peer; on a mismatch the levels descend: buckets of leaves, leaves,
+//! (slower while the node is idle) the node sends its root to a peer
+//! drawn at random; on a mismatch the levels descend: buckets of leaves, leaves,
 //! objects, then rows a range at a time, until the two exchange exactly
 //! the rows that differ. No step lists every object or row of a node.
 //!
@@ -42,7 +42,8 @@ pub(crate) struct Repair {
     /// Rounds since this node last changed: each doubles the wait before
     /// the next, up to [`MAX_IDLE_BACKOFF`] times the interval.
     pub idle_rounds: u32,
-    /// Whose turn it is, and where each comparison starts.
+    /// Rounds so far: the draw of each round's peer, and where each
+    /// comparison starts.
     turn: usize,
     /// Per object with more rows than one range: where the next starts.
     cursors: VecMap<ObjectId, RowKey>,
@@ -53,13 +54,22 @@ pub(crate) struct Repair {
     recheck: Option<NodeId>,
     /// Peers probed again: their answer asks for no further recheck.
     rechecked: NodeSet,
+    /// Peers this node sent rows by gossip since a probe last found the
+    /// two equal ([`Message::Same`]): every other round probes one, so a
+    /// frame lost on its way is repaired within a few rounds, whatever the
+    /// cluster's size, and no such peer is left idle.
+    pub unconfirmed: NodeSet,
     /// Rows this node has pushed or asked for by anti-entropy.
     pub repaired_rows: u64,
 }
 
 impl Repair {
-    /// Schedules the round after one that ran at `now`.
+    /// Schedules the round after one that ran at `now`: at the full rate
+    /// while a peer waits to be probed.
     pub fn schedule(&mut self, now: u64, interval: u64) {
+        if !self.unconfirmed.is_empty() {
+            self.idle_rounds = 0;
+        }
         let backoff = (1u64 << self.idle_rounds.min(16)).min(MAX_IDLE_BACKOFF);
         self.next_round = now + interval * backoff;
         self.idle_rounds = self.idle_rounds.saturating_add(1);
@@ -163,17 +173,36 @@ impl Node {
             .fold(members, |root, (_, d)| root.wrapping_add(*d))
     }
 
-    /// Sends the root to the peer to check again, if any, or else to the
-    /// next reachable peer.
+    /// How many rounds this node has run: where rotations start.
+    pub(super) fn repair_turn(&self) -> usize {
+        self.repair.turn
+    }
+
+    /// Sends the root to the peer to check again, if any; else every
+    /// other round to a peer sent gossip since its last probe, and
+    /// otherwise to a reachable peer drawn at random: whatever the
+    /// cluster's size, a node that missed something is probed by about
+    /// one peer per round, and probes one itself, and either probe
+    /// repairs both.
     pub(super) fn anti_entropy_round(&mut self) {
         let peers: Vec<NodeId> = self
             .peers()
             .filter(|p| !self.partition.separates(self.id, *p))
             .collect();
         let recheck = self.repair.recheck.take().filter(|p| peers.contains(p));
+        let unconfirmed: Vec<NodeId> = self
+            .repair
+            .unconfirmed
+            .iter()
+            .copied()
+            .filter(|p| peers.contains(p))
+            .collect();
+        self.repair.unconfirmed = unconfirmed.iter().copied().collect();
+        let mut draw = crate::Rng::stream(u64::from(self.id.0), self.repair.turn as u64);
         let peer = match recheck {
             Some(p) => Some(p),
-            None => peers.get(self.repair.turn % peers.len().max(1)).copied(),
+            None if self.repair.turn % 2 == 0 && !unconfirmed.is_empty() => draw.pick(&unconfirmed),
+            None => draw.pick(&peers),
         };
         if let Some(peer) = peer {
             if recheck.is_some() {
@@ -188,13 +217,22 @@ impl Node {
     }
 
     pub(super) fn on_digest(&mut self, from: NodeId, root: u64) {
-        if root != self.root_for(from) {
+        if root == self.root_for(from) {
+            self.on_same(from);
+            self.send(from, Message::Same);
+        } else {
             // A divergence: probe at the full rate until it is gone.
             self.became_busy();
             let buckets = self.shared_buckets(from);
             let members = self.members.clone();
             self.send(from, Message::Buckets { members, buckets });
         }
+    }
+
+    /// This node and `from` agree on all they both replicate: nothing
+    /// sent to it is left to confirm.
+    pub(super) fn on_same(&mut self, from: NodeId) {
+        self.repair.unconfirmed.remove(&from);
     }
 
     pub(super) fn on_buckets(&mut self, from: NodeId, members: &Membership, theirs: &[(u16, u64)]) {
@@ -428,7 +466,7 @@ mod test {
         };
         a.on_buckets(NodeId(1), &members, &theirs);
         assert_eq!(names(a), [], "a first difference may be writes in flight");
-        // Node 2's turn, but the next round checks node 1 again.
+        // Whoever the draw names, the next round checks node 1 again.
         a.repair.turn = 1;
         a.anti_entropy_round();
         assert_eq!(names(a), [(NodeId(1), "digest")]);
@@ -437,11 +475,8 @@ mod test {
         a.on_buckets(NodeId(1), &members, &theirs);
         assert_eq!(names(a), [(NodeId(1), "leaves")]);
         a.anti_entropy_round();
-        assert_eq!(
-            names(a),
-            [(NodeId(2), "digest")],
-            "no recheck: back in turn"
-        );
+        assert_eq!(names(a).len(), 1);
+        assert!(a.repair.recheck.is_none(), "no recheck: a peer drawn anew");
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl Node {
             self.send_pages(leaf);
         }
         if foreign.is_empty() && self.leaves.len() == 0 && (force || retry) {
-            if let Some(heir) = self.heir() {
+            if let Some(heir) = self.heir().filter(|_| self.spend()) {
                 let members = self.members.clone();
                 self.send(heir, Message::Handoff { members });
             }
@@ -204,6 +204,10 @@ impl Node {
             m.pages[page as usize].digest = digest;
         }
         for (to, page, rows) in sends {
+            if !self.spend() {
+                // The round's budget is spent: the next round sends the rest.
+                break;
+            }
             let members = self.members.clone();
             self.send(
                 to,
@@ -407,6 +411,8 @@ mod test {
         let config = Config {
             initial_nodes: 4,
             frame_bytes: 256,
+            // A budget that sends every page at once (see the next test).
+            gossip_fanout: 1_000,
             ..Config::default()
         };
         let (objects, leaf, old) = moving_leaf();
@@ -472,5 +478,53 @@ mod test {
                 "{n} has the write"
             );
         }
+    }
+
+    #[test]
+    fn a_round_sends_at_most_its_budget_and_the_next_rounds_the_rest() {
+        let config = Config {
+            initial_nodes: 4,
+            frame_bytes: 256,
+            ..Config::default()
+        };
+        let budget = config.gossip_fanout - 2;
+        let (objects, leaf, old) = moving_leaf();
+        let mut nodes = cluster(5, &config);
+        let at = old.0 as usize;
+        for o in &objects {
+            put(&mut nodes[at], o, &"x".repeat(100), 1_000);
+        }
+        nodes.iter_mut().for_each(|n| n.tick(1_000));
+        deliver(&mut nodes, 1_000, |_, _, _| false);
+        nodes[at].requests_left = 0;
+        nodes[at].add_node(NodeId(4), 2_000).unwrap();
+        let (mut now, mut rounds, mut sent) = (2_000, 0, 0);
+        while nodes[at].leaves.has(leaf) {
+            assert!(rounds < 20, "the leaf never left");
+            let transfers = crate::engine::testing::sends(nodes[at].take_effects())
+                .into_iter()
+                .filter(|(_, m)| matches!(m, Message::Transfer { .. }))
+                .collect::<Vec<_>>();
+            assert!(
+                transfers.len() <= budget,
+                "{} in one round",
+                transfers.len()
+            );
+            sent += transfers.len();
+            for (to, m) in transfers {
+                nodes[to.0 as usize].receive(old, m, now);
+            }
+            deliver(&mut nodes, now, |_, _, _| false);
+            // The next round (no flush in the way).
+            now += 20_000;
+            nodes[at].outbox.next_flush = u64::MAX;
+            nodes[at].tick(now);
+            rounds += 1;
+        }
+        let pages = 3 * objects.len() / 2;
+        assert!(
+            rounds >= 2 && sent > budget,
+            "{sent} pages in {rounds} rounds ({pages})"
+        );
     }
 }

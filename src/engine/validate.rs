@@ -147,7 +147,7 @@ pub fn check(message: &Message, catalog: &dyn Catalog) -> Result<(), String> {
             kind.check_sync(payload)
                 .map_err(|e| format!("{object} sync: {e}"))
         }),
-        Message::Digest { .. } | Message::HandoffDone => Ok(()),
+        Message::Digest { .. } | Message::HandoffDone | Message::Same => Ok(()),
     }
 }
 

@@ -153,6 +153,7 @@ pub fn messages() -> Vec<Message> {
         },
         Message::Handoff { members: draining },
         Message::HandoffDone,
+        Message::Same,
         Message::Reap {
             round: 3,
             rows: keys.clone(),

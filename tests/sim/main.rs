@@ -43,6 +43,7 @@ mod oracle;
 
 mod chaos;
 mod contacts;
+mod membership;
 mod registers;
 mod resize;
 mod restart;

@@ -101,12 +101,15 @@ fn ids_state(ids: &BTreeSet<String>) -> Option<Vec<u8>> {
     (!ids.is_empty()).then(|| postcard::to_allocvec(ids).unwrap_or_default())
 }
 
-/// The heads a node holds of the topic an [`Exec`] runs on.
+/// The heads a node holds of the topic an [`Exec`] runs on, in id order
+/// (the row keeps them in text order, which base32 does not preserve).
 pub fn heads(x: &Exec<'_>) -> Vec<Cid> {
-    ids(x.local(HEADS))
+    let mut heads: Vec<Cid> = ids(x.local(HEADS))
         .iter()
         .filter_map(|id| Cid::from_text(id))
-        .collect()
+        .collect();
+    crate::heapsort::sort(&mut heads);
+    heads
 }
 
 /// Appends `message` to the topic an [`Exec`] runs on: an event stamped

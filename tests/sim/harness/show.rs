@@ -54,7 +54,8 @@ pub fn mentions(message: &Message, key: &str) -> bool {
         | Message::Leaves { .. }
         | Message::Transferred { .. }
         | Message::Handoff { .. }
-        | Message::HandoffDone => false,
+        | Message::HandoffDone
+        | Message::Same => false,
     }
 }
 
