@@ -48,6 +48,7 @@ mod registers;
 mod resize;
 mod restart;
 mod retire;
+mod scale;
 mod split_brain;
 mod streams;
 mod tombstones;

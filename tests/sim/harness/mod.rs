@@ -10,13 +10,18 @@ mod net;
 mod nodes;
 mod run;
 mod show;
+mod traffic;
 mod workload;
 
 pub use client::Ctx;
 pub use disk::Disk;
 pub use net::{Cut, Faults, Packet};
 pub use show::describe;
-pub use workload::{chaos_run, register_runs, seeds, Convergence, SetSummary, Workload};
+pub use traffic::{Start, Traffic, TrafficFigures};
+pub use workload::{
+    chaos_run, chaos_run_with, last_chaos_traffic, register_runs, seeds, Convergence, RunOptions,
+    SetSummary, Workload,
+};
 
 use crate::oracle::{Counters, RegLog, SetLog};
 use admin::Admin;
@@ -176,6 +181,17 @@ pub struct Sim {
     /// `SIM_TRACE=<object>`: print every event that touches it.
     pub trace: Option<String>,
     pub stats: Stats,
+    /// Every invocation of every node, and the frames sent.
+    pub traffic: Traffic,
+    /// Cheaper checks for large clusters (scale runs): the increment-only
+    /// counter is checked after a perform that stored or deleted one of
+    /// its rows and after every 16th perform, not after every perform; and
+    /// convergence is tried on cheap conditions (memberships, rows alike,
+    /// registers placed) before the oracles are read at every node. What
+    /// the end of a run checks is the same.
+    pub fast_checks: bool,
+    /// Performs since the start, for sampling the checks.
+    performs: u64,
 }
 
 impl Sim {
@@ -202,6 +218,9 @@ impl Sim {
             placement: placement(),
             trace: std::env::var("SIM_TRACE").ok(),
             stats: Stats::default(),
+            traffic: Traffic::default(),
+            fast_checks: false,
+            performs: 0,
             config,
         };
         for i in 0..sim.config.initial_nodes {

@@ -5,6 +5,7 @@
 //! as stale).
 
 use super::show::{brief, mentions};
+use super::traffic::Start;
 use super::Sim;
 use edge_crdt::codec;
 use edge_crdt::engine::{EngineError, Frame, FrameError, Message, Partition};
@@ -73,17 +74,34 @@ pub struct Packet {
     pub to: NodeId,
     /// The encoded [`Frame`], as a node receives it.
     pub frame: Vec<u8>,
+    /// Whether it answers a request of `to`'s (it travels in the HTTP
+    /// response on the edge), else it is a request (a subrequest).
+    pub answer: bool,
+    /// The invocation it belongs to (`Sim::traffic`): the sender's for a
+    /// request, the receiver's (the requester's) for an answer; `None` for
+    /// a frame a scenario made up.
+    pub inv: Option<u64>,
+    /// The sender's invocation that sent it.
+    pub sent_in: Option<u64>,
 }
 
 impl Packet {
-    /// A frame of `message`, sent at wall time `sent`.
+    /// A request frame of `message`, sent at wall time `sent`, in no
+    /// known invocation.
     pub fn new(from: NodeId, to: NodeId, sent: u64, message: Message) -> Self {
         let frame = codec::encode(&Frame {
             from,
             sent,
             message,
         });
-        Packet { from, to, frame }
+        Packet {
+            from,
+            to,
+            frame,
+            answer: false,
+            inv: None,
+            sent_in: None,
+        }
     }
 
     /// The message it carries.
@@ -135,9 +153,21 @@ impl Network {
 
 impl Sim {
     /// Sends `message` from `from` to `to` as a frame stamped with the
-    /// sender's wall clock, through the faults.
+    /// sender's wall clock, through the faults: a request, in a new
+    /// invocation of `from`.
     pub fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
+        let inv = self.open(from, Start::Other, None);
+        self.send_in(inv, from, to, message);
+    }
+
+    /// Sends `message` from `from` to `to` in `from`'s invocation `inv`:
+    /// an answer if it goes to the peer whose request `inv` handles, else
+    /// a request counted in `inv`.
+    pub fn send_in(&mut self, inv: u64, from: NodeId, to: NodeId, message: Message) {
         let digest = matches!(message, Message::Digest { .. });
+        let mut packet = Packet::new(from, to, self.wall(from), message);
+        let (answer, belongs) = self.traffic.sent(inv, to, packet.frame.len());
+        (packet.answer, packet.inv, packet.sent_in) = (answer, Some(belongs), Some(inv));
         if self.rng.chance(self.faults.loss) || (digest && self.faults.block_anti_entropy) {
             self.stats.lost += 1;
             return;
@@ -147,7 +177,6 @@ impl Sim {
         } else {
             1
         };
-        let packet = Packet::new(from, to, self.wall(from), message);
         for _ in 0..copies {
             let mut delay = self.rng.range(1, self.faults.max_delay);
             if self.rng.chance(self.faults.long_delay) {
@@ -193,7 +222,16 @@ impl Sim {
         match engine.receive_frame(&p.frame, wall) {
             Ok((from, out)) if from == p.from => {
                 self.stats.delivered += 1;
-                self.perform(p.to, out);
+                // An answer goes on with the receiver's invocation; a
+                // request opens one, answering its sender's.
+                let inv = match (p.answer, p.inv) {
+                    (true, Some(inv)) => inv,
+                    (_, theirs) => {
+                        let reply_to = theirs.map(|i| (p.from, i));
+                        self.open(p.to, Start::Request, reply_to)
+                    }
+                };
+                self.perform_in(inv, p.to, out);
             }
             Ok((from, _)) => self.fail(format!("a frame from {} opened as from {from}", p.from)),
             Err(EngineError::Frame(e @ FrameError::Stale { .. })) => {
@@ -227,7 +265,8 @@ impl Sim {
         }
     }
 
-    /// Tells the sender its frame did not arrive.
+    /// Tells the sender its frame did not arrive; what it sends then
+    /// belongs to the invocation that sent the frame, if known.
     pub fn report_failure(&mut self, p: Packet) {
         let Some(engine) = self.engine_mut(p.from) else {
             return;
@@ -235,7 +274,11 @@ impl Sim {
         match engine.send_failed(p.to, p.message()) {
             Ok(out) => {
                 self.stats.failed += 1;
-                self.perform(p.from, out);
+                let inv = match p.sent_in {
+                    Some(inv) => inv,
+                    None => self.open(p.from, Start::Other, None),
+                };
+                self.perform_in(inv, p.from, out);
             }
             Err(e) => self.fail(format!("{}: {e}", p.from)),
         }

@@ -4,6 +4,7 @@
 //! and the node checked against the oracles.
 
 use super::show::{brief, describe, mentions};
+use super::traffic::Start;
 use super::{Disk, Sim};
 use edge_crdt::crdt::{Crdt, LwwSet, MvRegister};
 use edge_crdt::engine::{Effect, Engine, Message, ObjectId, Outputs, Status};
@@ -156,16 +157,33 @@ impl Sim {
             };
             if engine.node.next_deadline().is_some_and(|d| wall >= d) {
                 match engine.tick(wall) {
-                    Ok(out) => self.perform(id, out),
+                    Ok(out) => {
+                        let inv = self.open(id, Start::Tick, None);
+                        self.perform_in(inv, id, out);
+                    }
                     Err(e) => self.fail(format!("{id}: {e}")),
                 }
             }
         }
     }
 
-    /// Performs what node `id` gave back: checks what it stored and the
-    /// tombstones it collected, sends its messages, checks the node.
+    /// Opens a new invocation of node `id` (`Sim::traffic`).
+    pub fn open(&mut self, id: NodeId, start: Start, reply_to: Option<(NodeId, u64)>) -> u64 {
+        let live = self.engine(id).is_some_and(|e| e.node.status().is_live());
+        self.traffic.open(id, start, reply_to, live)
+    }
+
+    /// Performs what node `id` gave back, in a new invocation of its own
+    /// (a client's operation, a settle).
     pub fn perform(&mut self, id: NodeId, out: Outputs) {
+        let inv = self.open(id, Start::Other, None);
+        self.perform_in(inv, id, out);
+    }
+
+    /// Performs what node `id` gave back in its invocation `inv`: checks
+    /// what it stored and the tombstones it collected, sends its messages,
+    /// checks the node.
+    pub fn perform_in(&mut self, inv: u64, id: NodeId, out: Outputs) {
         self.check_loaded(id);
         let collected = self.collected_since(id);
         let dropped = self.check_stored(id, &out.stored, collected > 0);
@@ -185,9 +203,17 @@ impl Sim {
             if let Some(key) = self.trace.as_deref().filter(|k| mentions(&message, k)) {
                 eprintln!("{} ms: {id} sends {to} {}", self.now, brief(&message, key));
             }
-            self.send(id, to, message);
+            self.send_in(inv, id, to, message);
         }
-        self.check_node(id);
+        self.performs += 1;
+        let up = self.counters.up();
+        let touched = |e: &Effect| match e {
+            Effect::StoreRow { object, .. } | Effect::DeleteRow { object, .. } => object == up,
+            _ => false,
+        };
+        if !self.fast_checks || self.performs.is_multiple_of(16) || out.stored.iter().any(touched) {
+            self.check_node(id);
+        }
     }
 
     /// After a load, what a settled node still wants its storage lacks

@@ -2,7 +2,7 @@
 //! writing and an admin resizing it, then settled and checked.
 
 use super::converge::RegisterCounts;
-use super::{config, set_keys, Faults, Sim, KV_KEYS};
+use super::{config, set_keys, Faults, Sim, TrafficFigures, KV_KEYS};
 use edge_crdt::crdt::Bias;
 use edge_crdt::Rng;
 
@@ -161,14 +161,20 @@ pub struct RunSummary {
     pub sets: SetSummary,
     pub kv: KvSummary,
     pub took: u64,
+    /// Acknowledged client writes.
+    pub acked: u64,
+    /// What the run's frames would cost on the edge (`harness/traffic.rs`).
+    pub traffic: TrafficFigures,
 }
 
 /// Convergence times over many runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Convergence {
     runs: u64,
     total_ms: u64,
     max_ms: u64,
+    /// Every run's time, in the order added.
+    took: Vec<u64>,
 }
 
 impl Convergence {
@@ -176,21 +182,97 @@ impl Convergence {
         self.runs += 1;
         self.total_ms += took;
         self.max_ms = self.max_ms.max(took);
+        self.took.push(took);
+    }
+
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+
+    pub fn mean_ms(&self) -> u64 {
+        self.total_ms / self.runs.max(1)
+    }
+
+    pub fn max_ms(&self) -> u64 {
+        self.max_ms
+    }
+
+    /// The `q`-quantile (0 to 1) of the times, by the nearest rank: the
+    /// least time at least `q` of the runs took no longer than; 0 with no run.
+    pub fn quantile_ms(&self, q: f64) -> u64 {
+        let mut sorted = self.took.clone();
+        sorted.sort_unstable();
+        let rank = (q * sorted.len() as f64).ceil() as usize;
+        sorted
+            .get(rank.clamp(1, sorted.len().max(1)) - 1)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn median_ms(&self) -> u64 {
+        self.quantile_ms(0.5)
+    }
+
+    pub fn p90_ms(&self) -> u64 {
+        self.quantile_ms(0.9)
     }
 
     /// Prints the figures for `what`.
     pub fn report(&self, what: &str) {
-        let mean = self.total_ms / self.runs.max(1);
+        let mean = self.mean_ms();
         eprintln!(
             "{what}: {} runs converged after the faults in {mean} ms on average, {} ms at most",
             self.runs, self.max_ms
         );
+        eprintln!(
+            "{what}: convergence median {} ms, p90 {} ms, max {} ms",
+            self.median_ms(),
+            self.p90_ms(),
+            self.max_ms
+        );
     }
+}
+
+/// How a chaotic run is checked.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// How long the cluster may take to converge once the faults stop.
+    pub settle_limit_ms: u64,
+    /// [`Sim::fast_checks`].
+    pub fast_checks: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            settle_limit_ms: 30_000,
+            fast_checks: false,
+        }
+    }
+}
+
+thread_local! {
+    static LAST_CHAOS_TRAFFIC: std::cell::Cell<Option<TrafficFigures>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The traffic figures of the last chaotic run on this thread, as they
+/// stood when its faults stopped (the ticks and invocations of the chaos
+/// phase, less follow-ups still in flight), even if the run then failed.
+pub fn last_chaos_traffic() -> Option<TrafficFigures> {
+    LAST_CHAOS_TRAFFIC.get()
 }
 
 /// One chaotic run of `seed`.
 pub fn chaos_run(seed: u64, workload: Workload) -> RunSummary {
+    chaos_run_with(seed, workload, RunOptions::default())
+}
+
+/// One chaotic run of `seed`, checked as `options` say.
+pub fn chaos_run_with(seed: u64, workload: Workload, options: RunOptions) -> RunSummary {
     let mut sim = chaos_sim(seed, workload);
+    sim.fast_checks = options.fast_checks;
+    LAST_CHAOS_TRAFFIC.set(None);
     let chaos_ms = if workload.steady { 20_000 } else { 10_000 };
     while sim.now < chaos_ms {
         let dt = sim.rng.range(1, 10);
@@ -208,7 +290,10 @@ pub fn chaos_run(seed: u64, workload: Workload) -> RunSummary {
         // A retirement that has not started by now is skipped.
         sim.admin.retire_at.clear();
     }
-    let took = sim.settle(30_000);
+    // The chaos phase's figures, kept for a caller that catches the
+    // failure of a run that does not converge.
+    LAST_CHAOS_TRAFFIC.set(Some(sim.traffic.figures()));
+    let took = sim.settle(options.settle_limit_ms);
     check_meaningful(&sim, workload);
     let sets = set_summary(&sim);
     let mut kv = kv_summary(&mut sim);
@@ -222,7 +307,13 @@ pub fn chaos_run(seed: u64, workload: Workload) -> RunSummary {
         sim.active_up().len(),
         sim.stats
     );
-    RunSummary { sets, kv, took }
+    RunSummary {
+        sets,
+        kv,
+        took,
+        acked: sim.stats.acked,
+        traffic: sim.traffic.figures(),
+    }
 }
 
 /// A run too thin to prove anything fails.
