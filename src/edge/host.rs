@@ -15,7 +15,7 @@ use super::{migrate, now_ms, Settings};
 use crate::api::call::{NodeView, Requests, Sent, StatusView};
 use crate::codec;
 use crate::engine::{
-    open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter,
+    fanout, open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, CATALOG};
@@ -185,7 +185,8 @@ impl Host {
     /// (grouped with other requests' when `company`), then pushes to
     /// streams and peer messages, whose replies come back as more input.
     /// Messages to `reply_to` are returned instead, to travel back in the
-    /// HTTP response.
+    /// HTTP response; the others are this invocation's subrequests, at
+    /// most [`fanout::invocation_budget`] (past it, a send fails at once).
     pub async fn perform(
         &self,
         mut out: Outputs,
@@ -193,6 +194,7 @@ impl Host {
         company: bool,
     ) -> worker::Result<Vec<Message>> {
         let mut replies = Vec::new();
+        let mut budget = fanout::invocation_budget(self.settings.gossip_fanout);
         self.persist(std::mem::take(&mut out.stored), company)
             .await?;
         loop {
@@ -210,8 +212,13 @@ impl Host {
             for (to, message) in std::mem::take(&mut out.sends) {
                 if Some(to) == reply_to {
                     replies.push(message);
-                } else {
+                } else if budget > 0 {
+                    budget -= 1;
                     next.extend(self.deliver(to, message).await?);
+                } else {
+                    // Past this invocation's subrequests: as if unreachable.
+                    let failed = self.with(|e| e.send_failed(to, message));
+                    next.extend(failed.map_err(internal)?);
                 }
             }
             self.persist(std::mem::take(&mut next.stored), false)

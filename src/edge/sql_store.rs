@@ -268,6 +268,7 @@ impl SqlStore {
             Effect::StorePartition(p) => self.set_meta("partition", codec::encode(p)),
             Effect::StoreClock(floor) => self.set_meta("clock", codec::encode(floor)),
             Effect::StoreWakes(w) => self.set_meta("wakes", codec::encode(w)),
+            Effect::StoreUnconfirmed(u) => self.set_meta("unconfirmed", codec::encode(u)),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => Ok(()),
         }
     }
@@ -328,6 +329,7 @@ impl Store for SqlStore {
             partition: self.decoded("partition")?,
             clock: self.decoded("clock")?,
             wakes: self.decoded("wakes")?.unwrap_or_default(),
+            unconfirmed: self.decoded("unconfirmed")?.unwrap_or_default(),
             leaves,
         })
     }

@@ -75,10 +75,16 @@ impl Node {
             Spread::Write => Some(None),
         };
         if let Some(except) = except {
-            for peer in self.push_targets(object) {
-                if Some(peer) != except {
-                    self.outbox.add(peer, object, row, delta, kind);
+            let targets = self.push_targets(object);
+            for peer in &targets {
+                if Some(*peer) != except {
+                    self.outbox.add(*peer, object, row, delta, kind);
                 }
+            }
+            if spread == Spread::Write {
+                // Stored with the write: a crash before the gossip leaves
+                // still leaves the check owed.
+                self.owe_check(targets);
             }
         }
         kind.on_applied(&mut SyncCx::watching(self, object), row);

@@ -99,11 +99,13 @@ impl<S: Store> Engine<S> {
             partition,
             clock,
             wakes,
+            unconfirmed,
             leaves,
         } = store.restore(catalog)?;
         let mut node = Node::new(id, config, catalog);
         node.restore(members, partition, clock, leaves);
         node.restore_wakes(wakes);
+        node.restore_unconfirmed(unconfirmed);
         Ok(Engine {
             node,
             store,

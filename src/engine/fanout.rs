@@ -43,6 +43,16 @@ pub fn fingers(me: NodeId, group: &[NodeId], fanout: usize) -> Vec<NodeId> {
     out
 }
 
+/// The requests one invocation of a node (an alarm, a peer's request, a
+/// client's call) sends at most, answers to the requester aside: the
+/// fanout and two, far under the platform's 50 subrequests. The adapter
+/// counts them; a send past the budget is reported failed at once
+/// ([`super::Engine::send_failed`]), so its rows go back to their buffer
+/// and transfers, collections and repair try again next round.
+pub fn invocation_budget(fanout: usize) -> usize {
+    fanout.max(1) + 2
+}
+
 /// Whether a node that a delta changed passes it on in a group of
 /// `others` other nodes: only when it does not reach them all itself.
 pub fn relays(others: usize, fanout: usize) -> bool {

@@ -184,13 +184,22 @@ impl Node {
                 true => Spread::Gossip { except: Some(from) },
                 false => Spread::Quiet,
             };
+            let mut changed = false;
             for (row, delta) in rows {
                 if !self.knows_row(&object, &row) {
                     continue;
                 }
-                if let Err(RowError::Ahead(_)) = self.apply(&object, &row, &delta, limit, spread) {
-                    self.refused += 1;
+                match self.apply(&object, &row, &delta, limit, spread) {
+                    Ok(c) => changed |= c,
+                    Err(RowError::Ahead(_)) => self.refused += 1,
+                    Err(_) => {}
                 }
+            }
+            if changed && spread == Spread::Quiet {
+                // The others may lack it too (its writer may have crashed
+                // before its gossip left): anti-entropy checks them soon.
+                let others = self.replicas(&object).into_iter().filter(|p| *p != from);
+                self.owe_check(others.collect::<Vec<_>>());
             }
         }
         let states = self.states_of(want);
@@ -244,7 +253,7 @@ impl Node {
         }
         self.outbox.exchanged.insert(to, self.now);
         if !rows.is_empty() {
-            self.repair.unconfirmed.insert(to);
+            self.owe_check([to]);
         }
         let mut pages = pages(rows, self.config.frame_bytes).into_iter();
         let first = pages.next().unwrap_or_default();

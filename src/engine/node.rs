@@ -17,7 +17,7 @@ use super::repair::Repair;
 use super::table::Table;
 use super::transfer::Transfers;
 use super::{Leaf, Membership, Message, ObjectId, Partition, Placement, RowKey, Status};
-use crate::NodeId;
+use crate::{NodeId, NodeSet};
 
 /// Timing and sizes of a node, in milliseconds and bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +145,10 @@ pub enum Effect {
     /// Persist the objects with a wake asked for, and whether each reads
     /// every row: a restarted node wakes them at once.
     StoreWakes(Vec<(ObjectId, bool)>),
+    /// Persist the peers owed a check ([`super::repair`]'s unconfirmed
+    /// peers): a restarted node probes them, so a write it acknowledged
+    /// but had not gossiped yet still reaches them.
+    StoreUnconfirmed(NodeSet),
     /// Push changed rows of `object` to its subscribers.
     Publish {
         /// the object
@@ -296,6 +300,24 @@ impl Node {
     /// Asks again for the wakes a stopped node had asked for, at once.
     pub fn restore_wakes(&mut self, wakes: Vec<(ObjectId, bool)>) {
         self.wakes.restore(wakes);
+    }
+
+    /// Takes up the checks a stopped node owed its peers.
+    pub fn restore_unconfirmed(&mut self, peers: NodeSet) {
+        self.repair.unconfirmed = peers;
+    }
+
+    /// `peers` are owed a check; stored when that is news, in the batch
+    /// of the change that caused it.
+    pub(super) fn owe_check(&mut self, peers: impl IntoIterator<Item = NodeId>) {
+        let mut grew = false;
+        for peer in peers {
+            grew |= peer != self.id && self.repair.unconfirmed.insert(peer);
+        }
+        if grew {
+            let unconfirmed = self.repair.unconfirmed.clone();
+            self.effects.push(Effect::StoreUnconfirmed(unconfirmed));
+        }
     }
 
     /// This node's id.
@@ -499,10 +521,10 @@ impl Node {
             self.requests_left = round_budget(&self.config);
             self.anti_entropy_round();
             self.move_leaves(false);
-            if !self.transfers.is_empty() {
+            self.reap_round();
+            if !self.transfers.is_empty() || self.reaper.asking() {
                 self.repair.idle_rounds = 0;
             }
-            self.reap_round();
             self.repair
                 .schedule(now, self.config.anti_entropy_interval_ms);
         }
@@ -562,10 +584,15 @@ impl Node {
 
     /// Reports that `message` to `to` was not delivered.
     pub fn send_failed(&mut self, to: NodeId, message: Message) {
-        if let Message::Gossip { members, rows, .. } = message {
-            self.gossip_failed(to, members.is_some(), rows);
+        match message {
+            Message::Gossip { members, rows, .. } => {
+                self.gossip_failed(to, members.is_some(), rows);
+            }
+            Message::Forget { rows } => self.reaper.forget_failed(to, rows),
+            // Transfers, handoffs, questions and repair are retried by
+            // their owners.
+            _ => {}
         }
-        // Transfers, handoffs and collections are retried by their owners.
     }
 
     /// Cuts gossip between groups (or heals, with no groups).

@@ -44,12 +44,26 @@ pub(crate) struct Reaper {
     reaping: VecMap<RowId, Reaping>,
     /// tombstones collected since the node started
     pub reaped: u64,
+    /// [`Message::Forget`]s that could not be sent: the next rounds send
+    /// them again
+    unsent: NodeMap<Vec<Asked>>,
 }
 
 impl Reaper {
     /// A new view: every collection asks anew.
     pub fn restart(&mut self) {
         self.reaping.clear();
+    }
+
+    /// Keeps a [`Message::Forget`] that did not reach `to` for the next round.
+    pub fn forget_failed(&mut self, to: NodeId, rows: Vec<Asked>) {
+        self.unsent.get_or_default(to).extend(rows);
+    }
+
+    /// Whether some node has yet to answer a question: rounds keep the
+    /// full rate until it has.
+    pub fn asking(&self) -> bool {
+        self.reaping.values().any(|r| !r.waiting.is_empty())
     }
 
     pub fn forget(&mut self, object: &ObjectId, row: &str) {
@@ -128,6 +142,23 @@ impl Node {
             }
         }
         self.ask_reaps();
+        self.resend_forgets();
+    }
+
+    /// Sends the forgets that failed before, as the round's budget allows.
+    fn resend_forgets(&mut self) {
+        let unsent: Vec<(NodeId, Vec<Asked>)> = std::mem::take(&mut self.reaper.unsent)
+            .into_iter()
+            .collect();
+        for (to, rows) in unsent {
+            if !self.members.status(to).is_some_and(super::Status::is_live) {
+                continue;
+            }
+            match self.spend() {
+                true => self.send(to, Message::Forget { rows }),
+                false => self.reaper.forget_failed(to, rows),
+            }
+        }
     }
 
     /// Asks each reachable node that has not agreed; completes rounds
@@ -211,7 +242,7 @@ impl Node {
         let refused: VecSet<RowId> = refused.into_iter().collect();
         if !refused.is_empty() {
             // The two differ: anti-entropy probes the peer soon.
-            self.repair.unconfirmed.insert(from);
+            self.owe_check([from]);
             self.became_busy();
         }
         let mut done = Vec::new();

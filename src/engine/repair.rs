@@ -190,6 +190,15 @@ impl Node {
             .filter(|p| !self.partition.separates(self.id, *p))
             .collect();
         let recheck = self.repair.recheck.take().filter(|p| peers.contains(p));
+        // Those that left are forgotten; those a partition hides wait.
+        let live: NodeSet = self.peers().collect();
+        self.repair.unconfirmed = self
+            .repair
+            .unconfirmed
+            .iter()
+            .copied()
+            .filter(|p| live.contains(p))
+            .collect();
         let unconfirmed: Vec<NodeId> = self
             .repair
             .unconfirmed
@@ -197,11 +206,12 @@ impl Node {
             .copied()
             .filter(|p| peers.contains(p))
             .collect();
-        self.repair.unconfirmed = unconfirmed.iter().copied().collect();
         let mut draw = crate::Rng::stream(u64::from(self.id.0), self.repair.turn as u64);
         let peer = match recheck {
             Some(p) => Some(p),
-            None if self.repair.turn % 2 == 0 && !unconfirmed.is_empty() => draw.pick(&unconfirmed),
+            None if self.repair.turn.is_multiple_of(2) && !unconfirmed.is_empty() => {
+                draw.pick(&unconfirmed)
+            }
             None => draw.pick(&peers),
         };
         if let Some(peer) = peer {

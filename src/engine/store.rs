@@ -23,6 +23,7 @@
 use super::kind::{flat_of, Catalog};
 use super::needs::{Loaded, Needs, ObjectMeta, StoredRow};
 use super::{Effect, Leaf, LeafRow, Membership, ObjectId, Partition, RowKey, RowStates};
+use crate::NodeSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -47,6 +48,8 @@ pub struct Restored {
     pub clock: Option<u64>,
     /// the objects with a wake asked for
     pub wakes: Vec<(ObjectId, bool)>,
+    /// the peers owed a check, as last stored
+    pub unconfirmed: NodeSet,
     /// every non-empty leaf
     pub leaves: Vec<(Leaf, LeafRow)>,
 }
@@ -102,6 +105,7 @@ pub fn coalesce(effects: &[Effect]) -> Vec<&Effect> {
                 Effect::StorePartition(_) => (4, "", "", 0),
                 Effect::StoreClock(_) => (5, "", "", 0),
                 Effect::StoreWakes(_) => (6, "", "", 0),
+                Effect::StoreUnconfirmed(_) => (7, "", "", 0),
                 Effect::Append { .. } | Effect::TrimLog { .. } => return true,
                 Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => return false,
             };
@@ -121,6 +125,7 @@ pub struct MemoryStore {
     partition: Option<Partition>,
     clock: Option<u64>,
     wakes: Vec<(ObjectId, bool)>,
+    unconfirmed: NodeSet,
     objects: BTreeMap<ObjectId, ObjectMeta>,
     by_leaf: BTreeMap<Leaf, BTreeSet<ObjectId>>,
     rows: BTreeMap<(ObjectId, RowKey), StoredRow>,
@@ -191,6 +196,7 @@ impl MemoryStore {
             Effect::StorePartition(p) => self.partition = Some(p.clone()),
             Effect::StoreClock(floor) => self.clock = Some(*floor),
             Effect::StoreWakes(w) => self.wakes = w.clone(),
+            Effect::StoreUnconfirmed(u) => self.unconfirmed = u.clone(),
             Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => {}
         }
         Ok(())
@@ -248,6 +254,7 @@ impl Store for MemoryStore {
             partition: self.partition.clone(),
             clock: self.clock,
             wakes: self.wakes.clone(),
+            unconfirmed: self.unconfirmed.clone(),
             leaves: self.leaves().collect(),
         })
     }

@@ -283,12 +283,18 @@ impl Node {
         };
         let mut digest = 0u64;
         for (object, states) in &rows {
+            let mut changed = false;
             for (row, state) in states {
                 digest = digest.wrapping_add(row_digest(object, row, state));
-                let _ = self.apply(object, row, state, u64::MAX, spread);
+                changed |= self.apply(object, row, state, u64::MAX, spread) == Ok(true);
                 if heir {
                     self.absorb_row(from, object, row);
                 }
+            }
+            if changed && !heir {
+                // The other replicas may lack it too: anti-entropy checks.
+                let others = self.replicas(object).into_iter().filter(|p| *p != from);
+                self.owe_check(others.collect::<Vec<_>>());
             }
         }
         self.send(

@@ -180,6 +180,8 @@ pub struct Sim {
     pub placement: Placement,
     /// `SIM_TRACE=<object>`: print every event that touches it.
     pub trace: Option<String>,
+    /// `SIM_FRAMES_TRACE=<n>`: print each request an invocation sends past its n-th.
+    pub frames_trace: Option<u32>,
     pub stats: Stats,
     /// Every invocation of every node, and the frames sent.
     pub traffic: Traffic,
@@ -217,6 +219,9 @@ impl Sim {
             tombstones: BTreeMap::new(),
             placement: placement(),
             trace: std::env::var("SIM_TRACE").ok(),
+            frames_trace: std::env::var("SIM_FRAMES_TRACE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             stats: Stats::default(),
             traffic: Traffic::default(),
             fast_checks: false,

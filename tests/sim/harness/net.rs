@@ -8,7 +8,8 @@ use super::show::{brief, mentions};
 use super::traffic::Start;
 use super::Sim;
 use edge_crdt::codec;
-use edge_crdt::engine::{EngineError, Frame, FrameError, Message, Partition};
+use edge_crdt::engine::{open_frame, EngineError, Frame, FrameError, Message, Partition};
+use edge_crdt::kinds::CATALOG;
 use edge_crdt::{NodeId, NodeSet};
 use std::collections::BTreeMap;
 
@@ -166,13 +167,24 @@ impl Sim {
     pub fn send_in(&mut self, inv: u64, from: NodeId, to: NodeId, message: Message) {
         let digest = matches!(message, Message::Digest { .. });
         let mut packet = Packet::new(from, to, self.wall(from), message);
+        let name = message_name(&packet);
         let (answer, belongs) = self.traffic.sent(inv, to, packet.frame.len());
+        if let Some(over) = self
+            .frames_trace
+            .filter(|t| !answer && self.traffic.get(inv).frames > *t)
+        {
+            let i = self.traffic.get(inv);
+            eprintln!("{} ms: {from} invocation {inv} ({:?}) sends its frame {} (over {over}): {name} to {to}", self.now, i.start, i.frames);
+        }
         (packet.answer, packet.inv, packet.sent_in) = (answer, Some(belongs), Some(inv));
         if self.rng.chance(self.faults.loss) || (digest && self.faults.block_anti_entropy) {
             self.stats.lost += 1;
             return;
         }
-        let copies = if self.rng.chance(self.faults.duplicate) {
+        // An answer travels in its request's HTTP response: it may be lost
+        // with it, not repeated. (The draw is made anyway, so that seeds
+        // replay the same faults.)
+        let copies = if self.rng.chance(self.faults.duplicate) && !answer {
             2
         } else {
             1
@@ -219,7 +231,22 @@ impl Sim {
         let wall = self.wall(p.to);
         self.trace_delivery(&p);
         let engine = self.engine_mut(p.to).expect("up");
-        match engine.receive_frame(&p.frame, wall) {
+        let received = match p.answer {
+            // An answer comes back in the request's response: the host
+            // opens it and hands its message to the engine (no gossip
+            // answers an answer).
+            true => {
+                let max_age = engine.node.config().max_frame_age();
+                open_frame(&p.frame, CATALOG, wall, max_age)
+                    .map_err(EngineError::Frame)
+                    .and_then(|f| {
+                        let out = engine.receive(f.from, f.message, wall);
+                        out.map(|o| (f.from, o)).map_err(EngineError::from)
+                    })
+            }
+            false => engine.receive_frame(&p.frame, wall),
+        };
+        match received {
             Ok((from, out)) if from == p.from => {
                 self.stats.delivered += 1;
                 // An answer goes on with the receiver's invocation; a
@@ -242,7 +269,10 @@ impl Sim {
                     );
                 }
                 self.stats.stale += 1;
-                self.report_failure(p);
+                // A late answer is dropped; its sender never learns.
+                if !p.answer {
+                    self.report_failure(p);
+                }
             }
             Err(e) => self.fail(format!("{} refused a frame from {}: {e}", p.to, p.from)),
         }
@@ -318,4 +348,8 @@ impl Sim {
             self.set_node_partition(Partition::default());
         }
     }
+}
+
+fn message_name(p: &Packet) -> &'static str {
+    p.message().name()
 }

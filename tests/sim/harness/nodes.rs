@@ -7,7 +7,7 @@ use super::show::{brief, describe, mentions};
 use super::traffic::Start;
 use super::{Disk, Sim};
 use edge_crdt::crdt::{Crdt, LwwSet, MvRegister};
-use edge_crdt::engine::{Effect, Engine, Message, ObjectId, Outputs, Status};
+use edge_crdt::engine::{fanout, Effect, Engine, Message, ObjectId, Outputs, Status};
 use edge_crdt::kinds::CATALOG;
 use edge_crdt::NodeId;
 
@@ -180,6 +180,14 @@ impl Sim {
         self.perform_in(inv, id, out);
     }
 
+    /// Whether a request from invocation `inv` to `to` would pass its
+    /// budget ([`fanout::invocation_budget`]); answers are free.
+    fn over_budget(&self, inv: u64, to: NodeId) -> bool {
+        let i = self.traffic.get(inv);
+        let answer = i.reply_to.is_some_and(|(requester, _)| requester == to);
+        !answer && i.frames as usize >= fanout::invocation_budget(self.config.gossip_fanout)
+    }
+
     /// Performs what node `id` gave back in its invocation `inv`: checks
     /// what it stored and the tombstones it collected, sends its messages,
     /// checks the node.
@@ -202,6 +210,15 @@ impl Sim {
             }
             if let Some(key) = self.trace.as_deref().filter(|k| mentions(&message, k)) {
                 eprintln!("{} ms: {id} sends {to} {}", self.now, brief(&message, key));
+            }
+            if self.over_budget(inv, to) {
+                // As the host does: a send past the invocation's budget fails.
+                if let Some(engine) = self.engine_mut(id) {
+                    let out = engine.send_failed(to, message);
+                    let out = out.unwrap_or_else(|e| self.fail(format!("{id}: {e}")));
+                    self.perform_in(inv, id, out);
+                }
+                continue;
             }
             self.send_in(inv, id, to, message);
         }
