@@ -224,6 +224,21 @@ pub(crate) fn raw_request(url: &str, body: Vec<u8>) -> worker::Result<web_sys::R
     Ok(web_sys::Request::new_with_str_and_init(url, &init)?)
 }
 
+/// The whole body a runtime request's or response's `arrayBuffer()`
+/// promises: worker's `bytes` reads it as a stream, a chunk and a few
+/// calls at a time, kilobytes of the Worker.
+pub(crate) async fn whole_body(
+    array_buffer: Result<worker::js_sys::Promise, JsValue>,
+) -> worker::Result<Vec<u8>> {
+    let buffer = JsFuture::from(array_buffer?).await?;
+    Ok(worker::js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The whole body of a response.
+pub(crate) async fn response_body(res: Response) -> worker::Result<Vec<u8>> {
+    whole_body(web_sys::Response::from(res).array_buffer()).await
+}
+
 /// The function `name` of a runtime object.
 pub(crate) fn js_method(
     on: &worker::wasm_bindgen::JsValue,
@@ -321,15 +336,13 @@ pub(crate) async fn post(
     path: &str,
     body: Vec<u8>,
 ) -> worker::Result<(u16, Vec<u8>)> {
-    use worker::js_sys::Uint8Array;
     let namespace = env.durable_object("NODE")?;
     let ns: &JsValue = namespace.as_ref();
     let stub = js_method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
     let url = format!("https://node{path}");
     let fetched = js_method(&stub, "fetch")?.call1(&stub, &raw_request(&url, body)?.into())?;
     let res: web_sys::Response = settled(fetched).await?.dyn_into()?;
-    let bytes = JsFuture::from(res.array_buffer()?).await?;
-    Ok((res.status(), Uint8Array::new(&bytes).to_vec()))
+    Ok((res.status(), whole_body(res.array_buffer()).await?))
 }
 
 /// Sends `req` to node `id` and reads its typed reply.

@@ -24,9 +24,9 @@ impl DurableObject for NaiveCounter {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
         if req.path() == "/push" {
-            return self.push(req.bytes().await?);
+            return self.push(super::whole_body(req.inner().array_buffer()).await?);
         }
         let storage = self.state.storage();
         let count = match self.count.get() {

@@ -67,14 +67,14 @@ fn http_request(req: &Request, settings: &Settings) -> worker::Result<HttpReques
     Ok(http)
 }
 
-async fn route(mut req: Request, env: &Env) -> Outcome {
+async fn route(req: Request, env: &Env) -> Outcome {
     let settings = Settings::from_env(env);
     let mut http = http_request(&req, &settings)?;
     let (limit, secret) = api::preflight(&http, settings.bench)?;
     if let Some(secret) = secret {
         authorized(&http, env, secret)?;
     }
-    http.body = read_body(&mut req, limit).await?;
+    http.body = read_body(&req, limit).await?;
     match api::route(&http, settings.bench)? {
         Routed::Kind { kind, parsed, node } => {
             let protected = settings.write_protected.covers(kind.route());
@@ -103,7 +103,7 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
 }
 
 /// Reads a body, refusing one over `max` bytes before reading it.
-async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
+async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, Failure> {
     let declared = req
         .headers()
         .get("content-length")?
@@ -111,7 +111,7 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
     if let Some(len) = declared {
         api::http::check_body_size(len, max)?;
     }
-    let body = req.bytes().await?;
+    let body = super::whole_body(req.inner().array_buffer()).await?;
     api::http::check_body_size(body.len(), max)?;
     Ok(body)
 }
@@ -382,9 +382,8 @@ async fn subscribe(
         return Ok(res);
     }
     // Not a stream: the node's typed answer, an error.
-    let mut res = res;
     let answer: crate::api::call::NodeReply =
-        crate::codec::decode(&res.bytes().await?, crate::codec::MAX_FRAME)
+        crate::codec::decode(&super::response_body(res).await?, crate::codec::MAX_FRAME)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Err(answer
         .result
