@@ -25,7 +25,6 @@ use crate::kinds::contacts::{
 };
 use crate::kinds::Kind;
 use crate::NodeId;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// The largest push body: [`MAX_PUSH`](crate::kinds::contacts::MAX_PUSH) deltas of the largest values.
@@ -204,15 +203,13 @@ pub fn parse_cursor(token: Option<&str>) -> Result<Cursor, ApiError> {
     if token.len() > MAX_CURSOR {
         return Err(wrong());
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| wrong())?;
+    let bytes = codec::base64_decode(token, codec::Base64::UrlSafeNoPad).ok_or_else(wrong)?;
     codec::decode(&bytes, MAX_CURSOR).map_err(|_| wrong())
 }
 
 /// The token of a cursor.
 pub fn cursor_token(cursor: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(codec::encode(cursor))
+    codec::base64_encode(&codec::encode(cursor), codec::Base64::UrlSafeNoPad)
 }
 
 /// `limit` of a pull or a listing: 1 to [`MAX_PAGE`].

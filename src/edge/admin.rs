@@ -181,8 +181,8 @@ async fn active_view(env: &Env, settings: &Settings) -> Result<NodeView, Failure
 /// Adds a node: its id comes from the one allocator, the `Registry`.
 async fn add_node(env: &Env, settings: &Settings) -> Result<Result<Added, ApiError>, Failure> {
     let registry = env.durable_object("REGISTRY")?.get_by_name("node-ids")?;
-    let mut allocated = registry.fetch_with_str("https://registry/allocate").await?;
-    let id: u32 = codec::decode(&allocated.bytes().await?, 16)
+    let allocated = registry.fetch_with_str("https://registry/allocate").await?;
+    let id: u32 = codec::decode(&super::response_body(allocated).await?, 16)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let new = NodeId(id);
     let mut tried = NodeSet::new();

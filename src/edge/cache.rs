@@ -47,7 +47,7 @@ impl ReadCache {
 
     /// The cached outcome and the node that gave it, unless expired.
     pub async fn get(&self) -> Option<(NodeId, Vec<u8>)> {
-        let mut res = match Cache::default().get(self.url.as_str(), false).await {
+        let res = match Cache::default().get(self.url.as_str(), false).await {
             Ok(res) => res?,
             Err(e) => {
                 worker::console_warn!("cache get: {e}");
@@ -59,7 +59,7 @@ impl ReadCache {
         if now_ms() >= until {
             return None;
         }
-        Some((NodeId(node), res.bytes().await.ok()?))
+        Some((NodeId(node), super::response_body(res).await.ok()?))
     }
 
     /// Keeps `outcome` from `node` for the cache's time.

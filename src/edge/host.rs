@@ -94,7 +94,9 @@ impl Host {
             .and_then(|b| codec::decode(&b, 16).ok());
         if stored.is_none() {
             // The first layout kept the id as a key-value pair.
-            stored = self.state.storage().get::<u32>("id").await?.map(NodeId);
+            stored = super::stored_number(&self.state.storage(), "id", u32::MAX.into())
+                .await?
+                .map(|id| NodeId(id as u32));
         }
         let id = match (stored, id) {
             (Some(id), _) if store.meta("id").map_err(internal)?.is_some() => id,

@@ -53,7 +53,7 @@ async fn from_first_sql_layout(
     config: &Config,
 ) -> worker::Result<SqlStore> {
     for key in ["members", "partition", "clock"] {
-        if let Some(bytes) = storage.get::<Vec<u8>>(key).await? {
+        if let Some(bytes) = super::stored_bytes(storage, key).await? {
             store.set_meta(key, bytes).map_err(fail)?;
         }
     }

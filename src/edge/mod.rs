@@ -26,7 +26,9 @@ use crate::engine::{Config, Sizing};
 use crate::error::{ApiError, ErrorCode};
 use crate::NodeId;
 use std::cell::OnceCell;
-use worker::{Env, Headers, Request, Response};
+use worker::js_sys::futures::JsFuture;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{Env, Headers, Request, Response, Storage};
 
 /// Cluster settings from the `[vars]` of wrangler.toml.
 #[derive(Clone, Debug)]
@@ -213,17 +215,109 @@ pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Respons
 /// `Request`: worker's `RequestInit` carries every option there is, and
 /// converting it costs the Worker kilobytes.
 pub(crate) fn internal_request(path: &str, body: Vec<u8>) -> worker::Result<Request> {
-    Ok(Request::from(raw_request(path, body)?))
+    Ok(Request::from(raw_request(
+        &format!("https://node{path}"),
+        body,
+    )?))
 }
 
-fn raw_request(path: &str, body: Vec<u8>) -> worker::Result<web_sys::Request> {
+/// A POST of `body` to `url`, as the runtime's own `Request`.
+pub(crate) fn raw_request(url: &str, body: Vec<u8>) -> worker::Result<web_sys::Request> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&worker::js_sys::Uint8Array::from(&body[..]).into());
-    Ok(web_sys::Request::new_with_str_and_init(
-        &format!("https://node{path}"),
-        &init,
-    )?)
+    Ok(web_sys::Request::new_with_str_and_init(url, &init)?)
+}
+
+/// The whole body a runtime request's or response's `arrayBuffer()`
+/// promises: worker's `bytes` reads it as a stream, a chunk and a few
+/// calls at a time, kilobytes of the Worker.
+pub(crate) async fn whole_body(
+    array_buffer: Result<worker::js_sys::Promise, JsValue>,
+) -> worker::Result<Vec<u8>> {
+    let buffer = JsFuture::from(array_buffer?).await?;
+    Ok(worker::js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The whole body of a response.
+pub(crate) async fn response_body(res: Response) -> worker::Result<Vec<u8>> {
+    whole_body(web_sys::Response::from(res).array_buffer()).await
+}
+
+/// The function `name` of a runtime object.
+pub(crate) fn js_method(
+    on: &worker::wasm_bindgen::JsValue,
+    name: &str,
+) -> worker::Result<worker::js_sys::Function> {
+    use worker::wasm_bindgen::JsCast;
+    Ok(worker::js_sys::Reflect::get(on, &name.into())?.dyn_into()?)
+}
+
+/// Awaits a promise a runtime call returned.
+pub(crate) async fn settled(
+    promise: worker::wasm_bindgen::JsValue,
+) -> worker::Result<worker::wasm_bindgen::JsValue> {
+    use worker::wasm_bindgen::JsCast;
+    let promise: worker::js_sys::Promise = promise.dyn_into()?;
+    Ok(worker::js_sys::futures::JsFuture::from(promise).await?)
+}
+
+// An object's key-value storage, straight on the runtime's: worker's typed
+// `get` and `put` go through serde-wasm-bindgen, kilobytes of the Worker
+// (and, through serde's messages, the formatting of floats). The values
+// are those worker's `put` writes: a number for an integer.
+
+/// The value of `key`, `None` when it is unset.
+async fn stored(storage: &Storage, key: &str) -> worker::Result<Option<JsValue>> {
+    let value = JsFuture::from(storage.as_raw().get(key)?).await?;
+    Ok((!value.is_undefined()).then_some(value))
+}
+
+/// A whole number in `0..=max`, as `v` holds it.
+fn whole(v: &JsValue, max: u64) -> Option<u64> {
+    v.as_f64()
+        .filter(|n| n.fract() == 0.0 && (0.0..=max as f64).contains(n))
+        .map(|n| n as u64)
+}
+
+fn not_stored(key: &str, what: &str) -> worker::Error {
+    worker::Error::JsError(format!("stored `{key}` is not {what}"))
+}
+
+/// The whole number under `key`, up to `max` (at most 2^53 - 1).
+pub(crate) async fn stored_number(
+    storage: &Storage,
+    key: &str,
+    max: u64,
+) -> worker::Result<Option<u64>> {
+    match stored(storage, key).await? {
+        None => Ok(None),
+        Some(v) => whole(&v, max)
+            .map(Some)
+            .ok_or_else(|| not_stored(key, "a whole number in range")),
+    }
+}
+
+/// The bytes under `key`: an array (or any iterable) of bytes.
+pub(crate) async fn stored_bytes(storage: &Storage, key: &str) -> worker::Result<Option<Vec<u8>>> {
+    let Some(v) = stored(storage, key).await? else {
+        return Ok(None);
+    };
+    if let Some(bytes) = v.dyn_ref::<worker::js_sys::Uint8Array>() {
+        return Ok(Some(bytes.to_vec()));
+    }
+    let bad = || not_stored(key, "bytes");
+    let items = worker::js_sys::try_iter(&v)?.ok_or_else(bad)?;
+    let mut bytes = Vec::new();
+    for item in items {
+        bytes.push(whole(&item?, 255).ok_or_else(bad)? as u8);
+    }
+    Ok(Some(bytes))
+}
+
+/// Stores a whole number (at most 2^53 - 1) under `key`.
+pub(crate) async fn store_number(storage: &Storage, key: &str, n: u64) -> worker::Result<()> {
+    storage.put_raw(key, n as f64).await
 }
 
 /// The stub of node `id`.
@@ -247,20 +341,13 @@ pub(crate) async fn post(
     path: &str,
     body: Vec<u8>,
 ) -> worker::Result<(u16, Vec<u8>)> {
-    use worker::js_sys::{futures::JsFuture, Function, Reflect, Uint8Array};
-    use worker::wasm_bindgen::{JsCast, JsValue};
     let namespace = env.durable_object("NODE")?;
     let ns: &JsValue = namespace.as_ref();
-    let method = |on: &JsValue, name: &str| -> worker::Result<Function> {
-        Ok(Reflect::get(on, &name.into())?.dyn_into::<Function>()?)
-    };
-    let stub = method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
-    let fetched = method(&stub, "fetch")?.call1(&stub, &raw_request(path, body)?.into())?;
-    let res: web_sys::Response = JsFuture::from(fetched.dyn_into::<worker::js_sys::Promise>()?)
-        .await?
-        .dyn_into()?;
-    let bytes = JsFuture::from(res.array_buffer()?).await?;
-    Ok((res.status(), Uint8Array::new(&bytes).to_vec()))
+    let stub = js_method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
+    let url = format!("https://node{path}");
+    let fetched = js_method(&stub, "fetch")?.call1(&stub, &raw_request(&url, body)?.into())?;
+    let res: web_sys::Response = settled(fetched).await?.dyn_into()?;
+    Ok((res.status(), whole_body(res.array_buffer()).await?))
 }
 
 /// Sends `req` to node `id` and reads its typed reply.

@@ -4,6 +4,9 @@
 //! `BENCH_BASELINE = "on"`.
 
 use std::cell::Cell;
+
+/// The largest whole number a JavaScript number holds exactly.
+const MAX_SAFE: u64 = (1 << 53) - 1;
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
 
 /// A single-object counter, the naive baseline for the throughput benchmark.
@@ -21,17 +24,19 @@ impl DurableObject for NaiveCounter {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
         if req.path() == "/push" {
-            return self.push(req.bytes().await?);
+            return self.push(super::whole_body(req.inner().array_buffer()).await?);
         }
         let storage = self.state.storage();
         let count = match self.count.get() {
             Some(c) => c,
-            None => storage.get::<u64>("count").await?.unwrap_or(0),
+            None => super::stored_number(&storage, "count", MAX_SAFE)
+                .await?
+                .unwrap_or(0),
         } + 1;
         self.count.set(Some(count));
-        storage.put("count", count).await?;
+        super::store_number(&storage, "count", count).await?;
         let body = format!("{{\"value\":{count}}}");
         let reply = crate::api::http::Reply::ok(crate::api::http::Format::Json, body.into_bytes());
         super::respond(&reply, &[])

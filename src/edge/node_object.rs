@@ -28,14 +28,14 @@ impl DurableObject for ClusterNode {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
         let path = req.path();
         let (kind, id) = match path.trim_start_matches('/').split_once('/') {
             Some((kind, id)) => (kind.to_owned(), id.parse().ok().map(NodeId)),
             None => (String::new(), None),
         };
         self.host.ensure(id).await?;
-        let body = req.bytes().await?;
+        let body = super::whole_body(req.inner().array_buffer()).await?;
         let outcome = match kind.as_str() {
             "peer" => self.host.peer(&body).await.map_err(Failure::Client),
             "call" => self.call(&body).await,

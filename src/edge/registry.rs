@@ -20,8 +20,11 @@ impl DurableObject for Registry {
     async fn fetch(&self, _req: Request) -> worker::Result<Response> {
         let storage = self.state.storage();
         let floor = Settings::from_env(&self.env).nodes;
-        let next = storage.get::<u32>("next").await?.unwrap_or(0).max(floor);
-        storage.put("next", next + 1).await?;
+        let next = super::stored_number(&storage, "next", u32::MAX.into())
+            .await?
+            .unwrap_or(0)
+            .max(floor.into()) as u32;
+        super::store_number(&storage, "next", (next + 1).into()).await?;
         postcard(&next)
     }
 }

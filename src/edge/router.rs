@@ -67,14 +67,14 @@ fn http_request(req: &Request, settings: &Settings) -> worker::Result<HttpReques
     Ok(http)
 }
 
-async fn route(mut req: Request, env: &Env) -> Outcome {
+async fn route(req: Request, env: &Env) -> Outcome {
     let settings = Settings::from_env(env);
     let mut http = http_request(&req, &settings)?;
     let (limit, secret) = api::preflight(&http, settings.bench)?;
     if let Some(secret) = secret {
         authorized(&http, env, secret)?;
     }
-    http.body = read_body(&mut req, limit).await?;
+    http.body = read_body(&req, limit).await?;
     match api::route(&http, settings.bench)? {
         Routed::Kind { kind, parsed, node } => {
             let protected = settings.write_protected.covers(kind.route());
@@ -96,18 +96,14 @@ async fn route(mut req: Request, env: &Env) -> Outcome {
         }
         Routed::Bench(api::Baseline::Push) => {
             let stub = env.durable_object("NAIVE")?.get_by_name("naive-log")?;
-            let mut init = worker::RequestInit::new();
-            let body = js_sys::Uint8Array::from(http.body.as_slice());
-            init.with_method(worker::Method::Post)
-                .with_body(Some(body.into()));
-            let req = Request::new_with_init("https://naive/push", &init)?;
-            Ok(stub.fetch_with_request(req).await?)
+            let req = super::raw_request("https://naive/push", http.body.clone())?;
+            Ok(stub.fetch_with_request(req.into()).await?)
         }
     }
 }
 
 /// Reads a body, refusing one over `max` bytes before reading it.
-async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
+async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, Failure> {
     let declared = req
         .headers()
         .get("content-length")?
@@ -115,7 +111,7 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Failure> {
     if let Some(len) = declared {
         api::http::check_body_size(len, max)?;
     }
-    let body = req.bytes().await?;
+    let body = super::whole_body(req.inner().array_buffer()).await?;
     api::http::check_body_size(body.len(), max)?;
     Ok(body)
 }
@@ -199,8 +195,7 @@ async fn admit(
         Admit::Limited if !settings.write_limit || holds() => Ok(None),
         Admit::Limited => {
             let client = req.headers().get("cf-connecting-ip")?.unwrap_or_default();
-            let limiter = env.rate_limiter("WRITE_LIMITER")?;
-            if limiter.limit(format!("write:{client}")).await?.success {
+            if under_limit(env, &format!("write:{client}")).await? {
                 return Ok(None);
             }
             let e = format!("too many writes from this client: try again in {RATE_PERIOD_S} s");
@@ -211,6 +206,22 @@ async fn admit(
             )?))
         }
     }
+}
+
+/// Whether the `WRITE_LIMITER` binding lets one more request with `key`
+/// through. On the binding's own `limit`: worker's goes through
+/// serde-wasm-bindgen, kilobytes of the Worker.
+async fn under_limit(env: &Env, key: &str) -> worker::Result<bool> {
+    use worker::js_sys::{Object, Reflect};
+    let limiter = env.rate_limiter("WRITE_LIMITER")?;
+    let limiter: &worker::wasm_bindgen::JsValue = limiter.as_ref();
+    let options = Object::new();
+    Reflect::set(&options, &"key".into(), &key.into())?;
+    let promise = super::js_method(limiter, "limit")?.call1(limiter, &options)?;
+    let outcome = super::settled(promise).await?;
+    Reflect::get(&outcome, &"success".into())?
+        .as_bool()
+        .ok_or_else(|| worker::Error::JsError("the rate limit's outcome has no `success`".into()))
 }
 
 /// The active nodes as last reported, or the initial ones before any reply.
@@ -371,9 +382,8 @@ async fn subscribe(
         return Ok(res);
     }
     // Not a stream: the node's typed answer, an error.
-    let mut res = res;
     let answer: crate::api::call::NodeReply =
-        crate::codec::decode(&res.bytes().await?, crate::codec::MAX_FRAME)
+        crate::codec::decode(&super::response_body(res).await?, crate::codec::MAX_FRAME)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Err(answer
         .result

@@ -6,7 +6,6 @@ use crate::crdt::stream::{Cid, IdText};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::stream::ops::{Outcome, Page};
 use crate::NodeId;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds: a decimal string in replies; a string or a number in
@@ -75,7 +74,7 @@ impl EventJson {
             topic: e.topic,
             timestamp_ns: Nanos(e.timestamp_ns),
             message: String::from_utf8(e.message.clone()).ok(),
-            message_base64: base64::engine::general_purpose::STANDARD.encode(&e.message),
+            message_base64: crate::codec::to_base64(&e.message),
             links: e.links.iter().map(Cid::text).collect(),
         })
     }
@@ -133,7 +132,7 @@ struct Log {
 
 /// The reply to one node's outcome.
 pub(super) fn reply(format: Format, view: View, outcome: Outcome) -> Result<Reply, ApiError> {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let b64 = crate::codec::to_base64;
     Ok(match outcome {
         Outcome::Event(_, cid, None) => {
             return Err(ApiError::new(

@@ -285,7 +285,6 @@ fn log(after: u64, limit: usize, host: &mut dyn OpHost) -> Result<Outcome, ApiEr
 
 /// The data of a server-sent event: `[{cid, block}]`, blocks in base64.
 pub fn event_data(rows: &[(RowKey, Vec<u8>)]) -> String {
-    use base64::Engine as _;
     #[derive(Serialize)]
     struct Data<'a> {
         cid: &'a str,
@@ -297,7 +296,7 @@ pub fn event_data(rows: &[(RowKey, Vec<u8>)]) -> String {
         .filter(|(k, _)| !locals.contains(&k.as_str()))
         .map(|(k, b)| Data {
             cid: k,
-            block: base64::engine::general_purpose::STANDARD.encode(b),
+            block: crate::codec::to_base64(b),
         })
         .collect();
     serde_json::to_string(&data).unwrap_or_default()
