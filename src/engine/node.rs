@@ -16,7 +16,7 @@ use super::reap::Reaper;
 use super::repair::Repair;
 use super::table::Table;
 use super::transfer::Transfers;
-use super::{Leaf, Membership, Message, ObjectId, Partition, Placement, RowKey, Status};
+use super::{fanout, Leaf, Membership, Message, ObjectId, Partition, Placement, RowKey, Status};
 use crate::{NodeId, NodeSet};
 
 /// Timing and sizes of a node, in milliseconds and bytes.
@@ -223,8 +223,8 @@ pub struct Node {
     pub(super) now: u64,
     /// Gossiped rows refused for stamps beyond the drift.
     pub(super) refused: u64,
-    /// What this anti-entropy round may still send for transfers,
-    /// handoffs and collection ([`Node::spend`]).
+    /// What this input may still send for transfers, handoffs and
+    /// collection ([`Node::spend`]).
     pub(super) requests_left: usize,
 }
 
@@ -474,8 +474,10 @@ impl Node {
         (self.leaves.tombstones(), self.reaper.reaped)
     }
 
-    /// Takes the queued effects, in the order they arose.
+    /// Takes the queued effects, in the order they arose: the end of an
+    /// input, so the next starts with the whole request budget.
     pub fn take_effects(&mut self) -> Vec<Effect> {
+        self.requests_left = round_budget(&self.config);
         if let Some(wakes) = self.wakes.changed() {
             self.effects.push(Effect::StoreWakes(wakes));
         }
@@ -508,17 +510,27 @@ impl Node {
         if !self.is_member() || !self.status().is_live() {
             return;
         }
-        // One tick flushes gossip or runs an anti-entropy round, never
-        // both: each sends at most `gossip_fanout + 2` requests (the
-        // round: a probe and its three follow-ups, and `fanout - 2` for
-        // transfers, handoffs and collection). A round that waits for a
-        // flush runs at the next tick.
-        if now >= self.outbox.next_flush {
+        // A tick sends at most `gossip_fanout + 2` requests: a flush (one
+        // frame to each of at most `gossip_fanout` peers) and a round (a
+        // probe, then transfers, handoffs and collection) share them. A
+        // round with too little room left waits for the next tick, which
+        // runs it first.
+        let flush_due = now >= self.outbox.next_flush
+            && (self.publisher.pending() || self.outbox.pending(self.id, &self.partition));
+        let round_due = now >= self.repair.next_round;
+        let round_first = round_due && self.repair.waited;
+        let mut sent = 0;
+        if flush_due && !round_first {
+            let before = self.sends_queued();
             self.flush_gossip();
             self.flush_publish();
             self.outbox.next_flush = now + self.config.gossip_interval_ms;
-        } else if now >= self.repair.next_round {
-            self.requests_left = round_budget(&self.config);
+            sent = self.sends_queued() - before;
+        }
+        let room = fanout::invocation_budget(self.config.gossip_fanout).saturating_sub(sent);
+        self.repair.waited = round_due && !round_first && room < 3;
+        if round_due && !self.repair.waited {
+            self.requests_left = round_budget(&self.config).min(room - 1);
             self.anti_entropy_round();
             self.move_leaves(false);
             self.reap_round();
@@ -649,7 +661,7 @@ impl Node {
         // The news goes to this node's fingers among the live nodes, and
         // on from each: every node hears it once per finger pointing at it.
         let peers: Vec<NodeId> = self.peers().collect();
-        let tell = super::fanout::fingers(self.id, &peers, self.config.gossip_fanout);
+        let tell = fanout::fingers(self.id, &peers, self.config.gossip_fanout);
         self.outbox.set_peers(&peers, &tell);
         // Replicas may have changed: hand off what this node no longer keeps.
         self.move_leaves(false);
@@ -671,6 +683,14 @@ impl Node {
         let left = self.requests_left > 0;
         self.requests_left = self.requests_left.saturating_sub(1);
         left
+    }
+
+    /// How many messages wait to be sent.
+    fn sends_queued(&self) -> usize {
+        self.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { .. }))
+            .count()
     }
 
     pub(super) fn send(&mut self, to: NodeId, message: Message) {

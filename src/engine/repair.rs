@@ -61,6 +61,8 @@ pub(crate) struct Repair {
     pub unconfirmed: NodeSet,
     /// Rows this node has pushed or asked for by anti-entropy.
     pub repaired_rows: u64,
+    /// A due round gave way to a gossip flush: the next tick is its.
+    pub waited: bool,
 }
 
 impl Repair {
