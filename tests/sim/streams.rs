@@ -81,22 +81,26 @@ fn held(sim: &mut Sim, id: NodeId, topic: &ObjectId) -> (Vec<(Cid, Event)>, Vec<
     (events, heads)
 }
 
-/// Runs until every replica of every topic reports the same heads (at
-/// most `limit_ms`): the streams' own sync has no convergence check in
-/// the harness's settle.
+/// Runs until every replica of every topic holds the same events and
+/// heads (at most `limit_ms`): the streams' own sync has no convergence
+/// check in the harness's settle. Heads agree before the links below them
+/// arrive, so the events are compared too.
 fn settle_topics(sim: &mut Sim, topics: &[u64], limit_ms: u64) {
     for _ in 0..limit_ms / 500 {
         let agree = topics.iter().all(|t| {
             let topic = topic(*t);
-            let heads: BTreeSet<Vec<Cid>> = sim
+            let held: BTreeSet<_> = sim
                 .replicas_of(&topic)
                 .into_iter()
-                .map(|r| match sim.stream(r, &topic, Op::Heads) {
-                    Some(Ok(Outcome::Heads(_, h))) => h,
-                    _ => Vec::new(),
+                .map(|r| held(sim, r, &topic))
+                .map(|(events, heads)| {
+                    (
+                        events.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
+                        heads,
+                    )
                 })
                 .collect();
-            heads.len() == 1
+            held.len() == 1
         });
         if agree {
             return;
