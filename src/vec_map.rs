@@ -346,6 +346,11 @@ impl<T: Ord> VecSet<T> {
     pub fn as_slice(&self) -> &[T] {
         &self.0
     }
+
+    /// Keeps the items `keep` names.
+    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        self.0.retain(keep);
+    }
 }
 
 impl<T: Ord> FromIterator<T> for VecSet<T> {

@@ -75,7 +75,10 @@ impl Node {
             Spread::Write => Some(None),
         };
         if let Some(except) = except {
-            let targets = self.push_targets(object);
+            let targets = match except {
+                Some(from) => self.relay_targets(object, from),
+                None => self.push_targets(object),
+            };
             for peer in &targets {
                 if Some(*peer) != except {
                     self.outbox.add(*peer, object, row, delta, kind);

@@ -5,15 +5,25 @@
 //! them directly, and nobody relays. In a larger group each node pushes to
 //! its *fingers*: the nodes `b⁰, b¹, …, b^(fanout−1)` places after it in
 //! the group sorted by id (wrapping), where `b` is the least base with
-//! `b^fanout ≥ n`; and a node that a delta changed passes it on to its own
-//! fingers, but the sender. Any place `d < n` after a node is a sum of at
-//! most `(b − 1)·fanout` fingers (its digits in base `b`), and a node
-//! passes on every delta that is new to it, so a delta reaches every node
-//! of the group within that many relays: `⌈log₂ n⌉` relays when
-//! `n ≤ 2^fanout` (128 nodes: 7 relays at fanout 8), each a gossip
-//! interval at most. A node receives it once per finger pointing at it:
-//! `log_b n` copies, so the bytes per write and node grow with `log n`.
-//! What a lost frame or a crash keeps from a node, anti-entropy repairs.
+//! `b^fanout ≥ n`. A node that a delta changed passes it on
+//! ([`relay_targets`]): a finger `d` places after the sender covers the
+//! places up to the sender's next finger, and passes the delta to its own
+//! fingers nearer than that, so the fingers form a tree from each writer
+//! (base 2: a binomial tree) and a node gets about one copy of each delta
+//! instead of one per finger pointing at it.
+//!
+//! Why every acknowledged write reaches every replica: the writer stores
+//! the write with the checks it owes its fingers ([`super::repair`]), and
+//! each node that sends rows owes the receiver a check, cleared only when
+//! a probe finds the two equal. A frame that arrives extends the tree; one
+//! that is lost or refused is found by the sender's owed probe within a few
+//! rounds, and the rows repair ships are gossip the receiver passes on as
+//! if the frame had arrived. Random probes (one a round per node) repair
+//! what is left, and a replica new to a leaf is owed a check by each that
+//! stays. Without faults a delta
+//! reaches every node within `⌈log₂ n⌉` relays when `n ≤ 2^fanout` (128
+//! nodes: 7 relays at fanout 8), each a gossip interval at most; in
+//! general within `(b − 1)·fanout`.
 
 use crate::NodeId;
 
@@ -41,6 +51,31 @@ pub fn fingers(me: NodeId, group: &[NodeId], fanout: usize) -> Vec<NodeId> {
         step = step.saturating_mul(base);
     }
     out
+}
+
+/// Whom `me` passes on a delta that `from` sent, in a group that relays.
+/// When `me` is one of `from`'s fingers, `d` places after it, `me` covers
+/// the places up to `from`'s next finger, `(b − 1)·d` after `me`, and
+/// passes the delta only to its fingers nearer than that: the fingers
+/// then form a tree from each writer, and a node gets each delta about
+/// once instead of once per finger pointing at it. A delta from anyone
+/// else (a repair, an answer) goes on to all its fingers but the sender.
+pub fn relay_targets(me: NodeId, from: NodeId, group: &[NodeId], fanout: usize) -> Vec<NodeId> {
+    let mine = fingers(me, group, fanout);
+    let mut ring: Vec<NodeId> = group.iter().copied().chain([me]).collect();
+    crate::heapsort::sort_dedup(&mut ring);
+    let n = ring.len();
+    let place = |x: NodeId| ring.binary_search(&x).ok();
+    let limit = match (place(me), place(from)) {
+        (Some(at), Some(sender)) if fingers(from, group, fanout).contains(&me) => {
+            (base_for(n, fanout) - 1) * ((at + n - sender) % n)
+        }
+        _ => n,
+    };
+    let at = place(me).unwrap_or(0);
+    mine.into_iter()
+        .filter(|f| *f != from && place(*f).is_some_and(|p| (p + n - at) % n < limit))
+        .collect()
 }
 
 /// The requests one invocation of a node (an alarm, a peer's request, a
@@ -105,6 +140,55 @@ mod test {
             rounds += 1;
         }
         rounds
+    }
+
+    /// Copies each node receives when `origin` pushes to its fingers and
+    /// each node passes what is new to it to its [`relay_targets`].
+    fn tree_copies(g: &[NodeId], origin: NodeId, fanout: usize) -> Vec<usize> {
+        let mut copies = vec![0usize; g.len()];
+        let index = |n: NodeId| g.iter().position(|x| *x == n).unwrap();
+        copies[index(origin)] = 1;
+        let mut queue: std::collections::VecDeque<(NodeId, NodeId)> = fingers(origin, g, fanout)
+            .into_iter()
+            .map(|f| (origin, f))
+            .collect();
+        while let Some((from, to)) = queue.pop_front() {
+            copies[index(to)] += 1;
+            if copies[index(to)] == 1 {
+                let next = relay_targets(to, from, g, fanout);
+                queue.extend(next.into_iter().map(|f| (to, f)));
+            }
+        }
+        copies
+    }
+
+    #[test]
+    fn the_relay_tree_reaches_every_node_about_once() {
+        for n in [10u32, 17, 32, 64, 100, 128, 129, 256, 300] {
+            let g = group(n);
+            for fanout in [2usize, 4, 8] {
+                let (mut most, mut total) = (0, 0);
+                for origin in &g {
+                    let copies = tree_copies(&g, *origin, fanout);
+                    assert!(
+                        copies.iter().all(|c| *c >= 1),
+                        "n {n} fanout {fanout}: a node missed"
+                    );
+                    most = most.max(*copies.iter().max().unwrap());
+                    total += copies.iter().sum::<usize>();
+                }
+                let mean = total as f64 / f64::from(n * n);
+                // Flooding the fingers gives each node log_b(n) copies.
+                assert!(
+                    mean <= 2.0,
+                    "n {n} fanout {fanout}: {mean:.2} copies a node"
+                );
+                assert!(
+                    most <= 6,
+                    "n {n} fanout {fanout}: {most} copies at one node"
+                );
+            }
+        }
     }
 
     #[test]

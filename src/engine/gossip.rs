@@ -212,6 +212,16 @@ impl Node {
         fanout::fingers(self.id, &self.replicas(object), self.config.gossip_fanout)
     }
 
+    /// The replicas this node passes on what `from` sent of `object` to.
+    pub(super) fn relay_targets(&self, object: &ObjectId, from: NodeId) -> Vec<NodeId> {
+        fanout::relay_targets(
+            self.id,
+            from,
+            &self.replicas(object),
+            self.config.gossip_fanout,
+        )
+    }
+
     /// Whether this node passes on what a peer's gossip of `object` brings.
     fn relays(&self, object: &ObjectId) -> bool {
         let others = self

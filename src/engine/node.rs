@@ -650,10 +650,12 @@ impl Node {
     /// Joins a membership in; a change restarts collections, may move
     /// leaves, and is gossiped on.
     pub(super) fn merge_members(&mut self, other: &Membership) {
+        let before = self.members.clone();
         if !self.members.merge(other) {
             return;
         }
         self.became_busy();
+        self.owe_newcomers(&before);
         // Collection asks every live node: a new view asks anew.
         self.reaper.restart();
         self.effects
@@ -665,6 +667,25 @@ impl Node {
         self.outbox.set_peers(&peers, &tell);
         // Replicas may have changed: hand off what this node no longer keeps.
         self.move_leaves(false);
+    }
+
+    /// Each replica that joined a ring leaf this node keeps is owed a
+    /// check: what a lost frame kept from the replica it replaced, no
+    /// handoff brings, and probes drawn at random find one pair in `n`.
+    fn owe_newcomers(&mut self, before: &Membership) {
+        let mut owed = NodeSet::new();
+        for (leaf, _) in self.leaves.iter() {
+            if Placement::leaf_policy(leaf) != Policy::Ring {
+                continue;
+            }
+            let now = self.placement.leaf_replicas(leaf, &self.members);
+            if !now.contains(&self.id) {
+                continue;
+            }
+            let old = self.placement.leaf_replicas(leaf, before);
+            owed.extend(now.into_iter().filter(|n| !old.contains(n)));
+        }
+        self.owe_check(owed);
     }
 
     /// Back to the full anti-entropy rate after a change.

@@ -26,6 +26,9 @@ use crate::{NodeId, NodeMap, NodeSet};
 /// probe repairs both, so a quiet node need not probe often.
 pub const MAX_IDLE_BACKOFF: u64 = 8;
 
+/// Peers owed a check that one round probes, besides its random one.
+const OWED_PROBES: usize = 2;
+
 /// Most buckets one round compares leaf by leaf.
 const BUCKETS_PER_ROUND: usize = 8;
 
@@ -180,52 +183,55 @@ impl Node {
         self.repair.turn
     }
 
-    /// Sends the root to the peer to check again, if any; else every
-    /// other round to a peer sent gossip since its last probe, and
-    /// otherwise to a reachable peer drawn at random: whatever the
-    /// cluster's size, a node that missed something is probed by about
-    /// one peer per round, and probes one itself, and either probe
-    /// repairs both.
+    /// Sends the root to the peer to check again, if any; else to the
+    /// next [`OWED_PROBES`] peers sent gossip since their last probe, in
+    /// turn, and to one reachable peer drawn at random. Whatever the
+    /// cluster's size, a peer a lost frame left behind is probed within
+    /// a few rounds by its sender, and any node is probed by about one
+    /// random peer per round; either probe repairs both sides.
     pub(super) fn anti_entropy_round(&mut self) {
         let peers: Vec<NodeId> = self
             .peers()
             .filter(|p| !self.partition.separates(self.id, *p))
             .collect();
-        let recheck = self.repair.recheck.take().filter(|p| peers.contains(p));
+        if let Some(p) = self.repair.recheck.take().filter(|p| peers.contains(p)) {
+            self.repair.rechecked.insert(p);
+            self.probe(p);
+            return;
+        }
         // Those that left are forgotten; those a partition hides wait.
         let live: NodeSet = self.peers().collect();
-        self.repair.unconfirmed = self
-            .repair
-            .unconfirmed
-            .iter()
-            .copied()
-            .filter(|p| live.contains(p))
-            .collect();
-        let unconfirmed: Vec<NodeId> = self
+        self.repair.unconfirmed.retain(|p| live.contains(p));
+        let owed: Vec<NodeId> = self
             .repair
             .unconfirmed
             .iter()
             .copied()
             .filter(|p| peers.contains(p))
             .collect();
-        let mut draw = crate::Rng::stream(u64::from(self.id.0), self.repair.turn as u64);
-        let peer = match recheck {
-            Some(p) => Some(p),
-            None if self.repair.turn.is_multiple_of(2) && !unconfirmed.is_empty() => {
-                draw.pick(&unconfirmed)
-            }
-            None => draw.pick(&peers),
-        };
-        if let Some(peer) = peer {
-            if recheck.is_some() {
-                self.repair.rechecked.insert(peer);
-            } else {
-                self.repair.turn = self.repair.turn.wrapping_add(1);
-                self.repair.rechecked.remove(&peer);
-            }
-            let root = self.root_for(peer);
-            self.send(peer, Message::Digest { root });
+        let turn = self.repair.turn;
+        let mut probes: Vec<NodeId> = (0..owed.len().min(OWED_PROBES))
+            .map(|i| owed[(turn * OWED_PROBES + i) % owed.len()])
+            .collect();
+        let mut draw = crate::Rng::stream(u64::from(self.id.0), turn as u64);
+        if let Some(p) = draw.pick(&peers).filter(|p| !probes.contains(p)) {
+            probes.push(p);
         }
+        self.repair.turn = turn.wrapping_add(1);
+        for (i, peer) in probes.into_iter().enumerate() {
+            // The first probe is the round's own; the others take from
+            // what it may send for transfers and collection.
+            if i > 0 && !self.spend() {
+                break;
+            }
+            self.repair.rechecked.remove(&peer);
+            self.probe(peer);
+        }
+    }
+
+    fn probe(&mut self, peer: NodeId) {
+        let root = self.root_for(peer);
+        self.send(peer, Message::Digest { root });
     }
 
     pub(super) fn on_digest(&mut self, from: NodeId, root: u64) {
