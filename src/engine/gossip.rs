@@ -170,7 +170,7 @@ impl Node {
         want: RowRefs,
     ) {
         if let Some(m) = members {
-            self.merge_members(&m);
+            self.merge_members_from(&m, Some(from));
         }
         let limit = self.drift_limit();
         for (object, rows) in rows {

@@ -650,6 +650,12 @@ impl Node {
     /// Joins a membership in; a change restarts collections, may move
     /// leaves, and is gossiped on.
     pub(super) fn merge_members(&mut self, other: &Membership) {
+        self.merge_members_from(other, None);
+    }
+
+    /// Like [`Node::merge_members`], for a membership gossiped by `from`:
+    /// the news goes on down the relay tree, not to every finger.
+    pub(super) fn merge_members_from(&mut self, other: &Membership, from: Option<NodeId>) {
         let before = self.members.clone();
         if !self.members.merge(other) {
             return;
@@ -660,10 +666,17 @@ impl Node {
         self.reaper.restart();
         self.effects
             .push(Effect::StoreMembers(self.members.clone()));
-        // The news goes to this node's fingers among the live nodes, and
-        // on from each: every node hears it once per finger pointing at it.
+        // The news goes to this node's fingers among the live nodes, or
+        // on down the relay tree from the node that told it.
         let peers: Vec<NodeId> = self.peers().collect();
-        let tell = fanout::fingers(self.id, &peers, self.config.gossip_fanout);
+        let fanout = self.config.gossip_fanout;
+        let tell = match from {
+            Some(from) => {
+                let group: Vec<NodeId> = peers.iter().copied().chain([self.id]).collect();
+                fanout::relay_targets(self.id, from, &group, fanout)
+            }
+            None => fanout::fingers(self.id, &peers, fanout),
+        };
         self.outbox.set_peers(&peers, &tell);
         // Replicas may have changed: hand off what this node no longer keeps.
         self.move_leaves(false);
