@@ -10,6 +10,7 @@
 # Knobs: SIM_SCALE_NODES (default "8 32 128"), SIM_SCALE_SEEDS (default
 # 100), SIM_SEED (a seed or a range a..b, instead of SIM_SCALE_SEEDS),
 # SIM_SCALE_LIMIT_MS (how long convergence may take, default 30000),
+# SIM_SCALE_MIX (chaos; counters or registers: one kind only),
 # SIM_SCALE_OUT (the JSON file), SIM_SCALE_FULL_CHECKS=1 (every check
 # after every step, slower).
 set -euo pipefail

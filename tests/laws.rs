@@ -321,6 +321,31 @@ proptest! {
     }
 
     #[test]
+    fn prop_the_novel_part_of_a_delta_joins_to_the_same_state((state, delta, _) in three_states()) {
+        // What a relay passes on: the part of `delta` that `state` lacked.
+        let novel = delta.novel(&state).expect("counters tell it apart");
+        check_state(&novel);
+        prop_assert_eq!(join(&state, &novel), join(&state, &delta));
+        prop_assert_eq!(join(&delta, &novel), delta.clone(), "no more than the delta");
+        prop_assert!(codec::encode(&novel).len() <= codec::encode(&delta).len());
+        if join(&state, &delta) == state {
+            prop_assert!(halves(&novel) == (0, 0) || novel.increments().retirements().next().is_some()
+                || novel.decrements().retirements().next().is_some(), "nothing new, no counts passed on: {novel:?}");
+        }
+    }
+
+    #[test]
+    fn prop_a_relayed_novel_part_never_counts_twice_downstream((relay, delta, next) in three_states()) {
+        // The relay passes on what was new to it; the next node's state
+        // differs. A count that holds an absorbed node's must bring the
+        // record that says so, or the next node counts that node twice.
+        let novel = delta.novel(&relay).expect("counters tell it apart");
+        let (inc, dec) = halves(&join(&next, &novel));
+        let (all_inc, all_dec) = halves(&join(&join(&relay, &delta), &next));
+        prop_assert!(inc <= all_inc && dec <= all_dec, "{:?} over {:?}", (inc, dec), (all_inc, all_dec));
+    }
+
+    #[test]
     fn prop_merge_commutes((a, b, _) in three_states()) {
         let (ab, ba) = (join(&a, &b), join(&b, &a));
         prop_assert_eq!(&ab, &ba);

@@ -313,6 +313,44 @@ impl Crdt for GCounter {
         Ok(())
     }
 
+    /// The entries above `state`'s of nodes neither side has absorbed,
+    /// and the heirs of the records `state` lacks, each entry with every
+    /// record of its heir (a count that holds an absorbed node's never
+    /// travels without the record that says so).
+    fn novel(&self, state: &GCounter) -> Option<GCounter> {
+        let gone = Gone([&state.records, &self.records]);
+        let above =
+            |e: &Entry| !gone.contains(e.node) && state.count(e.node).is_none_or(|c| e.count > c);
+        let new_heirs = self
+            .records
+            .iter()
+            .filter(|r| state.records.binary_search(r).is_err())
+            .map(|r| r.heir);
+        let mut heirs: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|e| above(e))
+            .map(|e| e.node)
+            .collect();
+        heirs.extend(new_heirs);
+        crate::heapsort::sort_dedup(&mut heirs);
+        let kept = |id: NodeId| heirs.binary_search(&id).is_ok();
+        Some(GCounter {
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| kept(e.node))
+                .copied()
+                .collect(),
+            records: self
+                .records
+                .iter()
+                .filter(|r| kept(r.heir))
+                .copied()
+                .collect(),
+        })
+    }
+
     fn absorb(&self, retired: NodeId, heir: NodeId) -> Option<GCounter> {
         let gone = self.count(retired)?;
         if retired == heir {

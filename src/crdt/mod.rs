@@ -59,6 +59,13 @@ pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + Deseriali
         None
     }
 
+    /// The part of `self`, a delta, that `state` lacks, if the type can
+    /// tell it apart (`None`: the whole delta is passed on).
+    fn novel(&self, state: &Self) -> Option<Self> {
+        let _ = state;
+        None
+    }
+
     /// Whether this state holds no value, only what is needed to keep
     /// removed values removed (a causal tombstone). The cluster drops such
     /// a state once every node has confirmed it holds the same or nothing.

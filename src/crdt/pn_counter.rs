@@ -117,6 +117,13 @@ impl Crdt for PnCounter {
         self.dec.validate()
     }
 
+    fn novel(&self, state: &PnCounter) -> Option<PnCounter> {
+        Some(PnCounter {
+            inc: self.inc.novel(&state.inc)?,
+            dec: self.dec.novel(&state.dec)?,
+        })
+    }
+
     fn absorb(&self, retired: NodeId, heir: NodeId) -> Option<PnCounter> {
         let inc = self.inc.absorb(retired, heir);
         let dec = self.dec.absorb(retired, heir);

@@ -64,6 +64,12 @@ impl Node {
         }
         self.became_busy();
         let entry = kind.log_entry(row, delta);
+        // A relay passes on only what was new here.
+        let novel = match spread {
+            Spread::Gossip { .. } => merged.novel.clone(),
+            _ => None,
+        };
+        let delta = novel.as_deref().unwrap_or(delta);
         self.store(object, row, merged, spread == Spread::Write);
         if let Some(entry) = entry {
             self.append(object, entry);

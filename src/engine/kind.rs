@@ -47,6 +47,9 @@ pub struct Merged {
     pub latest_stamp: Option<u64>,
     /// whether the new state only keeps removed values removed
     pub tombstone: bool,
+    /// the part of the delta the old state lacked, when the type can tell
+    /// it apart: what a relay passes on instead of the whole delta
+    pub novel: Option<Vec<u8>>,
 }
 
 /// Why a delta was not merged.
@@ -208,6 +211,7 @@ impl<R: Crdt> RowType for Rows<R> {
             Some(bytes) => decode(bytes).map_err(RowError::Invalid)?,
             None => R::default(),
         };
+        let novel = delta.novel(&row).map(|d| encode(&d));
         let changed = row.merge(&delta);
         Ok(Merged {
             state: if changed {
@@ -218,6 +222,7 @@ impl<R: Crdt> RowType for Rows<R> {
             changed,
             latest_stamp: row.latest_stamp(),
             tombstone: row.is_tombstone(),
+            novel,
         })
     }
 

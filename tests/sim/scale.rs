@@ -34,12 +34,20 @@ use edge_crdt::engine::Message;
 use edge_crdt::NodeId;
 use std::time::Instant;
 
-/// The chaos workload (counters, sets and a few registers) on `n` nodes.
+/// The chaos workload (counters, sets and a few registers) on `n` nodes;
+/// `SIM_SCALE_MIX=counters` (every node) or `registers` (3 replicas on
+/// the ring) writes one kind only, to weigh the placements.
 fn workload(n: u32) -> Workload {
+    let (set_share, kv_share) = match env_or("SIM_SCALE_MIX", "chaos").as_str() {
+        "chaos" => (300, 150),
+        "counters" => (0, 0),
+        "registers" => (0, 1000),
+        other => panic!("SIM_SCALE_MIX: chaos, counters or registers, not {other}"),
+    };
     Workload {
         nodes: Some(n),
-        set_share: 300,
-        kv_share: 150,
+        set_share,
+        kv_share,
         resizes: None,
         retry_ms: 300,
         steady: false,

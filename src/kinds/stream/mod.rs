@@ -136,6 +136,7 @@ impl RowType for Events {
                 changed: false,
                 latest_stamp: self.latest_stamp(held),
                 tombstone: false,
+                novel: None,
             });
         }
         let stamp =
@@ -148,6 +149,7 @@ impl RowType for Events {
             changed: true,
             latest_stamp: Some(stamp),
             tombstone: false,
+            novel: None,
         })
     }
 
