@@ -58,6 +58,7 @@ pub enum ErrorCode {
     Overflow,
     TooManySiblings,
     StaleFrame,
+    Partitioned,
     NotActive,
     CannotAdd,
     CannotRetire,
@@ -84,8 +85,8 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             BadTimestamp => 422,
             RateLimited => 429,
-            AlreadyCreated | Overflow | TooManySiblings | StaleFrame | NotActive | CannotAdd
-            | CannotRetire | SequenceGap | BookFull => 409,
+            AlreadyCreated | Overflow | TooManySiblings | StaleFrame | Partitioned | NotActive
+            | CannotAdd | CannotRetire | SequenceGap | BookFull => 409,
             Internal => 500,
             HandoffIncomplete => 502,
             Retired | NoActiveNode | Unavailable | Disabled => 503,
@@ -135,6 +136,7 @@ impl ErrorCode {
             Overflow => "overflow",
             TooManySiblings => "too_many_siblings",
             StaleFrame => "stale_frame",
+            Partitioned => "partitioned",
             NotActive => "not_active",
             CannotAdd => "cannot_add",
             CannotRetire => "cannot_retire",

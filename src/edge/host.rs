@@ -302,16 +302,16 @@ impl Host {
     /// `/peer`: a frame from another node; the answer carries its replies.
     pub async fn peer(&self, body: &[u8]) -> Result<Response, ApiError> {
         let opened = self.with(|e| e.receive_frame(body, now_ms()));
-        let (from, out) = opened.map_err(|e| match e {
-            crate::engine::EngineError::Frame(crate::engine::FrameError::Stale { .. }) => {
-                ApiError::new(ErrorCode::StaleFrame, e.to_string())
-            }
-            crate::engine::EngineError::Frame(_) => {
-                ApiError::new(ErrorCode::BadFrame, e.to_string())
-            }
-            crate::engine::EngineError::Store(_) => {
-                ApiError::new(ErrorCode::Internal, e.to_string())
-            }
+        let (from, out) = opened.map_err(|e| {
+            use crate::engine::{EngineError, FrameError};
+            let code = match e {
+                EngineError::Frame(FrameError::Stale { .. }) => ErrorCode::StaleFrame,
+                // Not 200: the sender counts the frame failed and keeps its rows.
+                EngineError::Frame(FrameError::Partitioned { .. }) => ErrorCode::Partitioned,
+                EngineError::Frame(_) => ErrorCode::BadFrame,
+                EngineError::Store(_) => ErrorCode::Internal,
+            };
+            ApiError::new(code, e.to_string())
         })?;
         let replies = self
             .perform(out, Some(from), false)

@@ -139,6 +139,12 @@ impl<S: Store> Engine<S> {
 
     /// Opens a peer frame and handles its message; the answer (the
     /// outputs' sends to the sender) carries the gossip that waits for it.
+    /// A frame this node's partition cuts it off from is refused
+    /// ([`FrameError::Partitioned`]): its sender must count it failed, so
+    /// what it carried stays in its buffers. (A partition is set and
+    /// lifted one node at a time: a node already healed sends to one not
+    /// yet healed, and a frame dropped as if delivered lost its rows to
+    /// anti-entropy.)
     pub fn receive_frame(
         &mut self,
         bytes: &[u8],
@@ -148,6 +154,9 @@ impl<S: Store> Engine<S> {
         let frame =
             open_frame(bytes, self.node.catalog, now, max_age).map_err(EngineError::Frame)?;
         let from = frame.from;
+        if self.node.cut_off(from, &frame.message) {
+            return Err(EngineError::Frame(FrameError::Partitioned { from }));
+        }
         self.supply(|n| n.needs_for(from, &frame.message))?;
         self.node.receive(from, frame.message, now);
         self.node.answer_gossip(from);

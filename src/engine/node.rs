@@ -553,9 +553,7 @@ impl Node {
     /// [`Node::needs_for`] names must be loaded; what is not is skipped.
     pub fn receive(&mut self, from: NodeId, message: Message, now: u64) {
         self.now = self.now.max(now);
-        if !self.status().is_live()
-            || (message.is_gossip() && self.partition.separates(self.id, from))
-        {
+        if !self.status().is_live() || self.cut_off(from, &message) {
             return;
         }
         match message {
@@ -592,6 +590,11 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Whether this node's partition keeps `message` from `from` out.
+    pub fn cut_off(&self, from: NodeId, message: &Message) -> bool {
+        message.is_gossip() && self.partition.separates(self.id, from)
     }
 
     /// Reports that `message` to `to` was not delivered.

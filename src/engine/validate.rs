@@ -20,6 +20,7 @@ use super::leaves::BUCKET_LEAVES;
 use super::message::{Frame, RowStates};
 use super::{Leaf, Membership, Message, ObjectId, LEAVES, MAX_ROW_KEY};
 use crate::codec::{self, DecodeError, MAX_FRAME};
+use crate::NodeId;
 use std::fmt;
 
 /// Why a peer frame was refused.
@@ -36,6 +37,14 @@ pub enum FrameError {
         /// the limit, ms
         max_ms: u64,
     },
+    /// From a node this node's partition cuts it off from: not taken, as
+    /// a cut connection would not deliver it. The sender must count it
+    /// failed ([`super::Engine::send_failed`]), so its rows wait in their
+    /// buffer.
+    Partitioned {
+        /// the sender
+        from: NodeId,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -47,6 +56,9 @@ impl fmt::Display for FrameError {
                 f,
                 "a frame sent {age_ms} ms ago is past the limit of {max_ms} ms"
             ),
+            FrameError::Partitioned { from } => {
+                write!(f, "a partition cuts this node off from {from}")
+            }
         }
     }
 }

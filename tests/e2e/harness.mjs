@@ -73,6 +73,8 @@ export class Cluster {
     };
     this.dir = mkdtempSync(join(tmpdir(), 'edge-crdt-e2e-'));
     this.proc = null;
+    /** The nodes it starts with (`NODES`, 4 in wrangler.toml). */
+    this.nodes = nodeIds(Number(this.vars.NODES ?? 4));
   }
 
   async start() {
@@ -181,6 +183,13 @@ export class Cluster {
     return this.request(method, `/admin${path}`, { body, admin: true });
   }
 
+  /** `GET /admin/nodes/:node`: that node's own view (membership, partition, `sent`, `sent_to`, `repaired_rows`, …). */
+  async nodeView(node) {
+    const res = await this.admin('GET', `/nodes/${node}`);
+    if (res.status !== 200) throw new Error(`view of ${node}: ${res.status} ${JSON.stringify(res.data)}`);
+    return res.data;
+  }
+
   /**
    * A request to `/api/kv/:key` (`key` is percent-encoded here; `null` for
    * the listing `/api/kv`), with `query` parameters and `node` as `?node=`.
@@ -257,4 +266,7 @@ export class Cluster {
   }
 }
 
-export const NODES = ['node-0', 'node-1', 'node-2', 'node-3'];
+/** The ids of a cluster of `n` nodes: `node-0` … `node-{n-1}`. */
+export const nodeIds = (n) => Array.from({ length: n }, (_, i) => `node-${i}`);
+
+export const NODES = nodeIds(4);

@@ -1,12 +1,13 @@
 //! A few `Engine<MemoryStore>` nodes on one virtual clock, with a message
 //! queue that delivers encoded frames through `Engine::receive_frame`,
 //! in the order they were sent (or, with `disorder`, in any order and some
-//! twice), unless a test loses them.
+//! twice), unless a test loses them. A frame refused across a partition
+//! is reported failed to its sender, as the host does.
 
 use edge_crdt::codec;
 use edge_crdt::engine::{
-    Catalog, Config, Engine, Exec, Frame, Membership, MemoryStore, Message, ObjectId, Outputs,
-    Placement, Policy, RowKey, Status,
+    Catalog, Config, Engine, EngineError, Exec, Frame, FrameError, Membership, MemoryStore,
+    Message, ObjectId, Outputs, Placement, Policy, RowKey, Status,
 };
 use edge_crdt::kinds::{Call, Kind};
 use edge_crdt::{ApiError, NodeId, Rng};
@@ -210,18 +211,27 @@ impl Cluster {
                 continue;
             }
             self.tally.count(&message);
-            let bytes = codec::encode(&Frame {
+            let frame = Frame {
                 from,
                 sent: self.now,
                 message,
-            });
+            };
+            let bytes = codec::encode(&frame);
             self.tally.bytes += bytes.len();
             let now = self.now;
-            let (_, out) = self
-                .engine(to)
-                .receive_frame(&bytes, now)
-                .expect("a frame the node takes");
-            self.enqueue(to, out);
+            match self.engine(to).receive_frame(&bytes, now) {
+                Ok((_, out)) => self.enqueue(to, out),
+                // Refused across the receiver's partition: the sender
+                // learns that it failed, as the host does from the status.
+                Err(EngineError::Frame(FrameError::Partitioned { .. })) => {
+                    let out = self
+                        .engine(from)
+                        .send_failed(to, frame.message)
+                        .expect("settles");
+                    self.enqueue(from, out);
+                }
+                Err(e) => panic!("a frame the node takes: {e}"),
+            }
             check(self);
         }
     }

@@ -9,6 +9,7 @@ mod harness;
 mod kinds;
 mod locals;
 mod log;
+mod partition;
 mod ported;
 mod repair;
 mod streams;

@@ -261,6 +261,13 @@ impl Sim {
                 self.perform_in(inv, p.to, out);
             }
             Ok((from, _)) => self.fail(format!("a frame from {} opened as from {from}", p.from)),
+            // Refused across the receiver's partition (set on one node
+            // and not yet on the other): its sender learns it failed, as
+            // the host does from the error status.
+            Err(EngineError::Frame(FrameError::Partitioned { .. })) => {
+                self.stats.cut += 1;
+                self.report_failure(p);
+            }
             Err(EngineError::Frame(e @ FrameError::Stale { .. })) => {
                 if self.trace.is_some() {
                     eprintln!(
