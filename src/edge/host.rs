@@ -191,12 +191,23 @@ impl Host {
     /// most [`fanout::invocation_budget`] (past it, a send fails at once).
     pub async fn perform(
         &self,
-        mut out: Outputs,
+        out: Outputs,
         reply_to: Option<NodeId>,
         company: bool,
     ) -> worker::Result<Vec<Message>> {
+        let budget = fanout::invocation_budget(self.settings.gossip_fanout);
+        self.perform_within(out, reply_to, company, budget).await
+    }
+
+    /// Like [`Host::perform`], with at most `budget` subrequests.
+    pub async fn perform_within(
+        &self,
+        mut out: Outputs,
+        reply_to: Option<NodeId>,
+        company: bool,
+        mut budget: usize,
+    ) -> worker::Result<Vec<Message>> {
         let mut replies = Vec::new();
-        let mut budget = fanout::invocation_budget(self.settings.gossip_fanout);
         self.persist(std::mem::take(&mut out.stored), company)
             .await?;
         loop {

@@ -9,11 +9,16 @@ use super::sql_store::SqlStore;
 use super::{call_raw, now_ms, postcard, Failure, Outcome};
 use crate::api::call::{Added, AdminOp, NodeReply, NodeRequest, Retired, Target};
 use crate::codec::{self, MAX_FRAME};
-use crate::engine::{Engine, Partition, Policy, Status, StoreError};
+use crate::engine::{fanout, Engine, Partition, Policy, Status, StoreError};
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, Call};
 use crate::NodeId;
 use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State};
+
+/// Subrequests a retirement's call may make while it hands its leaves off
+/// (the free plan allows 50 an invocation); what does not fit, a retry
+/// resumes (502 `handoff_incomplete`).
+const RETIRE_SUBREQUESTS: usize = 40;
 
 /// A node of the cluster: holds every kind of replicated object.
 #[durable_object(alarm)]
@@ -133,8 +138,14 @@ impl ClusterNode {
             (done, engine.settle())
         });
         let out = out.map_err(internal)?;
+        // A retirement hands its leaves off within the call if it can: an
+        // admin's call may take most of the platform's 50 subrequests.
+        let budget = match done {
+            Done::Retire(_) => RETIRE_SUBREQUESTS,
+            _ => fanout::invocation_budget(self.host.settings.gossip_fanout),
+        };
         self.host
-            .perform(out, None, true)
+            .perform_within(out, None, true, budget)
             .await
             .map_err(|e| Failure::Platform(e).into_api())?;
         match done {
