@@ -204,6 +204,20 @@ pub(crate) fn respond(reply: &Reply, extra: &[(&str, &str)]) -> worker::Result<R
         .with_headers(headers))
 }
 
+/// A `text/event-stream` response of `events`. Every stream the Worker
+/// serves has this one type, so worker's `from_stream` and the adapters
+/// under it are compiled once.
+pub(crate) fn event_stream(events: Events) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "text/event-stream")?;
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::from_stream(events)?.with_headers(headers))
+}
+
+/// The events of a stream, as bytes.
+pub(crate) type Events =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = worker::Result<Vec<u8>>>>>;
+
 /// A postcard response (between objects and the router).
 pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Response> {
     let headers = Headers::new();
