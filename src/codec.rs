@@ -73,9 +73,19 @@ impl std::error::Error for DecodeError {}
 
 /// Encodes `value` in an envelope.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = vec![VERSION];
+    envelope(VERSION, postcard::to_allocvec(value))
+}
+
+// The generic functions here are instantiated for every type that crosses
+// the wire or storage: what does not depend on the type is done once, out
+// of line, which takes kilobytes off the Worker.
+
+/// The envelope `version` of an encoding.
+#[inline(never)]
+fn envelope(version: u8, encoded: postcard::Result<Vec<u8>>) -> Vec<u8> {
+    let mut out = vec![version];
     // Serializing into a Vec cannot fail for the types of this crate.
-    out.extend(postcard::to_allocvec(value).expect("postcard serialization into a Vec"));
+    out.extend(encoded.expect("postcard serialization into a Vec"));
     out
 }
 
@@ -89,6 +99,15 @@ fn decode_version<T: DeserializeOwned>(
     max: usize,
     expected: u8,
 ) -> Result<T, DecodeError> {
+    let mut postcard = postcard::Deserializer::from_bytes(opened(bytes, max, expected)?);
+    let value = T::deserialize(&mut postcard).map_err(malformed)?;
+    ended(postcard.finalize())?;
+    Ok(value)
+}
+
+/// The postcard in an envelope of at most `max` bytes and version `expected`.
+#[inline(never)]
+fn opened(bytes: &[u8], max: usize, expected: u8) -> Result<&[u8], DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -99,19 +118,26 @@ fn decode_version<T: DeserializeOwned>(
     if version != expected {
         return Err(DecodeError::Version(version));
     }
-    let (value, rest) =
-        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing(rest.len()));
+    Ok(body)
+}
+
+#[inline(never)]
+fn malformed(e: postcard::Error) -> DecodeError {
+    DecodeError::Malformed(e.to_string())
+}
+
+/// Whether a decoding used every byte.
+#[inline(never)]
+fn ended(rest: postcard::Result<&[u8]>) -> Result<(), DecodeError> {
+    match rest.map_err(malformed)? {
+        [] => Ok(()),
+        rest => Err(DecodeError::Trailing(rest.len())),
     }
-    Ok(value)
 }
 
 /// Encodes a replica's state in its envelope.
 pub fn encode_state<T: Crdt>(state: &T) -> Vec<u8> {
-    let mut out = vec![T::LAYOUT];
-    out.extend(postcard::to_allocvec(state).expect("postcard serialization into a Vec"));
-    out
+    envelope(T::LAYOUT, postcard::to_allocvec(state))
 }
 
 /// Decodes and validates a replica's state from an untrusted source.

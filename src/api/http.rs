@@ -288,13 +288,23 @@ pub fn check_body_size(len: usize, max: usize) -> Result<(), ApiError> {
 /// `Deserialize` also fills a struct from an array of its fields, which
 /// no body of this API is.
 pub fn json_object<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
-    let bad =
-        |why: String| ApiError::new(ErrorCode::BadJson, format!("expected {expected}: {why}"));
+    an_object(body, expected)?;
+    serde_json::from_slice(body).map_err(|e| bad_json(expected, &e))
+}
+
+// Out of line, once, rather than in each body type's `json_object`.
+#[inline(never)]
+fn an_object(body: &[u8], expected: &str) -> Result<(), ApiError> {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => serde_json::from_slice(body).map_err(|e| bad(e.to_string())),
-        Some(_) => Err(bad("the body is not a JSON object".into())),
-        None => Err(bad("the body is empty".into())),
+        Some(b'{') => Ok(()),
+        Some(_) => Err(bad_json(expected, &"the body is not a JSON object")),
+        None => Err(bad_json(expected, &"the body is empty")),
     }
+}
+
+#[inline(never)]
+fn bad_json(expected: &str, why: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::BadJson, format!("expected {expected}: {why}"))
 }
 
 /// Decodes a postcard envelope body.

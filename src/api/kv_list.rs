@@ -20,7 +20,6 @@ use crate::error::{ApiError, ErrorCode};
 use crate::kinds::register::{NodePage, Op, Outcome, Register};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The paging of `GET /api/kv?prefix=&limit=&cursor=`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,22 +96,29 @@ pub fn merge_pages(pages: &[NodePage], limit: usize) -> MergedPage {
         .filter(|p| p.more)
         .filter_map(|p| p.entries.last().map(|(k, _)| k.as_str()))
         .min();
-    let mut merged: BTreeMap<&str, MvRegister> = BTreeMap::new();
-    for page in pages {
+    // Every register of the page by key, then by node: sorted rather than
+    // joined in a `BTreeMap`, whose own instance would cost the Worker
+    // kilobytes.
+    let mut all: Vec<(&str, usize, &MvRegister)> = Vec::new();
+    for (n, page) in pages.iter().enumerate() {
         for (key, register) in &page.entries {
             if bound.is_some_and(|b| key.as_str() > b) || !key.starts_with(KEY_PREFIX) {
                 continue;
             }
-            merged.entry(key.as_str()).or_default().merge(register);
+            all.push((key, n, register));
         }
     }
+    crate::heapsort::sort_by(&mut all, |a, b| (a.0, a.1) < (b.0, b.1));
     let name = |key: &str| key[KEY_PREFIX.len()..].to_owned();
     let mut cursor = bound.filter(|b| b.starts_with(KEY_PREFIX)).map(name);
-    let mut entries: Vec<(String, MvRegister)> = merged
-        .into_iter()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(k, r)| (name(k), r))
-        .collect();
+    let mut entries: Vec<(String, MvRegister)> = Vec::new();
+    for (i, (key, _, register)) in all.iter().enumerate() {
+        if i == 0 || all[i - 1].0 != *key {
+            entries.push((name(key), MvRegister::default()));
+        }
+        entries.last_mut().expect("pushed above").1.merge(register);
+    }
+    entries.retain(|(_, r)| !r.is_empty());
     if entries.len() > limit {
         entries.truncate(limit);
         cursor = entries.last().map(|(k, _)| k.clone());

@@ -24,7 +24,6 @@ pub use pn_counter::{PnCounter, PnError};
 
 use crate::NodeId;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// What the cluster engine needs from a replicated data type.
@@ -72,17 +71,6 @@ pub trait Crdt: Clone + Default + PartialEq + fmt::Debug + Serialize + Deseriali
     fn is_tombstone(&self) -> bool {
         false
     }
-}
-
-/// A map of `items`, inserted one by one: `collect()` into a B-tree map
-/// sorts with a stable sort of its own, instantiated per type, which the
-/// Worker pays for in size.
-pub(crate) fn map_of<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {
-    let mut map = BTreeMap::new();
-    for (k, v) in items {
-        map.insert(k, v);
-    }
-    map
 }
 
 /// Who writes and when: what a mutator needs to name a write.

@@ -128,10 +128,7 @@ fn live(env: Env, settings: Settings) -> Outcome {
                 (env, settings, false),
             ))
         });
-    let headers = worker::Headers::new();
-    headers.set("content-type", "text/event-stream")?;
-    headers.set("cache-control", "no-store")?;
-    Ok(worker::Response::from_stream(ticks)?.with_headers(headers))
+    Ok(super::event_stream(Box::pin(ticks))?)
 }
 
 /// Every member's view as one event, or an `error` event.

@@ -204,6 +204,20 @@ pub(crate) fn respond(reply: &Reply, extra: &[(&str, &str)]) -> worker::Result<R
         .with_headers(headers))
 }
 
+/// A `text/event-stream` response of `events`. Every stream the Worker
+/// serves has this one type, so worker's `from_stream` and the adapters
+/// under it are compiled once.
+pub(crate) fn event_stream(events: Events) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "text/event-stream")?;
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::from_stream(events)?.with_headers(headers))
+}
+
+/// The events of a stream, as bytes.
+pub(crate) type Events =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = worker::Result<Vec<u8>>>>>;
+
 /// A postcard response (between objects and the router).
 pub(crate) fn postcard<T: serde::Serialize>(value: &T) -> worker::Result<Response> {
     let headers = Headers::new();
@@ -341,12 +355,24 @@ pub(crate) async fn post(
     path: &str,
     body: Vec<u8>,
 ) -> worker::Result<(u16, Vec<u8>)> {
+    posted(start_post(env, id, path, body)?).await
+}
+
+/// Sends the POST of [`post`] at once: its response, to await.
+fn start_post(env: &Env, id: NodeId, path: &str, body: Vec<u8>) -> worker::Result<JsFuture> {
     let namespace = env.durable_object("NODE")?;
     let ns: &JsValue = namespace.as_ref();
     let stub = js_method(ns, "getByName")?.call1(ns, &id.to_string().into())?;
     let url = format!("https://node{path}");
     let fetched = js_method(&stub, "fetch")?.call1(&stub, &raw_request(&url, body)?.into())?;
-    let res: web_sys::Response = settled(fetched).await?.dyn_into()?;
+    Ok(JsFuture::from(
+        fetched.dyn_into::<worker::js_sys::Promise>()?,
+    ))
+}
+
+/// The status and the whole body of a POST's response.
+async fn posted(response: JsFuture) -> worker::Result<(u16, Vec<u8>)> {
+    let res: web_sys::Response = response.await?.dyn_into()?;
     Ok((res.status(), whole_body(res.array_buffer()).await?))
 }
 
@@ -356,7 +382,20 @@ pub(crate) async fn call_node(
     id: NodeId,
     req: &NodeRequest,
 ) -> worker::Result<NodeReply> {
-    let (status, body) = post(env, id, &format!("/call/{}", id.0), codec::encode(req)).await?;
+    node_reply(id, start_call(env, id, req)).await
+}
+
+/// Sends `req` to node `id` at once: its reply, to read with [`node_reply`].
+pub(crate) fn start_call(env: &Env, id: NodeId, req: &NodeRequest) -> worker::Result<JsFuture> {
+    start_post(env, id, &format!("/call/{}", id.0), codec::encode(req))
+}
+
+/// The typed reply of node `id` to a call [`start_call`] sent.
+pub(crate) async fn node_reply(
+    id: NodeId,
+    sent: worker::Result<JsFuture>,
+) -> worker::Result<NodeReply> {
+    let (status, body) = posted(sent?).await?;
     if status != 200 {
         return Err(worker::Error::RustError(format!("{id} answered {status}")));
     }

@@ -9,7 +9,9 @@
 //! object's `/peer` or `/call`.
 
 use super::cache::ReadCache;
-use super::{admin, call_node, call_raw, now_ms, respond, Failure, Outcome, Settings};
+use super::{
+    admin, call_node, call_raw, node_reply, now_ms, respond, start_call, Failure, Outcome, Settings,
+};
 use crate::api::call::{NodeRequest, Target};
 use crate::api::http::{HttpRequest, Method, Reply};
 use crate::api::{self, Admit, CacheUse, Parsed, Routed, Secret};
@@ -339,13 +341,15 @@ async fn fan_out(
         op: parsed.op.clone(),
         forwarded: false,
     };
-    let asks = nodes.iter().map(|id| {
-        let req = &req;
-        async move { (*id, call_node(env, *id, req).await) }
-    });
+    // Every call is sent before any reply is awaited: read in turn, the
+    // replies take as long as the slowest one.
+    let sent: Vec<_> = nodes
+        .iter()
+        .map(|id| (*id, start_call(env, *id, &req)))
+        .collect();
     let mut outcomes = Vec::new();
-    for (id, answer) in futures_util::future::join_all(asks).await {
-        match answer {
+    for (id, sent) in sent {
+        match node_reply(id, sent).await {
             Ok(answer) => {
                 learn_active(&answer.active);
                 outcomes.push((id, answer.result.ok()));

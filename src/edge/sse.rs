@@ -7,7 +7,7 @@ use crate::VecMap;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
 use std::cell::RefCell;
-use worker::{Headers, Response};
+use worker::Response;
 
 #[derive(Default)]
 pub(crate) struct Streams {
@@ -22,10 +22,7 @@ impl Streams {
         let (tx, rx) = unbounded::<Vec<u8>>();
         let _ = tx.unbounded_send(hello);
         self.open.borrow_mut().get_or_default(object).push(tx);
-        let headers = Headers::new();
-        headers.set("content-type", "text/event-stream")?;
-        headers.set("cache-control", "no-store")?;
-        Ok(Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))?.with_headers(headers))
+        super::event_stream(Box::pin(rx.map(Ok)))
     }
 
     /// Sends `event` to the streams of `object` (`None`: every stream).

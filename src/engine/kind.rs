@@ -185,10 +185,23 @@ impl<R> Rows<R> {
 
 /// Decodes a whole row: no bytes may follow it.
 pub fn decode<R: Crdt>(bytes: &[u8]) -> Result<R, InvalidState> {
-    match postcard::take_from_bytes::<R>(bytes) {
-        Ok((row, [])) => Ok(row),
-        Ok((_, rest)) => Err(InvalidState(format!("{} bytes after the row", rest.len()))),
-        Err(e) => Err(InvalidState(format!("not a row of this kind: {e}"))),
+    let mut postcard = postcard::Deserializer::from_bytes(bytes);
+    let row = R::deserialize(&mut postcard).map_err(not_a_row)?;
+    row_ended(postcard.finalize())?;
+    Ok(row)
+}
+
+// Out of line, once, rather than in each row type's `decode`.
+#[inline(never)]
+fn not_a_row(e: postcard::Error) -> InvalidState {
+    InvalidState(format!("not a row of this kind: {e}"))
+}
+
+#[inline(never)]
+fn row_ended(rest: postcard::Result<&[u8]>) -> Result<(), InvalidState> {
+    match rest.map_err(not_a_row)? {
+        [] => Ok(()),
+        rest => Err(InvalidState(format!("{} bytes after the row", rest.len()))),
     }
 }
 

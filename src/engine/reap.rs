@@ -14,7 +14,6 @@ use super::node::Node;
 use super::{Leaf, Membership, Message, ObjectId, RowKey};
 use crate::{NodeId, NodeMap, NodeSet};
 use crate::{VecMap, VecSet};
-use std::collections::BTreeMap;
 
 /// Most tombstones one node collects at a time.
 const REAP_BATCH: usize = 256;
@@ -78,9 +77,10 @@ impl Node {
             && self.placement.leaf_replicas(leaf, &self.members).first() == Some(&self.id)
     }
 
-    /// The loaded tombstones and their digests.
-    fn tombstones(&self) -> BTreeMap<RowId, u64> {
-        let found = self
+    /// The loaded tombstones and their digests, in row order (the table's
+    /// objects and rows are in order).
+    fn tombstones(&self) -> Vec<(RowId, u64)> {
+        let found: Vec<(RowId, u64)> = self
             .table
             .objects()
             .filter(|(_, o)| o.meta.tombstones > 0)
@@ -89,8 +89,10 @@ impl Node {
                     .iter()
                     .filter(|(_, s)| s.info.tombstone)
                     .map(move |(k, s)| ((id.clone(), k.clone()), s.info.digest))
-            });
-        crate::crdt::map_of(found)
+            })
+            .collect();
+        debug_assert!(found.windows(2).all(|w| w[0].0 < w[1].0));
+        found
     }
 
     /// One anti-entropy round of collection: starts the second question of
@@ -100,9 +102,10 @@ impl Node {
         let grace = self.config.tombstone_grace_ms;
         let tombstones = self.tombstones();
         // A tombstone that changed is no longer the one the nodes confirmed.
-        self.reaper
-            .reaping
-            .retain(|k, r| tombstones.get(k) == Some(&r.digest));
+        self.reaper.reaping.retain(|k, r| {
+            let digest = tombstones.binary_search_by(|(t, _)| t.cmp(k));
+            digest.is_ok_and(|at| tombstones[at].1 == r.digest)
+        });
         let peers: NodeSet = self.peers().collect();
         let now = self.now;
         let second: Vec<RowId> = self

@@ -85,35 +85,48 @@ pub trait Store {
     ) -> Result<RowStates, StoreError>;
 }
 
+/// What an effect writes: a row, an object, a leaf or a node's record.
+type Written<'a> = (u8, &'a str, &'a str, u32);
+
 /// The storage effects of a batch that still matter: of several writes of
 /// one row, object or leaf, only the last (a delete included).
 pub fn coalesce(effects: &[Effect]) -> Vec<&Effect> {
-    let mut seen: BTreeSet<(u8, &str, &str, u32)> = BTreeSet::new();
-    let mut out: Vec<&Effect> = effects
+    // Each effect that writes something, by what it writes, then by when:
+    // of a run of one key only the last is kept. Sorted rather than put in
+    // a `BTreeSet`: its own instance would cost the Worker kilobytes.
+    let mut keyed: Vec<(Written, usize)> = Vec::new();
+    let mut keep = vec![false; effects.len()];
+    for (i, e) in effects.iter().enumerate() {
+        let key = match e {
+            Effect::StoreRow { object, row, .. } | Effect::DeleteRow { object, row } => {
+                (0, object.as_str(), row.as_str(), 0)
+            }
+            Effect::StoreObject { object, .. } | Effect::DeleteObject { object } => {
+                (1, object.as_str(), "", 0)
+            }
+            Effect::StoreLeaf { leaf, .. } => (2, "", "", *leaf),
+            Effect::StoreMembers(_) => (3, "", "", 0),
+            Effect::StorePartition(_) => (4, "", "", 0),
+            Effect::StoreClock(_) => (5, "", "", 0),
+            Effect::StoreWakes(_) => (6, "", "", 0),
+            Effect::StoreUnconfirmed(_) => (7, "", "", 0),
+            Effect::Append { .. } | Effect::TrimLog { .. } => {
+                keep[i] = true;
+                continue;
+            }
+            Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => continue,
+        };
+        keyed.push((key, i));
+    }
+    crate::heapsort::sort(&mut keyed);
+    for (n, (key, i)) in keyed.iter().enumerate() {
+        keep[*i] = keyed.get(n + 1).is_none_or(|(next, _)| next != key);
+    }
+    effects
         .iter()
-        .rev()
-        .filter(|e| {
-            let key = match e {
-                Effect::StoreRow { object, row, .. } | Effect::DeleteRow { object, row } => {
-                    (0, object.as_str(), row.as_str(), 0)
-                }
-                Effect::StoreObject { object, .. } | Effect::DeleteObject { object } => {
-                    (1, object.as_str(), "", 0)
-                }
-                Effect::StoreLeaf { leaf, .. } => (2, "", "", *leaf),
-                Effect::StoreMembers(_) => (3, "", "", 0),
-                Effect::StorePartition(_) => (4, "", "", 0),
-                Effect::StoreClock(_) => (5, "", "", 0),
-                Effect::StoreWakes(_) => (6, "", "", 0),
-                Effect::StoreUnconfirmed(_) => (7, "", "", 0),
-                Effect::Append { .. } | Effect::TrimLog { .. } => return true,
-                Effect::Send { .. } | Effect::Publish { .. } | Effect::Heartbeat => return false,
-            };
-            seen.insert(key)
-        })
-        .collect();
-    out.reverse();
-    out
+        .zip(keep)
+        .filter_map(|(e, keep)| keep.then_some(e))
+        .collect()
 }
 
 /// The tables of a node's storage, in memory. A row its kind stores
@@ -376,6 +389,64 @@ mod test {
         let mut store = MemoryStore::default();
         store.write(&effects).unwrap();
         assert_eq!(store.row(&a, ""), Some(&[3][..]));
+    }
+
+    /// `coalesce` against the first one, on a `BTreeSet` of the keys seen
+    /// from the end.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod against_a_set {
+        use super::*;
+
+        fn coalesce_by_set(effects: &[Effect]) -> Vec<&Effect> {
+            let mut seen = BTreeSet::new();
+            let mut out: Vec<&Effect> = effects
+                .iter()
+                .rev()
+                .filter(|e| {
+                    let key = match e {
+                        Effect::StoreRow { object, row, .. }
+                        | Effect::DeleteRow { object, row } => {
+                            (0, object.as_str(), row.as_str(), 0)
+                        }
+                        Effect::StoreObject { object, .. } | Effect::DeleteObject { object } => {
+                            (1, object.as_str(), "", 0)
+                        }
+                        Effect::StoreLeaf { leaf, .. } => (2, "", "", *leaf),
+                        Effect::Append { .. } | Effect::TrimLog { .. } => return true,
+                        Effect::Heartbeat => return false,
+                        _ => unreachable!("not generated"),
+                    };
+                    seen.insert(key)
+                })
+                .collect();
+            out.reverse();
+            out
+        }
+
+        proptest::proptest! {
+            #[test]
+            fn coalesce_keeps_what_a_set_of_seen_keys_keeps(picks in proptest::collection::vec((0u8..7, 0u8..3, 0u8..2), 0..60)) {
+                let objects = [ObjectId::new("kv", "a").unwrap(), ObjectId::new("kv", "b").unwrap(), ObjectId::new("set", "a").unwrap()];
+                let effects: Vec<Effect> = picks
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &(kind, o, r))| {
+                        let object = objects[o as usize].clone();
+                        let row = if r == 0 { String::new() } else { "r".to_owned() };
+                        match kind {
+                            0 => Effect::StoreRow { object, row, state: vec![n as u8], info: RowInfo::default() },
+                            1 => Effect::DeleteRow { object, row },
+                            2 => Effect::StoreObject { object, meta: ObjectMeta::default() },
+                            3 => Effect::DeleteObject { object },
+                            4 => Effect::StoreLeaf { leaf: u32::from(o), row: LeafRow { digest: n as u64, tombstones: 0 } },
+                            5 => Effect::Append { object, seq: n as u64, entry: Vec::new() },
+                            _ => Effect::Heartbeat,
+                        }
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(coalesce(&effects), coalesce_by_set(&effects));
+            }
+        }
     }
 
     #[test]

@@ -215,8 +215,9 @@ impl Node {
             }
         }
         // Each target's first missing page, then each one's second, and so
-        // on: a budget cut short still moves every target along.
-        sends.sort_by_key(|(nth, ..)| *nth);
+        // on: a budget cut short still moves every target along. (Within a
+        // round by target: a target is named once.)
+        crate::heapsort::sort_by(&mut sends, |a, b| (a.0, a.1) < (b.0, b.1));
         let m = self.transfers.moving.get_mut(&leaf).expect("checked above");
         for (page, digest) in digests {
             m.pages[page as usize].digest = digest;

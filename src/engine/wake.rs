@@ -47,7 +47,7 @@ impl Wakes {
         let due = self.due.iter().map(|(o, whole)| (o, *whole));
         let mut now: Vec<(ObjectId, bool)> =
             asked.chain(due).map(|(o, w)| (o.clone(), w)).collect();
-        now.sort_unstable();
+        crate::heapsort::sort(&mut now);
         now.dedup_by(|a, b| a.0 == b.0);
         if now == self.stored {
             return None;
