@@ -1,8 +1,11 @@
-# Sourced by scripts/bench.sh and scripts/bench-sets.sh (after env.sh): runs
-# `wrangler dev` on a snapshot of the build (build/ and www/ copied to a temp
-# dir, wrangler.toml without its [build] section, so wrangler neither
-# rebuilds nor reloads during the run), on 127.0.0.1, with fresh state, in a
-# process group of its own that the exit trap kills (and nothing else).
+# Sourced by scripts/bench*.sh (after env.sh): runs wrangler's dev server
+# on a snapshot of the build (build/ and www/ copied to a temp dir,
+# wrangler.toml without its [build] section, so wrangler neither rebuilds
+# nor reloads during the run), on 127.0.0.1, with fresh state, in a process
+# group of its own that the exit trap kills (and nothing else). The server
+# runs without the DevTools inspector (scripts/bench-dev.mjs), for every
+# route alike, baselines included; BENCH_INSPECTOR=on runs `wrangler dev`
+# itself, inspector and all, as before.
 
 # bench_init <name> <tool>...: checks the tools, makes $TMP, sets the traps.
 # <name> prefixes the messages.
@@ -91,7 +94,7 @@ bench_server_wait() {
     done
 }
 
-# bench_server_start <log-name> <ready-path> [wrangler dev args...]: starts
+# bench_server_start <log-name> <ready-path> [--var KEY:VALUE...]: starts
 # the server with a random ADMIN_TOKEN and waits until <ready-path> answers
 # 200. Sets PORT, BASE, ADMIN (the token) and WRANGLER_PGID; the exit trap
 # keeps the log as bench-results/<log-name>.
@@ -112,12 +115,23 @@ bench_server_start() {
         case "$arg" in *_TOKEN:*) ;; [A-Z]*:*) note+=", ${arg/:/=}" ;; esac
     done
     # The load comes from one address: no per-client write limit.
-    step "starting wrangler dev on $BASE (fresh state in $TMP/state$note, WRITE_RATE_LIMIT=off)"
-    setsid wrangler dev -c "$CONFIG" --ip 127.0.0.1 --port "$PORT" \
-        --inspector-port "$inspector_port" --persist-to "$TMP/state" \
-        --var "ADMIN_TOKEN:$ADMIN" --var WRITE_RATE_LIMIT:off "$@" \
-        --show-interactive-dev-session=false --log-level warn \
-        </dev/null >"$TMP/wrangler.log" 2>&1 &
+    if [ "${BENCH_INSPECTOR:-off}" = on ]; then
+        step "starting wrangler dev on $BASE (fresh state in $TMP/state$note, WRITE_RATE_LIMIT=off, with the inspector)"
+        setsid wrangler dev -c "$CONFIG" --ip 127.0.0.1 --port "$PORT" \
+            --inspector-port "$inspector_port" --persist-to "$TMP/state" \
+            --var "ADMIN_TOKEN:$ADMIN" --var WRITE_RATE_LIMIT:off "$@" \
+            --show-interactive-dev-session=false --log-level warn \
+            </dev/null >"$TMP/wrangler.log" 2>&1 &
+    else
+        # wrangler's dev server without the DevTools inspector, for every
+        # route alike (scripts/bench-dev.mjs says why).
+        step "starting wrangler's dev server on $BASE (fresh state in $TMP/state$note, WRITE_RATE_LIMIT=off, no inspector: BENCH_INSPECTOR=on for wrangler dev's)"
+        setsid node "$ROOT/scripts/bench-dev.mjs" -c "$CONFIG" --ip 127.0.0.1 --port "$PORT" \
+            --persist-to "$TMP/state" \
+            --var "ADMIN_TOKEN:$ADMIN" --var WRITE_RATE_LIMIT:off "$@" \
+            --log-level warn \
+            </dev/null >"$TMP/wrangler.log" 2>&1 &
+    fi
     WRANGLER_PGID=$!
     bench_server_wait "$ready"
     echo "[$(date +%H:%M:%S)] answering (pid/pgid $WRANGLER_PGID)"

@@ -19,7 +19,7 @@
 //   BENCH_OUT        where to write the JSON
 //   BENCH_SERVER_PGID  wrangler's process group, to tell our CPU use from others'
 // and optional knobs: BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (16),
-// BENCH_WRK_SECONDS (10), BENCH_WARMUP_SECONDS (3), BENCH_ROUNDS (2),
+// BENCH_WRK_SECONDS (10), BENCH_WARMUP_SECONDS (3), BENCH_ROUNDS (4),
 // BENCH_GOSSIP_INCREMENTS (2000), BENCH_GOSSIP_RATE (100 per second),
 // BENCH_GOSSIP_LOOPS (16), BENCH_CONVERGE_REPEATS (5), BENCH_BURST (200).
 // Node 20, no dependencies.
@@ -49,7 +49,7 @@ const WRK = {
   connections: num("BENCH_WRK_CONNECTIONS", 16),
   seconds: num("BENCH_WRK_SECONDS", 10),
   warmup: num("BENCH_WARMUP_SECONDS", 3),
-  rounds: num("BENCH_ROUNDS", 2),
+  rounds: num("BENCH_ROUNDS", 4),
 };
 const GOSSIP = {
   increments: num("BENCH_GOSSIP_INCREMENTS", 2000),
@@ -255,9 +255,17 @@ async function throughput() {
   }
   const naive = [];
   const cluster = [];
+  // A B B A ...: a drift in the machine's load falls on both sides alike.
   for (let i = 1; i <= WRK.rounds; i++) {
-    naive.push(await runWrk(`naive round ${i}`, NAIVE_PATH, WRK.seconds));
-    cluster.push(await runWrk(`cluster round ${i}`, CLUSTER_PATH, WRK.seconds));
+    const runNaive = async () => naive.push(await runWrk(`naive round ${i}`, NAIVE_PATH, WRK.seconds));
+    const runCluster = async () => cluster.push(await runWrk(`cluster round ${i}`, CLUSTER_PATH, WRK.seconds));
+    if (i % 2) {
+      await runNaive();
+      await runCluster();
+    } else {
+      await runCluster();
+      await runNaive();
+    }
   }
   const sum = (rs, f) => rs.reduce((a, r) => a + f(r), 0);
   const summarize = (rs) => ({
@@ -277,6 +285,7 @@ async function throughput() {
     cluster: { path: `POST ${CLUSTER_PATH} (router picks a random node)`, ...summarize(cluster) },
   };
   result.ratio_cluster_over_naive = result.cluster.rps / result.naive.rps;
+  result.round_ratios = cluster.map((c, i) => c.rps / naive[i].rps);
   result.cpu_note =
     "others_cpu_pct: % of all cores used during the round by processes other than wrangler dev's group, wrk and this script";
   for (const r of [...naive, ...cluster]) {
@@ -289,7 +298,7 @@ async function throughput() {
     if (s.non2xx !== 0) problem(`${side}: wrk counted ${s.non2xx} non-2xx responses`);
     if (s.socket_errors !== 0) problem(`${side}: wrk counted ${s.socket_errors} socket errors`);
   }
-  log(`naive ${result.naive.rps.toFixed(0)} req/s, cluster ${result.cluster.rps.toFixed(0)} req/s, ratio ${result.ratio_cluster_over_naive.toFixed(2)}`);
+  log(`naive ${result.naive.rps.toFixed(0)} req/s, cluster ${result.cluster.rps.toFixed(0)} req/s, ratio ${result.ratio_cluster_over_naive.toFixed(2)} (rounds: ${result.round_ratios.map((r) => r.toFixed(2)).join(", ")})`);
 
   // Sanity: the cluster's counter holds at least every increment wrk saw succeed.
   const nodes = await activeNodes();
@@ -520,7 +529,7 @@ function table(r) {
     ["throughput", `${t.tool}, ${t.rounds} alternating rounds each`],
     ["  naive   req/s", `${f0(t.naive.rps)}  (rounds: ${t.naive.rounds_rps.map(f0).join(", ")}; p50 ${t.naive.p50_ms.map((x) => x.toFixed(1)).join("/")} ms)`],
     ["  cluster req/s", `${f0(t.cluster.rps)}  (rounds: ${t.cluster.rounds_rps.map(f0).join(", ")}; p50 ${t.cluster.p50_ms.map((x) => x.toFixed(1)).join("/")} ms)`],
-    ["  ratio cluster/naive", t.ratio_cluster_over_naive.toFixed(2)],
+    ["  ratio cluster/naive", `${t.ratio_cluster_over_naive.toFixed(2)}  (rounds: ${t.round_ratios.map((r) => r.toFixed(2)).join(", ")})`],
     ["  others' CPU % (naive/cluster)", `${t.naive.others_cpu_pct.map(f0).join(", ")} / ${t.cluster.others_cpu_pct.map(f0).join(", ")}  (other processes on this ${r.settings.cores}-core machine)`],
     ["  non-2xx (naive/cluster)", `${t.naive.non2xx} / ${t.cluster.non2xx}  (socket errors ${t.naive.socket_errors} / ${t.cluster.socket_errors})`],
     ["gossip", `${g.increments} increments at ${f0(g.achieved_rate_per_s)}/s over ${r.settings.nodes} nodes, gossip every ${r.settings.gossip_interval_ms} ms`],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the local cluster under `wrangler dev` (workerd), about 2-3 minutes:
+# Benchmarks the local cluster under `wrangler dev` (workerd), about 3-4 minutes:
 #   - throughput of POST /api/counters/bench/increment vs the naive baseline
 #     POST /bench/naive/increment (wrk, same settings, alternating rounds),
 #   - gossip bytes and frames per increment at a steady write rate,
@@ -10,7 +10,7 @@
 #
 # Usage: bash scripts/bench.sh
 # Knobs (environment): BENCH_WRK_SECONDS (10), BENCH_WARMUP_SECONDS (3),
-# BENCH_ROUNDS (2), BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (16),
+# BENCH_ROUNDS (4), BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (16),
 # BENCH_GOSSIP_INCREMENTS (2000), BENCH_GOSSIP_RATE (100), BENCH_GOSSIP_LOOPS (16),
 # BENCH_CONVERGE_REPEATS (5), BENCH_BURST (200), BENCH_PORT (default: a free port).
 #

@@ -23,6 +23,8 @@ if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$kinds" ] \
   step "Worker build is up to date ($out, kinds: ${kinds:-none beyond counters, sets, registers})"
   exit 0
 fi
+# A build that stops half way must not pass for one with its kinds.
+rm -f "$stamp"
 step "building the Worker (worker-build --release, features: edge ${kinds}; opt-level z)"
 # Smallest code for the Worker only: native release builds (the simulator's
 # soak, the benchmarks) keep the release profile's speed.
