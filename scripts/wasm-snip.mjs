@@ -28,6 +28,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readModule } from './lib/wasm-module.mjs';
 
 const RULES = [
   {
@@ -46,15 +47,6 @@ const file = process.argv[2];
 if (!file) throw new Error('usage: node scripts/wasm-snip.mjs MODULE.wasm');
 const wasm = readFileSync(file);
 
-function leb(at) {
-  let value = 0, shift = 0, byte;
-  do {
-    byte = wasm[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  return [value, at];
-}
 function uleb(n) {
   const out = [];
   do {
@@ -65,57 +57,10 @@ function uleb(n) {
   } while (n);
   return Buffer.from(out);
 }
-const text = (at) => {
-  const [len, start] = leb(at);
-  return [wasm.toString('utf8', start, start + len), start + len];
-};
-
-const sections = [];
-for (let at = 8; at < wasm.length;) {
-  const id = wasm[at];
-  const [size, body] = leb(at + 1);
-  sections.push({ id, from: at, body, end: body + size, name: id === 0 ? text(body)[0] : null });
-  at = body + size;
-}
-
-// Function names, by index (imports first in the index space).
-let imported = 0;
-const imports = sections.find((s) => s.id === 2);
-if (imports) {
-  let [count, at] = leb(imports.body);
-  for (; count > 0; count--) {
-    [, at] = text(at);
-    [, at] = text(at);
-    const kind = wasm[at++];
-    if (kind === 0) { [, at] = leb(at); imported++; }
-    else if (kind === 1) { at++; const flags = wasm[at++]; [, at] = leb(at); if (flags & 1) [, at] = leb(at); }
-    else if (kind === 2) { const flags = wasm[at++]; [, at] = leb(at); if (flags & 1) [, at] = leb(at); }
-    else if (kind === 3) at += 2;
-    else if (kind === 4) { at++; [, at] = leb(at); }
-  }
-}
-const names = new Map();
-const nameSection = sections.find((s) => s.name === 'name');
+const { leb, sections, imported, names, nameSection } = readModule(wasm, file);
 if (!nameSection) {
   console.log('wasm-snip: the module has no names; nothing snipped');
   process.exit(0);
-}
-{
-  let [, at] = text(nameSection.body);
-  while (at < nameSection.end) {
-    const sub = wasm[at];
-    const [len, start] = leb(at + 1);
-    if (sub === 1) {
-      let [count, p] = leb(start);
-      for (; count > 0; count--) {
-        let index, name;
-        [index, p] = leb(p);
-        [name, p] = text(p);
-        names.set(index, name);
-      }
-    }
-    at = start + len;
-  }
 }
 const only = (pattern) => {
   const found = [...names].filter(([, name]) => pattern.test(name));
