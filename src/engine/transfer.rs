@@ -417,6 +417,21 @@ mod test {
         (objects, leaf, old)
     }
 
+    /// A five-node cluster (node 4 not yet a member) whose moving leaf's
+    /// objects were written at the node that leaves it, and gossiped:
+    /// the nodes, the objects, the leaf and that node's index.
+    fn written_leaf(config: &Config) -> (Vec<Node>, Vec<ObjectId>, Leaf, usize) {
+        let (objects, leaf, old) = moving_leaf();
+        let mut nodes = cluster(5, config);
+        let at = old.0 as usize;
+        for o in &objects {
+            put(&mut nodes[at], o, &"x".repeat(100), 1_000);
+        }
+        nodes.iter_mut().for_each(|n| n.tick(1_000));
+        deliver(&mut nodes, 1_000, |_, _, _| false);
+        (nodes, objects, leaf, at)
+    }
+
     fn page_bytes(rows: &RowStates) -> usize {
         rows.iter()
             .flat_map(|(o, rs)| {
@@ -455,14 +470,7 @@ mod test {
             gossip_fanout: 1_000,
             ..Config::default()
         };
-        let (objects, leaf, old) = moving_leaf();
-        let mut nodes = cluster(5, &config);
-        let at = old.0 as usize;
-        for o in &objects {
-            put(&mut nodes[at], o, &"x".repeat(100), 1_000);
-        }
-        nodes.iter_mut().for_each(|n| n.tick(1_000));
-        deliver(&mut nodes, 1_000, |_, _, _| false);
+        let (mut nodes, objects, leaf, at) = written_leaf(&config);
         nodes[0].add_node(NodeId(4), 2_000).unwrap();
         nodes.iter_mut().for_each(|n| n.tick(2_000));
         let mut pages = std::collections::BTreeSet::new();
@@ -528,14 +536,7 @@ mod test {
             ..Config::default()
         };
         let budget = config.gossip_fanout - 2;
-        let (objects, leaf, old) = moving_leaf();
-        let mut nodes = cluster(5, &config);
-        let at = old.0 as usize;
-        for o in &objects {
-            put(&mut nodes[at], o, &"x".repeat(100), 1_000);
-        }
-        nodes.iter_mut().for_each(|n| n.tick(1_000));
-        deliver(&mut nodes, 1_000, |_, _, _| false);
+        let (mut nodes, objects, leaf, at) = written_leaf(&config);
         nodes[at].requests_left = 0;
         nodes[at].add_node(NodeId(4), 2_000).unwrap();
         // Every input, a round's or a confirmation's, keeps to the budget.
