@@ -737,7 +737,7 @@ impl Node {
 
 /// What one anti-entropy round may send for transfers, handoffs and
 /// collection: the fanout less the probe's follow-ups beyond it.
-fn round_budget(config: &Config) -> usize {
+pub(super) fn round_budget(config: &Config) -> usize {
     config.gossip_fanout.saturating_sub(2).max(1)
 }
 

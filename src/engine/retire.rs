@@ -126,6 +126,27 @@ mod test {
     }
 
     #[test]
+    fn a_node_with_more_leaves_than_one_budget_retires_without_waiting_for_a_round() {
+        let mut nodes: Vec<Node> = (0..3).map(|i| node(i, 3)).collect();
+        for i in 0..24 {
+            let hits = ObjectId::new("counter", &format!("hits-{i}")).unwrap();
+            let mut x = nodes[1].exec(hits, 1_000);
+            let delta = x.row_as::<PnCounter>("").add(x.node(), 1).unwrap();
+            x.put("", &delta);
+            x.commit().unwrap();
+        }
+        let leaves = nodes[1].leaf_counts().0;
+        assert!(
+            leaves > 2 * super::super::node::round_budget(&nodes[1].config),
+            "{leaves} leaves"
+        );
+        assert_eq!(nodes[1].begin_retire(), Ok(NodeId(2)));
+        // No tick: each confirmation lets the next page go.
+        deliver(&mut nodes, 1_000, |_, _, _| false);
+        assert_eq!(nodes[1].status(), Status::Retired { heir: NodeId(2) });
+    }
+
+    #[test]
     fn a_drained_node_hands_its_counts_to_its_heir_then_retires() {
         let mut nodes: Vec<Node> = (0..3).map(|i| node(i, 3)).collect();
         let hits = ObjectId::new("counter", "hits").unwrap();

@@ -193,10 +193,11 @@ impl Node {
     }
 
     /// Sends each of `targets` reachable at most `most` pages of `leaf` it
-    /// has neither confirmed nor been sent since the last resend.
-    fn send_missing(&mut self, leaf: Leaf, targets: &[NodeId], most: usize) {
+    /// has neither confirmed nor been sent since the last resend; returns
+    /// how many went.
+    fn send_missing(&mut self, leaf: Leaf, targets: &[NodeId], most: usize) -> usize {
         let Some(m) = self.transfers.moving.get(&leaf) else {
-            return;
+            return 0;
         };
         let mut sends = Vec::new();
         let mut digests = Vec::new();
@@ -222,12 +223,14 @@ impl Node {
         for (page, digest) in digests {
             m.pages[page as usize].digest = digest;
         }
+        let mut went = 0;
         for (_, to, page, rows) in sends {
             if !self.spend() {
                 // The budget is spent: confirmations and the next round
                 // send the rest.
                 break;
             }
+            went += 1;
             let m = self.transfers.moving.get_mut(&leaf).expect("checked above");
             m.sent.get_or_default(to).insert(page);
             let members = self.members.clone();
@@ -241,6 +244,7 @@ impl Node {
                 },
             );
         }
+        went
     }
 
     /// The current states of a page's rows, and their digest sum.
@@ -347,7 +351,7 @@ impl Node {
     }
 
     pub(super) fn on_transferred(&mut self, from: NodeId, pages: &[(Leaf, u32, u64)]) {
-        let (mut done, mut more) = (Vec::new(), Vec::new());
+        let (mut done, mut more, mut credit) = (Vec::new(), Vec::new(), 0);
         for (leaf, page, digest) in pages {
             let held = self.leaves.get(*leaf).digest;
             let Some(m) = self.transfers.moving.get_mut(leaf) else {
@@ -360,25 +364,33 @@ impl Node {
                 .is_some_and(|p| p.digest == *digest || m.digest.is_none());
             if current && matches && m.targets.contains(&from) {
                 m.acked.get_or_default(from).insert(*page);
+                credit += 1;
                 if m.done() {
                     done.push(*leaf);
-                } else {
+                } else if !more.contains(leaf) {
                     more.push(*leaf);
                 }
             }
         }
-        // Each confirmation lets the next page go, without waiting for
-        // the next round.
-        let mut freed: VecMap<Leaf, usize> = VecMap::new();
-        for leaf in more {
-            *freed.get_or_default(leaf) += 1;
-        }
-        for (leaf, pages) in freed {
-            self.send_missing(leaf, &[from], pages);
-        }
         for leaf in &done {
             self.transfers.moving.remove(leaf);
             self.forget_leaf(*leaf);
+        }
+        // Each confirmation lets one more page go to `from` without waiting
+        // for the next round: its own leaf's next, else another leaf's (a
+        // round's budget may have left whole leaves unsent).
+        let others = self
+            .transfers
+            .moving
+            .iter()
+            .filter(|(l, m)| m.targets.contains(&from) && !more.contains(l))
+            .map(|(l, _)| *l)
+            .collect::<Vec<_>>();
+        for leaf in more.into_iter().chain(others) {
+            if credit == 0 {
+                break;
+            }
+            credit -= self.send_missing(leaf, &[from], credit);
         }
         if !done.is_empty() && self.transfers.is_empty() && self.foreign_leaves().is_empty() {
             self.move_leaves(true);

@@ -2,7 +2,7 @@
 // storage) on a free port with its own storage folder, for one test file.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -105,6 +105,7 @@ export class Cluster {
     if (!this.proc) return;
     const proc = this.proc;
     this.proc = null;
+    this.keepLog();
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
     await Promise.race([exited, sleep(8000)]);
@@ -116,9 +117,15 @@ export class Cluster {
     if (!this.proc) return;
     const proc = this.proc;
     this.proc = null;
+    this.keepLog();
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     process.kill(-proc.pid, 'SIGKILL');
     await exited;
+  }
+
+  /** E2E_LOG=file: wrangler's output is appended there when it stops. */
+  keepLog() {
+    if (process.env.E2E_LOG) appendFileSync(process.env.E2E_LOG, this.log);
   }
 
   async destroy() {
