@@ -15,7 +15,8 @@ use super::{migrate, now_ms, Settings};
 use crate::api::call::{NodeView, Requests, Sent, StatusView};
 use crate::codec;
 use crate::engine::{
-    fanout, open_replies, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter,
+    fanout, open_replies, Barrier, Effect, Engine, Frame, Message, ObjectId, Outputs, RequestMeter,
+    Ticket,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::kinds::{self, CATALOG};
@@ -28,15 +29,13 @@ use worker::{Env, Response, ScheduledTime, State};
 /// so each autoscale step sees the whole minute before it.
 const REQUEST_WINDOW_MS: u64 = 60_000;
 
-/// Storage effects not written yet, in the order they arose, and the
-/// requests waiting for them.
+/// Storage effects not written yet, in the order they arose, the requests
+/// waiting for them, and when they may be written.
 #[derive(Default)]
 struct Batch {
     effects: Vec<Effect>,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
-    /// a write is due at the next turn of the event loop: requests that
-    /// arrive until then join it
-    due: bool,
+    barrier: Barrier,
 }
 
 pub(crate) struct Host {
@@ -134,38 +133,51 @@ impl Host {
         self.with(|e| e.node.members().active().collect())
     }
 
+    /// A client's request reaches this node: it holds the batch open
+    /// ([`Barrier`]) until it joins it or the guard drops.
+    pub fn arrive(&self) -> Arrival<'_> {
+        let ticket = self.batch.borrow_mut().barrier.arrive();
+        Arrival { host: self, ticket }
+    }
+
+    /// The request of `ticket` writes nothing here (it was passed on, or
+    /// failed): the batch may not wait for it.
+    fn leave(&self, ticket: Ticket) {
+        if self.batch.borrow_mut().barrier.leave(ticket) {
+            // Its waiters hear of a failure.
+            let _ = self.flush();
+        }
+    }
+
     /// Writes `effects`, and every effect queued before them, before it
-    /// returns. With `company` (a client's request) it first lets the
-    /// event loop turn once, so that requests arriving together are
-    /// written in one transaction; the runtime's output gate then holds
+    /// returns. A client's request (`company`) joins the open batch, which
+    /// is written once every request that reached the node before it
+    /// opened has joined or left; the runtime's output gate then holds
     /// their replies until it is durable. Anything else writes at once.
-    async fn persist(&self, effects: Vec<Effect>, company: bool) -> worker::Result<()> {
+    async fn persist(&self, effects: Vec<Effect>, company: Option<Ticket>) -> worker::Result<()> {
         let waiting = {
             let mut batch = self.batch.borrow_mut();
             batch.effects.extend(effects);
-            if company && batch.due {
-                let (tx, rx) = oneshot::channel();
-                batch.waiters.push(tx);
-                Some(rx)
-            } else {
-                batch.due |= company;
-                None
+            match company {
+                Some(ticket) if !batch.barrier.join(ticket) => {
+                    let (tx, rx) = oneshot::channel();
+                    batch.waiters.push(tx);
+                    Some(rx)
+                }
+                _ => None,
             }
         };
-        if let Some(rx) = waiting {
-            return rx.await.unwrap_or(Ok(())).map_err(internal);
+        match waiting {
+            Some(rx) => rx.await.unwrap_or(Ok(())).map_err(internal),
+            None => self.flush(),
         }
-        if company {
-            worker::Delay::from(std::time::Duration::ZERO).await;
-        }
-        self.flush()
     }
 
     /// Writes every queued effect as one batch and tells its waiters.
     fn flush(&self) -> worker::Result<()> {
         let (effects, waiters) = {
             let mut batch = self.batch.borrow_mut();
-            batch.due = false;
+            batch.barrier.written();
             (
                 std::mem::take(&mut batch.effects),
                 std::mem::take(&mut batch.waiters),
@@ -184,16 +196,16 @@ impl Host {
     }
 
     /// Performs outputs until none are left: their storage effects first
-    /// (grouped with other requests' when `company`), then pushes to
-    /// streams and peer messages, whose replies come back as more input.
-    /// Messages to `reply_to` are returned instead, to travel back in the
-    /// HTTP response; the others are this invocation's subrequests, at
-    /// most [`fanout::invocation_budget`] (past it, a send fails at once).
+    /// (grouped with other clients' when `company`: a client's request),
+    /// then pushes to streams and peer messages, whose replies come back
+    /// as more input. Messages to `reply_to` are returned instead, to
+    /// travel back in the HTTP response; the others are this invocation's
+    /// subrequests, at most [`fanout::invocation_budget`] (past it, a send fails at once).
     pub async fn perform(
         &self,
         out: Outputs,
         reply_to: Option<NodeId>,
-        company: bool,
+        company: Option<Ticket>,
     ) -> worker::Result<Vec<Message>> {
         let budget = fanout::invocation_budget(self.settings.gossip_fanout);
         self.perform_within(out, reply_to, company, budget).await
@@ -204,7 +216,7 @@ impl Host {
         &self,
         mut out: Outputs,
         reply_to: Option<NodeId>,
-        company: bool,
+        company: Option<Ticket>,
         mut budget: usize,
     ) -> worker::Result<Vec<Message>> {
         let mut replies = Vec::new();
@@ -234,8 +246,7 @@ impl Host {
                     next.extend(failed.map_err(internal)?);
                 }
             }
-            self.persist(std::mem::take(&mut next.stored), false)
-                .await?;
+            self.persist(std::mem::take(&mut next.stored), None).await?;
             if next.sends.is_empty() && next.publishes.is_empty() && !next.heartbeat {
                 break;
             }
@@ -325,7 +336,7 @@ impl Host {
             ApiError::new(code, e.to_string())
         })?;
         let replies = self
-            .perform(out, Some(from), false)
+            .perform(out, Some(from), None)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let body = codec::encode(&replies);
@@ -356,7 +367,7 @@ impl Host {
         self.alarm_at.set(None);
         self.ensure(None).await?;
         let out = self.with(|e| e.tick(now_ms())).map_err(internal)?;
-        self.perform(out, None, false).await?;
+        self.perform(out, None, None).await?;
         Response::ok("ticked")
     }
 
@@ -381,7 +392,7 @@ impl Host {
             kind.event(&rows)
         );
         let res = self.streams.open(object.clone(), hello.into_bytes())?;
-        self.perform(Outputs::default(), None, true).await?;
+        self.perform(Outputs::default(), None, None).await?;
         Ok(res)
     }
 
@@ -413,5 +424,30 @@ impl Host {
                 tombstones_collected: collected,
             }
         })
+    }
+}
+
+/// A client's request on its way through this node, from the moment it
+/// arrives: the open batch waits for it until it joins or this drops.
+pub(crate) struct Arrival<'a> {
+    host: &'a Host,
+    ticket: Ticket,
+}
+
+impl Arrival<'_> {
+    /// Its place in the arrival order, to join the batch with.
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+
+    /// It writes nothing here (passed on, or a stream): stop waiting for it.
+    pub fn leave(&self) {
+        self.host.leave(self.ticket);
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.host.leave(self.ticket);
     }
 }

@@ -403,5 +403,5 @@ pub(crate) async fn node_reply(
 }
 
 pub(crate) fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    worker::js_sys::Date::now() as u64
 }

@@ -4,7 +4,7 @@
 //! forwards a client's path to an object. Operations are dispatched to the
 //! kind that owns the object ([`crate::kinds`]); nothing here knows kinds.
 
-use super::host::Host;
+use super::host::{Arrival, Host};
 use super::sql_store::SqlStore;
 use super::{call_raw, now_ms, postcard, Failure, Outcome};
 use crate::api::call::{Added, AdminOp, NodeReply, NodeRequest, Retired, Target};
@@ -39,11 +39,13 @@ impl DurableObject for ClusterNode {
             Some((kind, id)) => (kind.to_owned(), id.parse().ok().map(NodeId)),
             None => (String::new(), None),
         };
+        // A client's request holds the node's open batch from here.
+        let arrival = (kind == "call").then(|| self.host.arrive());
         self.host.ensure(id).await?;
         let body = super::whole_body(req.inner().array_buffer()).await?;
-        let outcome = match kind.as_str() {
-            "peer" => self.host.peer(&body).await.map_err(Failure::Client),
-            "call" => self.call(&body).await,
+        let outcome = match (kind.as_str(), arrival) {
+            ("peer", _) => self.host.peer(&body).await.map_err(Failure::Client),
+            ("call", Some(arrival)) => self.call(&body, &arrival).await,
             _ => Err(Failure::Client(ApiError::not_found(&path))),
         };
         outcome.or_else(Failure::into_response)
@@ -69,19 +71,23 @@ fn internal(e: StoreError) -> ApiError {
 }
 
 impl ClusterNode {
-    async fn call(&self, body: &[u8]) -> Outcome {
+    async fn call(&self, body: &[u8], arrival: &Arrival<'_>) -> Outcome {
         let req: NodeRequest = codec::decode(body, MAX_FRAME)
             .map_err(|e| ApiError::new(ErrorCode::BadFrame, e.to_string()))?;
         let result = match (self.elsewhere(&req), req) {
-            (Ok(Some(to)), req) => return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?),
+            (Ok(Some(to)), req) => {
+                arrival.leave();
+                return Ok(call_raw(&self.host.env, to, &forwarded(req)).await?);
+            }
             // Answered by the stream itself; only a failure is a reply.
             (Ok(None), NodeRequest::Subscribe { object, .. }) => {
+                arrival.leave();
                 match self.host.subscribe(&object).await {
                     Ok(stream) => return Ok(stream),
                     Err(e) => Err(e.into_api()),
                 }
             }
-            (Ok(None), req) => self.here(req).await,
+            (Ok(None), req) => self.here(req, arrival).await,
             (Err(e), _) => Err(e),
         };
         let reply = NodeReply {
@@ -132,7 +138,7 @@ impl ClusterNode {
     }
 
     /// Runs a request here: the engine's work, then its outputs.
-    async fn here(&self, req: NodeRequest) -> Result<Vec<u8>, ApiError> {
+    async fn here(&self, req: NodeRequest, arrival: &Arrival<'_>) -> Result<Vec<u8>, ApiError> {
         let (done, out) = self.host.with(|engine| {
             let done = run(engine, req);
             (done, engine.settle())
@@ -145,7 +151,7 @@ impl ClusterNode {
             _ => fanout::invocation_budget(self.host.settings.gossip_fanout),
         };
         self.host
-            .perform_within(out, None, true, budget)
+            .perform_within(out, None, Some(arrival.ticket()), budget)
             .await
             .map_err(|e| Failure::Platform(e).into_api())?;
         match done {

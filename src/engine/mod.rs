@@ -21,6 +21,7 @@
 //! effects, handing back only the messages and pushes the adapter performs.
 
 mod apply;
+mod barrier;
 mod clock;
 mod driver;
 mod exec;
@@ -48,6 +49,7 @@ mod transfer;
 mod validate;
 mod wake;
 
+pub use barrier::{Barrier, Ticket};
 pub use driver::{Engine, EngineError, Outputs, Publish};
 pub use exec::{Exec, NotAccepting, SyncCx};
 pub use flat::{Cell, CellType, Flat, Table, ENGINE_COLUMNS, ENGINE_TABLES, MAX_CELL_INT};
