@@ -319,11 +319,26 @@ fn a_tick_counts_the_frames_it_sends_and_answers_are_free() {
     // of node 0's as gossip to the others.
     let mut sim = Sim::new(7, config(4), Faults::calm());
     sim.run(2_000);
-    let writer = NodeId(0);
+    check_flushing_tick(&mut sim, NodeId(0));
+    // Another write whose gossip is lost: anti-entropy repairs it, in
+    // requests answered level by level (digest, buckets, ...).
+    check_repair_round(&mut sim, NodeId(0));
+    sim.settle(10_000);
+    let figures = sim.traffic.figures();
+    assert_eq!(
+        figures.frames,
+        sim.traffic.requests + sim.traffic.answers,
+        "{figures:?}"
+    );
+}
+
+/// A write at `writer`, flushed by one of its ticks: the tick counts the
+/// frames it sent.
+fn check_flushing_tick(sim: &mut Sim, writer: NodeId) {
     assert!(sim.increment(writer, &home(), 5));
     let first = sim.traffic.invocations.len() as u64;
-    let sent = capture(&mut sim, 1_000);
-    check_accounting(&sim, &sent, first);
+    let sent = capture(sim, 1_000);
+    check_accounting(sim, &sent, first);
     let flush = |p: &&Packet| {
         p.from == writer
             && matches!(p.message(), Message::Gossip { rows, .. } if rows.iter().any(|(o, _)| *o == home()))
@@ -345,20 +360,23 @@ fn a_tick_counts_the_frames_it_sends_and_answers_are_free() {
         "the flushing tick sent {from_tick} frames; {} sent in all",
         sent.len()
     );
+}
 
-    // Another write whose gossip is lost: anti-entropy repairs it, in
-    // requests answered level by level (digest, buckets, ...).
+/// A write at `writer` whose flush is lost, repaired by anti-entropy: the
+/// answers are counted as answers, and the follow-ups of a round belong to
+/// the invocation that sent its digest.
+fn check_repair_round(sim: &mut Sim, writer: NodeId) {
     assert!(sim.increment(writer, &home(), 7));
     sim.faults.loss = 1000;
     let lost = sim.stats.lost;
     while sim.stats.lost == lost {
-        assert!(sim.now < 20_000, "node 0 never flushed its write");
+        assert!(sim.now < 20_000, "{writer} never flushed its write");
         sim.step(1, false);
     }
     sim.faults.loss = 0;
     let (first, answers) = (sim.traffic.invocations.len() as u64, sim.traffic.answers);
-    let sent = capture(&mut sim, 3_000);
-    check_accounting(&sim, &sent, first);
+    let sent = capture(sim, 3_000);
+    check_accounting(sim, &sent, first);
     let answered: Vec<&Packet> = sent.iter().filter(|p| p.answer).collect();
     assert!(!answered.is_empty(), "anti-entropy answered");
     let names: Vec<String> = sent
@@ -396,11 +414,4 @@ fn a_tick_counts_the_frames_it_sends_and_answers_are_free() {
         );
     }
     assert_eq!(sim.traffic.answers - answers, answered.len() as u64);
-    sim.settle(10_000);
-    let figures = sim.traffic.figures();
-    assert_eq!(
-        figures.frames,
-        sim.traffic.requests + sim.traffic.answers,
-        "{figures:?}"
-    );
 }
