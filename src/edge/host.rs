@@ -144,7 +144,7 @@ impl Host {
     /// failed): the batch may not wait for it.
     fn leave(&self, ticket: Ticket) {
         if self.batch.borrow_mut().barrier.leave(ticket) {
-            // Its waiters hear of a failure.
+            // A failed write reaches the batch's waiters: this request has none.
             let _ = self.flush();
         }
     }
