@@ -134,7 +134,7 @@ pub struct HttpRequest {
     pub origin: String,
     /// the path, still percent-encoded
     pub path: String,
-    /// the query parameters, decoded (a parameter that does not decode is left out)
+    /// the query parameters, decoded (one that does not decode, as written)
     pub query: Vec<(String, String)>,
     /// `Content-Type`
     pub content_type: Option<String>,
@@ -207,14 +207,18 @@ impl HttpRequest {
     }
 }
 
-/// `a=1&b=x%20y` as decoded pairs (`+` is a space).
+/// `a=1&b=x%20y` as decoded pairs (`+` is a space). A name or value that
+/// is not valid percent-encoding stays as written: `%` is in no parameter's
+/// syntax, so the route's parser of that parameter refuses it (a 400 that
+/// names it) instead of the request going on as if it were absent.
 fn parse_query(query: &str) -> Vec<(String, String)> {
+    let decoded = |s: &str| percent_decode(s).unwrap_or_else(|| s.to_owned());
     query
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter_map(|pair| {
+        .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(k)?, percent_decode(&v.replace('+', " "))?))
+            (decoded(k), decoded(&v.replace('+', " ")))
         })
         .collect()
 }
@@ -326,7 +330,11 @@ mod test {
         let req = HttpRequest::new(Method::Get, "/x?a=1&node=a%2Db+c&bad=%zz#frag");
         assert_eq!(req.query("a"), Some("1"));
         assert_eq!(req.query("node"), Some("a-b c"));
-        assert_eq!(req.query("bad"), None);
+        assert_eq!(
+            req.query("bad"),
+            Some("%zz"),
+            "kept for its parser to refuse"
+        );
         assert_eq!(HttpRequest::new(Method::Get, "/x").query("a"), None);
     }
 

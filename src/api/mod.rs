@@ -386,3 +386,29 @@ pub(crate) fn no_more(req: &HttpRequest, rest: &[&str]) -> Result<(), ApiError> 
         Err(ApiError::not_found(&req.path))
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_query_parameter_that_does_not_decode_is_refused_not_ignored() {
+        let route_of = |url: &str| route(&HttpRequest::new(Method::Post, url), false);
+        let e = route_of("/api/counters/a/increment?node=node-%zz")
+            .err()
+            .unwrap();
+        assert_eq!(
+            (e.error, e.message.contains("%zz")),
+            (ErrorCode::BadNode, true)
+        );
+        assert!(matches!(
+            route_of("/api/counters/a/increment?node=node-%31"),
+            Ok(Routed::Kind {
+                node: Some(NodeId(1)),
+                ..
+            })
+        ));
+        // A parameter no route reads stays ignored, decoded or not.
+        assert!(route_of("/api/counters/a/increment?x=%zz").is_ok());
+    }
+}

@@ -46,6 +46,8 @@ test('bad input gets a 4xx JSON error that names the problem, and changes nothin
     ['POST', '/api/counters/has%20space/increment', {}, 400, 'bad_name'],
     ['POST', `/api/counters/${'n'.repeat(129)}/increment`, {}, 400, 'bad_name'],
     ['POST', `${inc}?node=node-x`, {}, 400, 'bad_node'],
+    // Not valid percent-encoding: refused, not taken as no hint.
+    ['POST', `${inc}?node=node-%zz`, {}, 400, 'bad_node'],
     ['GET', '/api/counters/guarded/nope', {}, 404, 'not_found'],
     ['POST', '/peer', {}, 404, 'not_found'],
     ['GET', '/admin/nodes', {}, 401, 'unauthorized'],
