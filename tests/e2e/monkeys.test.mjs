@@ -3,7 +3,9 @@
 // viewers at once; then every node and viewer must hold the set that the
 // log of acknowledged operations implies. scripts/test.sh builds the binary
 // first (cargo build --release --bin monkeys). MONKEYS_SEED replays a seed;
-// MONKEYS_SECONDS makes the run longer.
+// MONKEYS_SECONDS makes the run longer. The cluster takes set writes only
+// with WRITE_TOKEN and limits the others per address, as a deployment may:
+// the writers send the token, so none is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { Cluster, ROOT } from './harness.mjs';
 
 const BIN = join(ROOT, 'target', 'release', 'monkeys');
-const cluster = new Cluster();
+const cluster = new Cluster({ WRITE_PROTECTED: 'sets', WRITE_RATE_LIMIT: 'on' });
 before(async () => { await cluster.start(); });
 after(async () => { await cluster.destroy(); });
 
@@ -35,8 +37,9 @@ test('chaos clients: every node and viewer converges on the oracle of acknowledg
   const args = ['--url', cluster.url, '--normal', '3', '--offline-online', '2', '--viewer', '2',
     '--seconds', seconds, '--bias', 'remove-wins', '--converge-timeout', '30'];
   if (process.env.MONKEYS_SEED) args.push('--seed', process.env.MONKEYS_SEED);
-  // The sync token travels in the environment, as $SYNC_TOKEN.
-  const { code, signal, out } = await run(args, { SYNC_TOKEN: cluster.syncToken }, (Number(seconds) + 120) * 1000);
+  // The tokens travel in the environment, as $SYNC_TOKEN and $WRITE_TOKEN.
+  const env = { SYNC_TOKEN: cluster.syncToken, WRITE_TOKEN: cluster.writeToken };
+  const { code, signal, out } = await run(args, env, (Number(seconds) + 120) * 1000);
   const report = `monkeys ${args.join(' ')}\n${out}`;
   assert.equal(signal, null, report);
   assert.equal(code, 0, report);
@@ -46,4 +49,7 @@ test('chaos clients: every node and viewer converges on the oracle of acknowledg
   const acked = Number(/^summary: acked=(\d+)/m.exec(out)[1]);
   const syncs = Number(/ syncs=(\d+)/.exec(out)[1]);
   assert.ok(acked > 0 && syncs > 0, report);
+  // Past the 100 writes a client may make in 10 s without the token.
+  assert.ok(acked > 100, `acked ${acked}: ${report}`);
+  assert.match(out, / errors=0 /, report);
 });

@@ -24,6 +24,9 @@ options:
   --set NAME            the set (default monkeys-<seed>-<unix time>)
   --bias B              add-wins | remove-wins: the set is created with it at start (default add-wins)
   --sync-token T        token of /update (default: $SYNC_TOKEN, else SYNC_TOKEN in .dev.vars)
+  --write-token T       sent with inserts, deletes and the creation: past the write rate
+                        limit and WRITE_PROTECTED (default: $WRITE_TOKEN, else WRITE_TOKEN
+                        in .dev.vars; without one, writes are rate limited per address)
   --max-ops N           at most N writes (or offline changes) per load worker (default 100000);
                         viewers stop when the check is done, or at the time limit
   --viewer-mode M       sse | poll | both (default both)
@@ -33,7 +36,7 @@ options:
   --converge-timeout S  how long to wait for the nodes to agree (default 60)";
 
 /// Every option, without its `--`. (`--help=X` is accepted and ignored.)
-const KNOWN: [&str; 17] = [
+const KNOWN: [&str; 18] = [
     "normal",
     "offline-online",
     "viewer",
@@ -44,6 +47,7 @@ const KNOWN: [&str; 17] = [
     "set",
     "bias",
     "sync-token",
+    "write-token",
     "max-ops",
     "viewer-mode",
     "pool",
@@ -80,6 +84,7 @@ pub struct Options {
     pub set: String,
     pub bias: Bias,
     pub sync_token: Option<String>,
+    pub write_token: Option<String>,
     pub max_ops: u64,
     pub normal: usize,
     pub offline: usize,
@@ -99,10 +104,10 @@ pub enum Command {
 }
 
 /// Parses the arguments (without the program name). `default_token` is
-/// asked for the sync token when `--sync-token` is not given.
+/// asked for a secret (`SYNC_TOKEN`, `WRITE_TOKEN`) its option does not give.
 pub fn parse(
     args: &[String],
-    default_token: impl FnOnce() -> Option<String>,
+    default_token: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, String> {
     let Some(given) = flags(args)? else {
         return Ok(Command::Help);
@@ -147,7 +152,7 @@ fn flags(args: &[String]) -> Result<Option<BTreeMap<String, String>>, String> {
 /// The options with their defaults; the first bad value is the error.
 fn options(
     given: &BTreeMap<String, String>,
-    default_token: impl FnOnce() -> Option<String>,
+    default_token: impl Fn(&str) -> Option<String>,
 ) -> Result<Options, String> {
     let seed = seed(given)?;
     let bias = match given.get("bias") {
@@ -170,7 +175,14 @@ fn options(
         nodes: number(given, "nodes", 4)?,
         set,
         bias,
-        sync_token: given.get("sync-token").cloned().or_else(default_token),
+        sync_token: given
+            .get("sync-token")
+            .cloned()
+            .or_else(|| default_token("SYNC_TOKEN")),
+        write_token: given
+            .get("write-token")
+            .cloned()
+            .or_else(|| default_token("WRITE_TOKEN")),
         max_ops: number(given, "max-ops", 100_000)?,
         normal: number(given, "normal", 0)?,
         offline: number(given, "offline-online", 0)?,
@@ -253,10 +265,10 @@ fn check(opts: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// The sync token when `--sync-token` is not given: `$SYNC_TOKEN`, else
-/// `SYNC_TOKEN` in `.dev.vars` here or in the crate's folder.
-pub fn default_sync_token() -> Option<String> {
-    if let Some(token) = std::env::var("SYNC_TOKEN").ok().filter(|t| !t.is_empty()) {
+/// Secret `name` when its option is not given: `$name`, else `name` in
+/// `.dev.vars` here or in the crate's folder.
+pub fn default_token(name: &str) -> Option<String> {
+    if let Some(token) = std::env::var(name).ok().filter(|t| !t.is_empty()) {
         return Some(token);
     }
     let dirs = [
@@ -265,14 +277,14 @@ pub fn default_sync_token() -> Option<String> {
     ];
     dirs.iter()
         .filter_map(|dir| std::fs::read_to_string(dir.join(".dev.vars")).ok())
-        .find_map(|text| sync_token_in(&text))
+        .find_map(|text| token_in(&text, name))
 }
 
-/// `SYNC_TOKEN` in the text of a `.dev.vars` file (`KEY=value`, the value
-/// maybe quoted).
-fn sync_token_in(text: &str) -> Option<String> {
+/// Secret `name` in the text of a `.dev.vars` file (`KEY=value`, the
+/// value maybe quoted).
+fn token_in(text: &str, name: &str) -> Option<String> {
     text.lines().find_map(|line| {
-        let v = line.trim().strip_prefix("SYNC_TOKEN=")?.trim();
+        let v = line.trim().strip_prefix(name)?.strip_prefix('=')?.trim();
         let v = v
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
@@ -288,7 +300,7 @@ mod test {
 
     fn parse_with(args: &str, token: Option<&str>) -> Result<Command, String> {
         let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
-        parse(&args, || token.map(str::to_owned))
+        parse(&args, |name| token.map(|t| format!("{name}:{t}")))
     }
 
     fn run(args: &str) -> Options {
@@ -316,14 +328,14 @@ mod test {
         assert_eq!((o.normal, o.offline, o.viewers), (2, 0, 0));
         assert_eq!(o.viewer_mode, ViewerMode::Both);
         assert_eq!((o.pool, o.pause_ms, o.window_ms), (200, 25, 15_000));
-        assert_eq!(o.sync_token, None);
+        assert_eq!((o.sync_token, o.write_token), (None, None));
     }
 
     #[test]
     fn every_option_in_both_spellings() {
         let o = run(
             "--normal=1 --offline-online 2 --viewer=3 --url http://[::1]:9/ --seconds 1.5 \
-             --seed=9 --nodes 2 --set s1 --bias remove-wins --sync-token t --max-ops 7 \
+             --seed=9 --nodes 2 --set s1 --bias remove-wins --sync-token t --write-token w --max-ops 7 \
              --viewer-mode sse --pool 10 --pause-ms 0 --window-ms 99 --converge-timeout 3",
         );
         assert_eq!((o.normal, o.offline, o.viewers), (1, 2, 3));
@@ -331,6 +343,7 @@ mod test {
         assert_eq!((o.seconds, o.seed, o.nodes), (1.5, 9, 2));
         assert_eq!((o.set.as_str(), o.bias), ("s1", Bias::RemoveWins));
         assert_eq!(o.sync_token.as_deref(), Some("t"));
+        assert_eq!(o.write_token.as_deref(), Some("w"));
         assert_eq!((o.max_ops, o.viewer_mode), (7, ViewerMode::Sse));
         assert_eq!((o.pool, o.pause_ms, o.window_ms), (10, 0, 99));
         assert_eq!(o.converge_timeout, 3.0);
@@ -399,10 +412,29 @@ mod test {
             Ok(Command::Run(o)) => o.sync_token,
             other => panic!("{other:?}"),
         };
-        assert_eq!(from_default("--offline-online 1").as_deref(), Some("dflt"));
+        assert_eq!(
+            from_default("--offline-online 1").as_deref(),
+            Some("SYNC_TOKEN:dflt")
+        );
         assert_eq!(
             from_default("--offline-online 1 --sync-token given").as_deref(),
             Some("given")
+        );
+    }
+
+    #[test]
+    fn writers_take_the_write_token_from_its_option_or_the_default() {
+        let write_token = |args| match parse_with(args, Some("dflt")) {
+            Ok(Command::Run(o)) => o.write_token,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            write_token("--normal 1").as_deref(),
+            Some("WRITE_TOKEN:dflt")
+        );
+        assert_eq!(
+            write_token("--normal 1 --write-token w").as_deref(),
+            Some("w")
         );
     }
 
@@ -413,11 +445,18 @@ mod test {
     }
 
     #[test]
-    fn the_sync_token_in_dev_vars() {
-        let text = "ADMIN_TOKEN=\"a\"\nSYNC_TOKEN=\"b1\"\n";
-        assert_eq!(sync_token_in(text).as_deref(), Some("b1"));
-        assert_eq!(sync_token_in("SYNC_TOKEN=plain").as_deref(), Some("plain"));
-        assert_eq!(sync_token_in("SYNC_TOKEN=''\nX=1"), None);
-        assert_eq!(sync_token_in("ADMIN_TOKEN=a"), None);
+    fn tokens_in_dev_vars() {
+        let text = "ADMIN_TOKEN=\"a\"\nSYNC_TOKEN=\"b1\"\nWRITE_TOKEN='w1'\n";
+        assert_eq!(token_in(text, "SYNC_TOKEN").as_deref(), Some("b1"));
+        assert_eq!(token_in(text, "WRITE_TOKEN").as_deref(), Some("w1"));
+        let plain = token_in("SYNC_TOKEN=plain", "SYNC_TOKEN");
+        assert_eq!(plain.as_deref(), Some("plain"));
+        assert_eq!(token_in("SYNC_TOKEN=''\nX=1", "SYNC_TOKEN"), None);
+        assert_eq!(token_in("ADMIN_TOKEN=a", "SYNC_TOKEN"), None);
+        assert_eq!(
+            token_in("SYNC_TOKENS=a", "SYNC_TOKEN"),
+            None,
+            "the whole name"
+        );
     }
 }

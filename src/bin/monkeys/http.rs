@@ -48,12 +48,16 @@ impl Http {
         finish(path, res)
     }
 
-    pub fn put(&self, path: &str, body: &Json) -> Result<Json, Failure> {
-        let req = self.agent.put(self.url(path));
-        let res = req
-            .header("content-type", "application/json")
-            .send(body.to_string());
-        finish(path, res)
+    /// A PUT, with `token` as a bearer token if given.
+    pub fn put(&self, path: &str, body: &Json, token: Option<&str>) -> Result<Json, Failure> {
+        let mut req = self
+            .agent
+            .put(self.url(path))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        finish(path, req.send(body.to_string()))
     }
 
     /// A POST, with `token` as a bearer token if given.

@@ -81,7 +81,7 @@ fn main() {}
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match args::parse(&args, args::default_sync_token) {
+    let opts = match args::parse(&args, args::default_token) {
         Ok(args::Command::Help) => {
             println!("{}", args::USAGE);
             std::process::exit(0);

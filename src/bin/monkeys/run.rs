@@ -111,6 +111,7 @@ fn start_set(http: &Http, set_path: &str, opts: &Options, rng: &mut Rng) -> Resu
         .put(
             &format!("{set_path}?node=node-{}", rng.below(opts.nodes)),
             &json!({"bias": bias_name(opts.bias)}),
+            opts.write_token.as_deref(),
         )
         .map_err(|f| format!("cannot create the set: {}", f.text()))?;
     let created_stamp = created["stamp"]

@@ -33,7 +33,7 @@ fn write(shared: &Shared, http: &Http, worker: usize, rng: &mut Rng, out: &mut W
         if add { "insert" } else { "delete" },
         shared.node(rng)
     );
-    let reply = match http.post(&path, &body, None) {
+    let reply = match http.post(&path, &body, shared.opts.write_token.as_deref()) {
         Ok(reply) => reply,
         Err(f) => {
             if let Failure::Uncertain(_) = f {
