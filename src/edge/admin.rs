@@ -131,17 +131,27 @@ fn live(env: Env, settings: Settings) -> Outcome {
     Ok(super::event_stream(Box::pin(ticks))?)
 }
 
-/// Every member's view as one event, or an `error` event.
+/// Every member's view as one event, or an `error` event: the active
+/// node that lists the members gives its own; the others are all asked
+/// before any answer is awaited.
 async fn snapshot(env: &Env, settings: &Settings) -> String {
-    let members = match active_view(env, settings).await {
-        Ok(view) => view.members,
+    let first = match active_view(env, settings).await {
+        Ok(view) => view,
         Err(e) => return format!("event: error\ndata: {}\n\n", e.into_api().to_json()),
     };
+    let view = NodeRequest::Admin(AdminOp::View);
+    let asked: Vec<_> = first
+        .members
+        .keys()
+        .filter(|id| **id != first.node)
+        .map(|id| (*id, super::start_call(env, *id, &view)))
+        .collect();
     let mut nodes = NodeMap::new();
-    for id in members.keys() {
-        let answer = ask(env, *id, AdminOp::View).await.ok();
-        nodes.insert(*id, answer.and_then(|a| outcome::<NodeView>(a).ok()));
+    for (id, sent) in asked {
+        let answer = super::node_reply(id, sent).await.ok();
+        nodes.insert(id, answer.and_then(|a| outcome::<NodeView>(a).ok()));
     }
+    nodes.insert(first.node, Some(first));
     let at = super::now_ms();
     let data = serde_json::to_string(&Snapshot { at, nodes }).unwrap_or_default();
     format!("data: {data}\n\n")
