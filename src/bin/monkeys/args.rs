@@ -303,6 +303,14 @@ mod test {
         parse(&args, |name| token.map(|t| format!("{name}:{t}")))
     }
 
+    /// The options of `args` when every secret's default is `NAME:dflt`.
+    fn with_defaults(args: &str) -> Options {
+        match parse_with(args, Some("dflt")) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{args}: {other:?}"),
+        }
+    }
+
     fn run(args: &str) -> Options {
         match parse_with(args, None) {
             Ok(Command::Run(opts)) => opts,
@@ -408,10 +416,7 @@ mod test {
     #[test]
     fn offline_replicas_need_the_sync_token() {
         assert!(error("--offline-online 1").starts_with("--offline-online needs the sync token"));
-        let from_default = |args| match parse_with(args, Some("dflt")) {
-            Ok(Command::Run(o)) => o.sync_token,
-            other => panic!("{other:?}"),
-        };
+        let from_default = |args| with_defaults(args).sync_token;
         assert_eq!(
             from_default("--offline-online 1").as_deref(),
             Some("SYNC_TOKEN:dflt")
@@ -424,10 +429,7 @@ mod test {
 
     #[test]
     fn writers_take_the_write_token_from_its_option_or_the_default() {
-        let write_token = |args| match parse_with(args, Some("dflt")) {
-            Ok(Command::Run(o)) => o.write_token,
-            other => panic!("{other:?}"),
-        };
+        let write_token = |args| with_defaults(args).write_token;
         assert_eq!(
             write_token("--normal 1").as_deref(),
             Some("WRITE_TOKEN:dflt")

@@ -50,26 +50,12 @@ impl Http {
 
     /// A PUT, with `token` as a bearer token if given.
     pub fn put(&self, path: &str, body: &Json, token: Option<&str>) -> Result<Json, Failure> {
-        let mut req = self
-            .agent
-            .put(self.url(path))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        finish(path, req.send(body.to_string()))
+        send_json(path, self.agent.put(self.url(path)), body, token)
     }
 
     /// A POST, with `token` as a bearer token if given.
     pub fn post(&self, path: &str, body: &Json, token: Option<&str>) -> Result<Json, Failure> {
-        let mut req = self
-            .agent
-            .post(self.url(path))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        finish(path, req.send(body.to_string()))
+        send_json(path, self.agent.post(self.url(path)), body, token)
     }
 
     /// A GET of an event stream: its body, read as it arrives.
@@ -98,6 +84,20 @@ pub fn clip(s: &str, n: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// Sends `body` as JSON on `req`, with `token` as a bearer token if given.
+fn send_json(
+    path: &str,
+    req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: &Json,
+    token: Option<&str>,
+) -> Result<Json, Failure> {
+    let mut req = req.header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    finish(path, req.send(body.to_string()))
 }
 
 fn finish(
